@@ -1,0 +1,1 @@
+"""HTTP routers: parse parameters, call one query function, shape the answer."""

@@ -1,0 +1,220 @@
+"""`/runs`: record, list, inspect, update, delete and summarise layer runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from runwatch.api.deps import (
+    PagingDep,
+    ReadConn,
+    SettingsDep,
+    TimeWindowDep,
+    WriteConn,
+    parse_statuses,
+)
+from runwatch.db.tables import LAYER_RUN_STATUSES
+from runwatch.errors import InvalidArgument
+from runwatch.queries import layer_runs as q
+from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.layer_runs import (
+    BatchItemResult,
+    BatchResult,
+    LayerRunBatch,
+    LayerRunCreate,
+    LayerRunDetail,
+    LayerRunPage,
+    LayerRunSort,
+    LayerRunSummary,
+    LayerRunUpdate,
+    StatsSummary,
+)
+
+router = APIRouter(prefix="/runs", tags=["layer runs"])
+
+RunIdPath = Annotated[
+    str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
+]
+StatusQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="One status or several comma-separated: "
+        + ", ".join(LAYER_RUN_STATUSES)
+        + " (`failed,partial`).",
+    ),
+]
+LayerNameQuery = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="Exact layer name.")
+]
+
+
+@router.get(
+    "",
+    response_model=LayerRunPage,
+    summary="List layer runs",
+    responses=problem_responses(422, 503),
+)
+async def list_runs(
+    conn: ReadConn,
+    paging: PagingDep,
+    window: TimeWindowDep,
+    layer_name: LayerNameQuery = None,
+    status_: Annotated[StatusQuery, Query(alias="status")] = None,
+    model_name: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Exact model name.")
+    ] = None,
+    sort: Annotated[
+        LayerRunSort,
+        Query(
+            description="Sort key, `-` for descending. Ties are broken by `id` in the same "
+            "direction; runs with no value for the key come last."
+        ),
+    ] = "-started_at",
+) -> LayerRunPage:
+    """Runs matching every filter given, newest first by default.
+
+    `total` is exact. Page with `next_cursor` (keyset: constant cost at any depth,
+    and no run is skipped or repeated while runs are added) or with `offset`.
+    """
+    filters = q.LayerRunFilter(
+        layer_name=layer_name,
+        statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
+        since=window.since,
+        until=window.until,
+        model_name=model_name,
+    )
+    page = await q.list_layer_runs(
+        conn,
+        filters=filters,
+        sort=sort,
+        limit=paging.limit,
+        offset=paging.offset,
+        cursor=paging.cursor,
+    )
+    total = await q.count_layer_runs(conn, filters=filters)
+    return LayerRunPage(
+        runs=[LayerRunSummary.model_validate(dict(row)) for row in page.rows],
+        total=total,
+        offset=paging.offset,
+        limit=paging.limit,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/stats/summary",
+    response_model=StatsSummary,
+    summary="Summary of recent runs",
+    responses=problem_responses(422, 503),
+)
+async def stats_summary(
+    conn: ReadConn,
+    settings: SettingsDep,
+    days: Annotated[
+        int,
+        Query(
+            ge=1, description="Window in days back from now, 1 to 30 (`RUNWATCH_MAX_STATS_DAYS`)."
+        ),
+    ] = 7,
+    layer_name: LayerNameQuery = None,
+) -> StatsSummary:
+    """Counts and sums over every run that started in the last `days` days.
+
+    Sums over no runs are 0. `by_layer` has one entry per layer with runs in the window.
+    """
+    if days > settings.max_stats_days:
+        raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
+    summary = await q.summarize_layer_runs(conn, days=days, layer_name=layer_name)
+    return StatsSummary.model_validate(summary)
+
+
+@router.get(
+    "/{run_id}",
+    response_model=LayerRunDetail,
+    summary="One layer run",
+    responses=problem_responses(404, 422, 503),
+)
+async def get_run(conn: ReadConn, run_id: RunIdPath) -> LayerRunDetail:
+    """Every field of the run, with `duration_seconds` and `errors`."""
+    return LayerRunDetail.model_validate(dict(await q.get_layer_run(conn, run_id)))
+
+
+@router.post(
+    "",
+    response_model=LayerRunDetail,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a layer run",
+    responses={
+        200: {"model": LayerRunDetail, "description": "The same run was already recorded."},
+        **problem_responses(409, 413, 422, 503),
+    },
+)
+async def create_run(conn: WriteConn, body: LayerRunCreate, response: Response) -> LayerRunDetail:
+    """Record a run; 201 with `Location`.
+
+    Idempotent by `id`: sending the same id with the same content again answers 200
+    with the stored run; with different content, 409.
+    """
+    run, created = await q.create_layer_run(conn, body.model_dump())
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    response.headers["Location"] = f"/runs/{run['id']}"
+    return LayerRunDetail.model_validate(dict(run))
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    summary="Record up to 1,000 layer runs",
+    responses=problem_responses(409, 413, 422, 503),
+)
+async def create_runs_batch(
+    conn: WriteConn, settings: SettingsDep, body: LayerRunBatch
+) -> BatchResult:
+    """Record many runs at once, all or nothing.
+
+    Every run is validated before any is stored; one invalid run (422) or one id that
+    exists with different content (409) stores none. Each result says whether the run
+    was `created` or `already_present` (same id, same content).
+    """
+    if len(body.runs) > settings.max_batch_size:
+        raise InvalidArgument.at(
+            ("body", "runs"), f"at most {settings.max_batch_size} runs per batch"
+        )
+    outcome = await q.create_layer_runs(conn, [run.model_dump() for run in body.runs])
+    results = [
+        BatchItemResult(id=run_id, result="created" if created else "already_present")
+        for run_id, created in outcome
+    ]
+    created_count = sum(1 for _, created in outcome if created)
+    return BatchResult(
+        created=created_count, already_present=len(outcome) - created_count, results=results
+    )
+
+
+@router.patch(
+    "/{run_id}",
+    response_model=LayerRunDetail,
+    summary="Update a running layer run",
+    responses=problem_responses(404, 409, 413, 422, 503),
+)
+async def update_run(conn: WriteConn, run_id: RunIdPath, body: LayerRunUpdate) -> LayerRunDetail:
+    """Report progress of a `running` run, or complete it with a final status.
+
+    A final status (`success`, `partial`, `failed`, `dry`) sets `completed_at` (now,
+    unless given; never before `started_at`). A completed run cannot change: 409.
+    """
+    changes = body.model_dump(exclude_unset=True)
+    return LayerRunDetail.model_validate(dict(await q.update_layer_run(conn, run_id, changes)))
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a layer run",
+    responses=problem_responses(404, 422, 503),
+)
+async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
+    await q.delete_layer_run(conn, run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

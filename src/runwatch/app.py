@@ -1,0 +1,98 @@
+"""`create_app(settings)`: the lifespan owns the engines; routers and error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runwatch import __version__
+from runwatch.api import health, layer_runs
+from runwatch.api.deps import reject_unknown_query_params
+from runwatch.config import Settings
+from runwatch.db.engine import create_engines
+from runwatch.errors import install_error_handlers, problem_response
+from runwatch.migrate import upgrade
+
+logger = logging.getLogger("runwatch")
+
+DESCRIPTION = """
+Introspection API over the history of LLM pipeline runs.
+
+* Every error is `application/problem+json` with a stable `code`
+  (`not_found`, `invalid_argument`, `conflict`, `payload_too_large`, `unavailable`, `internal`).
+* Timestamps go out as RFC 3339 in UTC (`2026-01-23T03:00:00Z`); one that comes in
+  without an offset is taken as UTC.
+* Limits (all configurable, see the README): `limit` 1-100, `offset` ≤ 100,000,
+  `days` 1-30, batches ≤ 1,000 runs, request bodies ≤ 8 MiB.
+* Unknown query parameters are rejected (422) rather than ignored.
+"""
+
+
+class BodySizeLimit:
+    """Answer 413 to a request body larger than the limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"The request body is larger than {self.max_bytes} bytes."
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = problem_response(
+                status=413, code="payload_too_large", title="Payload too large", detail=detail
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the route's body read, so the app's
+                    # handlers render it like any other error.
+                    raise StarletteHTTPException(413, detail)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; engines are created in the lifespan, not here."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.should_auto_migrate:
+            await upgrade(settings.database_url)
+        engines = create_engines(settings)
+        app.state.engines = engines
+        try:
+            yield
+        finally:
+            await engines.dispose()
+
+    app = FastAPI(
+        title="runwatch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query_params)],
+    )
+    app.state.settings = settings
+    install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
+    app.include_router(health.router)
+    app.include_router(layer_runs.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,123 @@
+"""The `runwatch` command: serve, migrate, demo-data. Parses arguments and calls; no logic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from runwatch.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    for name in ("host", "port"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    return Settings(**overrides)
+
+
+async def _prepare(settings: Settings, demo_runs: int | None) -> None:
+    from runwatch.db.engine import create_engines
+    from runwatch.demo import is_empty, load_demo_data
+    from runwatch.migrate import upgrade
+
+    if settings.should_auto_migrate:
+        await upgrade(settings.database_url)
+    if demo_runs:
+        engines = create_engines(settings)
+        try:
+            async with engines.write.begin() as conn:
+                if await is_empty(conn):
+                    count = await load_demo_data(conn, runs=demo_runs)
+                    print(f"runwatch: loaded {count} demo layer runs", file=sys.stderr)
+                else:
+                    print("runwatch: database not empty; demo data not loaded", file=sys.stderr)
+        finally:
+            await engines.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runwatch.app import create_app
+
+    settings = _settings(args)
+    asyncio.run(_prepare(settings, args.demo_runs if args.demo else None))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from runwatch.migrate import upgrade
+
+    settings = _settings(args)
+    asyncio.run(upgrade(settings.database_url, args.revision))
+    print(f"runwatch: database migrated to {args.revision}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from runwatch.db.engine import create_engines
+    from runwatch.demo import load_demo_data
+    from runwatch.migrate import upgrade
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        if settings.should_auto_migrate:
+            await upgrade(settings.database_url)
+        engines = create_engines(settings)
+        try:
+            async with engines.write.begin() as conn:
+                return await load_demo_data(conn, runs=args.runs, seed=args.seed)
+        finally:
+            await engines.dispose()
+
+    count = asyncio.run(run())
+    print(f"runwatch: inserted {count} demo layer runs", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runwatch", description=__doc__)
+    parser.add_argument(
+        "--database-url", help="overrides RUNWATCH_DATABASE_URL (default: ./runwatch.db)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--demo", action="store_true", help="load demo data first if the database is empty"
+    )
+    serve.add_argument("--demo-runs", type=int, default=5000, help="runs --demo loads")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=cmd_migrate)
+
+    demo = sub.add_parser("demo-data", help="insert realistic generated runs")
+    demo.add_argument("--runs", type=int, default=5000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=cmd_demo_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

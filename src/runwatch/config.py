@@ -1,0 +1,61 @@
+"""Settings: one pydantic-settings class read from `RUNWATCH_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./runwatch.db"
+
+
+class Settings(BaseSettings):
+    """Everything that can be configured; every field is `RUNWATCH_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNWATCH_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://…",
+    )
+    host: str = Field("127.0.0.1", description="Address `runwatch serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `runwatch serve` listens on.")
+    auto_migrate: bool | None = Field(
+        None,
+        description="Upgrade the schema at start. Default: on for SQLite, off for PostgreSQL.",
+    )
+
+    default_page_size: int = Field(20, ge=1, description="`limit` when none is given.")
+    max_page_size: int = Field(100, ge=1, description="Largest `limit` accepted (422 above).")
+    max_offset: int = Field(
+        100_000,
+        ge=0,
+        description="Largest `offset` accepted (422 above); use `cursor` to go deeper.",
+    )
+    max_batch_size: int = Field(1000, ge=1, description="Most runs in one `POST /runs/batch`.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body in bytes (413 above)."
+    )
+    max_stats_days: int = Field(30, ge=1, description="Largest `days` for stats windows.")
+
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process.")
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections allowed under load.")
+    db_pool_timeout: float = Field(
+        5.0, gt=0, description="Seconds a request waits for a pooled connection before 503."
+    )
+    db_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait when opening a database connection."
+    )
+    db_statement_timeout_ms: int = Field(
+        15_000, ge=0, description="PostgreSQL statement_timeout per connection (0 = none)."
+    )
+    retry_after_seconds: int = Field(
+        5, ge=1, description="`Retry-After` sent with 503 answers while the database is away."
+    )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate

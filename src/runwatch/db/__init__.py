@@ -1,0 +1,1 @@
+"""Database layer: tables, portable column types, engines and dialect helpers."""

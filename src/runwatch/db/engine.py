@@ -1,0 +1,92 @@
+"""Engines: one for reads and one for writes, with SQLite pragmas and PostgreSQL timeouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from runwatch.config import Settings
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The write engine goes to the primary; reads may later go elsewhere."""
+
+    read: AsyncEngine
+    write: AsyncEngine
+
+    @property
+    def dialect_name(self) -> str:
+        return self.write.dialect.name
+
+    async def dispose(self) -> None:
+        await self.read.dispose()
+        if self.write is not self.read:
+            await self.write.dispose()
+
+
+def create_engines(settings: Settings) -> Engines:
+    """Build the engines for `settings.database_url`; nothing connects until first use."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return Engines(
+            read=_sqlite_engine(settings, begin="BEGIN"),
+            # A writer takes SQLite's write lock when its transaction begins, so
+            # two writers queue on busy_timeout instead of one failing at once
+            # when it upgrades a read lock.
+            write=_sqlite_engine(settings, begin="BEGIN IMMEDIATE"),
+        )
+    engine = create_postgres_engine(settings.database_url, settings)
+    return Engines(read=engine, write=engine)
+
+
+def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
+    server_settings = {"application_name": "runwatch"}
+    if settings.db_statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        "server_settings": server_settings,
+    }
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        # Test each pooled connection before use, so that a database restart
+        # costs one reconnect instead of one failed request per connection.
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_engine(settings: Settings, *, begin: str) -> AsyncEngine:
+    engine = create_async_engine(
+        settings.database_url,
+        pool_timeout=settings.db_pool_timeout,
+        connect_args={"timeout": settings.db_connect_timeout},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us emit BEGIN ourselves (see the "begin" listener below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers proceed while one writer commits.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across application crashes in WAL mode and much
+        # faster than FULL; only an OS crash can lose the last commits.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.db_connect_timeout * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine

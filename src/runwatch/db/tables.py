@@ -1,0 +1,116 @@
+"""The Core tables: one MetaData with a naming convention, one table per kind of run."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    text,
+)
+
+from runwatch.db.types import JSONType, UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+LAYER_RUN_STATUSES = ("running", "success", "partial", "failed", "dry")
+FINAL_LAYER_RUN_STATUSES = ("success", "partial", "failed", "dry")
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+layer_runs = Table(
+    "layer_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("layer_name", Text, nullable=False),
+    Column("layer_hash", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    # Kept by the server from started/completed so that sorting by duration
+    # can use an index and aggregates need no dialect-specific date maths.
+    Column("duration_seconds", Double, nullable=True),
+    Column("targets_matched", Integer, nullable=False, server_default=text("0")),
+    Column("targets_processed", Integer, nullable=False, server_default=text("0")),
+    Column("targets_skipped", Integer, nullable=False, server_default=text("0")),
+    Column("insights_created", Integer, nullable=False, server_default=text("0")),
+    Column("model_profile", Text, nullable=True),
+    Column("model_provider", Text, nullable=True),
+    Column("model_name", Text, nullable=True),
+    Column("tokens_input", Integer, nullable=True),
+    Column("tokens_output", Integer, nullable=True),
+    Column("tokens_total", Integer, nullable=True),
+    Column("estimated_cost_usd", Double, nullable=True),
+    Column("errors", JSONType, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint(f"status IN ({_quoted(LAYER_RUN_STATUSES)})", name="status"),
+    CheckConstraint(
+        "targets_matched >= 0 AND targets_processed >= 0 AND targets_skipped >= 0"
+        " AND insights_created >= 0",
+        name="counts_non_negative",
+    ),
+    CheckConstraint(
+        "(tokens_input IS NULL OR tokens_input >= 0)"
+        " AND (tokens_output IS NULL OR tokens_output >= 0)"
+        " AND (tokens_total IS NULL OR tokens_total >= 0)",
+        name="tokens_non_negative",
+    ),
+    CheckConstraint(
+        "estimated_cost_usd IS NULL OR estimated_cost_usd >= 0", name="cost_non_negative"
+    ),
+    CheckConstraint(
+        "(status = 'running' AND completed_at IS NULL)"
+        " OR (status <> 'running' AND completed_at IS NOT NULL AND completed_at >= started_at)",
+        name="completion",
+    ),
+)
+
+# Every list query orders by (sort key, id); each index below ends in the same
+# pair so that a filtered, sorted page is an index range scan. See the README
+# ("Indexes") for the EXPLAIN output on PostgreSQL that shows each one used.
+Index("ix_layer_runs_started_at_id", layer_runs.c.started_at, layer_runs.c.id)
+Index(
+    "ix_layer_runs_layer_name_started_at_id",
+    layer_runs.c.layer_name,
+    layer_runs.c.started_at,
+    layer_runs.c.id,
+)
+Index(
+    "ix_layer_runs_status_started_at_id",
+    layer_runs.c.status,
+    layer_runs.c.started_at,
+    layer_runs.c.id,
+)
+Index(
+    "ix_layer_runs_layer_name_status_started_at_id",
+    layer_runs.c.layer_name,
+    layer_runs.c.status,
+    layer_runs.c.started_at,
+    layer_runs.c.id,
+)
+# The other sort keys are read mostly largest first ("most expensive") with
+# unknown (null) values last, in both directions. SQLite cannot declare NULLS
+# LAST in an index, so these exist on PostgreSQL only; SQLite sorts instead.
+for _name in ("estimated_cost_usd", "tokens_total", "duration_seconds"):
+    Index(
+        f"ix_layer_runs_{_name}_id",
+        layer_runs.c[_name].desc().nulls_last(),
+        layer_runs.c.id.desc(),
+    ).ddl_if(dialect="postgresql")

@@ -1,0 +1,221 @@
+"""Domain errors, and the one renderer that turns every error into problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("runwatch")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://runwatch.dev/problems/"
+
+
+class RunwatchError(Exception):
+    """A failure the client can act on; rendered as problem+json with a stable `code`."""
+
+    status: int = 500
+    code: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = headers or {}
+
+
+class NotFound(RunwatchError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class InvalidArgument(RunwatchError):
+    status, code, title = 422, "invalid_argument", "Invalid argument"
+
+    @classmethod
+    def at(cls, loc: Iterable[str | int], msg: str) -> InvalidArgument:
+        """An invalid value at one location (`("query", "cursor")`, `("body", "status")`)."""
+        loc = list(loc)
+        return cls(f"{'.'.join(map(str, loc))}: {msg}", errors=[{"loc": loc, "msg": msg}])
+
+
+class Conflict(RunwatchError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(RunwatchError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class Unavailable(RunwatchError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+def problem_response(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: Sequence[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+) -> JSONResponse:
+    """The single shape of every error body."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+_HTTP_CODES = {
+    400: ("invalid_argument", "Bad request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("invalid_argument", "Method not allowed"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("invalid_argument", "Unsupported media type"),
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(part) if not isinstance(part, int) else part for part in err.get("loc", ())]
+        out.append({"loc": loc, "msg": str(err.get("msg", "invalid value"))})
+    return out
+
+
+def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
+    """Route every exception the app can raise through `problem_response`."""
+
+    async def on_runwatch_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RunwatchError)
+        headers = dict(exc.headers)
+        if isinstance(exc, Unavailable):
+            headers.setdefault("Retry-After", str(retry_after_seconds))
+        return problem_response(
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            errors=exc.errors,
+            headers=headers,
+            instance=request.url.path,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _validation_errors(exc)
+        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
+        return problem_response(
+            status=422,
+            code="invalid_argument",
+            title="Invalid argument",
+            detail=summary or "The request is invalid.",
+            errors=errors,
+            instance=request.url.path,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code, title = _HTTP_CODES.get(exc.status_code, ("invalid_argument", "Bad request"))
+        if exc.status_code >= 500:
+            code, title = "internal", "Internal error"
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(
+            status=exc.status_code,
+            code=code,
+            title=title,
+            detail=detail,
+            headers=dict(exc.headers or {}),
+            instance=request.url.path,
+        )
+
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Lost connections, refused connections, pool exhaustion and statement
+        # timeouts: the request may be retried, so answer 503, never 500.
+        logger.warning("database unavailable for %s: %s", request.url.path, exc)
+        return problem_response(
+            status=503,
+            code="unavailable",
+            title="Service unavailable",
+            detail="The database is unavailable or too slow; retry later.",
+            headers={"Retry-After": str(retry_after_seconds)},
+            instance=request.url.path,
+        )
+
+    async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            status=500,
+            code="internal",
+            title="Internal error",
+            detail="An unexpected error occurred.",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(RunwatchError, on_runwatch_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    for db_error in (OperationalError, InterfaceError, PoolTimeoutError, OSError):
+        app.add_exception_handler(db_error, on_database_error)
+    app.add_exception_handler(DBAPIError, _dbapi_error_handler(on_database_error))
+    app.add_exception_handler(Exception, on_unexpected_error)
+
+
+def _dbapi_error_handler(on_database_error: Any) -> Any:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if exc.connection_invalidated or _is_unavailable(exc):
+            return await on_database_error(request, exc)
+        logger.exception("database error on %s %s", request.method, request.url.path)
+        return problem_response(
+            status=500,
+            code="internal",
+            title="Internal error",
+            detail="An unexpected database error occurred.",
+            instance=request.url.path,
+        )
+
+    return handler
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    """asyncpg reports timeouts and shutdowns as DBAPIError subclasses with these names."""
+    name = type(exc.orig).__name__ if exc.orig is not None else ""
+    return any(
+        marker in name
+        for marker in (
+            "QueryCanceled",
+            "ConnectionDoesNotExist",
+            "CannotConnectNow",
+            "AdminShutdown",
+            "ConnectionFailure",
+            "TooManyConnections",
+            "InterfaceError",
+        )
+    )

@@ -1,0 +1,1 @@
+"""Async query functions taking a connection: filters, sorting, pagination, aggregates."""

@@ -1,0 +1,342 @@
+"""Layer runs: one filter function feeding list, count and stats; create, update, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from ulid import ULID
+
+from runwatch.db.dialect import insert_ignoring_conflicts
+from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, layer_runs
+from runwatch.errors import Conflict, InvalidArgument, NotFound
+from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
+
+t = layer_runs
+
+# Columns a client may set; together they are the "content" compared when the
+# same id is recorded twice.
+CONTENT_COLUMNS = tuple(
+    c.name for c in t.columns if c.name not in ("created_at", "updated_at", "duration_seconds")
+)
+SUMMARY_COLUMNS = (
+    t.c.id,
+    t.c.layer_name,
+    t.c.status,
+    t.c.started_at,
+    t.c.completed_at,
+    t.c.duration_seconds,
+    t.c.targets_processed,
+    t.c.insights_created,
+    t.c.tokens_total,
+    t.c.estimated_cost_usd,
+    t.c.model_name,
+)
+DETAIL_COLUMNS = tuple(c for c in t.columns if c.name not in ("created_at", "updated_at"))
+
+
+@dataclass(frozen=True)
+class LayerRunFilter:
+    """What `GET /runs` and the stats can be narrowed by; empty means everything."""
+
+    layer_name: str | None = None
+    statuses: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    model_name: str | None = None
+
+
+def layer_run_conditions(f: LayerRunFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clause for a filter: the single source for list, count and stats.
+
+    Time bounds are sent as parameters, never computed in SQL, so that the
+    planner sees them and picks the `started_at` indexes.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if f.layer_name is not None:
+        conditions.append(t.c.layer_name == f.layer_name)
+    if len(f.statuses) == 1:
+        conditions.append(t.c.status == f.statuses[0])
+    elif f.statuses:
+        conditions.append(t.c.status.in_(f.statuses))
+    if f.since is not None:
+        conditions.append(t.c.started_at >= f.since)
+    if f.until is not None:
+        conditions.append(t.c.started_at < f.until)
+    if f.model_name is not None:
+        conditions.append(t.c.model_name == f.model_name)
+    return conditions
+
+
+def sort_spec(token: str) -> SortSpec:
+    """A `sort` parameter (already whitelisted by the schema) as a SortSpec."""
+    name = token.lstrip("-")
+    return SortSpec(
+        name=name,
+        column=t.c[name],
+        id_column=t.c.id,
+        descending=token.startswith("-"),
+        nullable=t.c[name].nullable,
+        is_time=name == "started_at",
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: Sequence[Mapping[str, Any]]
+    next_cursor: str | None
+
+
+async def list_layer_runs(
+    conn: AsyncConnection,
+    *,
+    filters: LayerRunFilter,
+    sort: str = "-started_at",
+    limit: int = 20,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Page:
+    """One page of runs in `sort` order, by offset or after a keyset cursor."""
+    spec = sort_spec(sort)
+    query = select(*SUMMARY_COLUMNS).where(*layer_run_conditions(filters))
+    if cursor is not None:
+        value, run_id = decode_cursor(cursor, spec)
+        query = query.where(spec.after(value, run_id))
+    query = query.order_by(*spec.order_by()).limit(limit + 1)
+    if offset:
+        query = query.offset(offset)
+    rows = [row._mapping for row in await conn.execute(query)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(spec, last[spec.name], last["id"])
+    return Page(rows=rows, next_cursor=next_cursor)
+
+
+async def count_layer_runs(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
+    query = select(func.count()).select_from(t).where(*layer_run_conditions(filters))
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:
+    row = (await conn.execute(select(*DETAIL_COLUMNS).where(t.c.id == run_id))).first()
+    if row is None:
+        raise NotFound(f"No layer run with id '{run_id}'.")
+    return row._mapping
+
+
+@dataclass(frozen=True)
+class StatusTotals:
+    """Aggregates of one (layer, status) group."""
+
+    layer_name: str
+    status: str
+    runs: int
+    insights: int
+    tokens: int
+    cost_usd: float
+
+
+async def layer_run_totals(conn: AsyncConnection, *, filters: LayerRunFilter) -> list[StatusTotals]:
+    """Counts and sums per (layer, status) for the runs matching `filters`."""
+    query = (
+        select(
+            t.c.layer_name,
+            t.c.status,
+            func.count().label("runs"),
+            func.coalesce(func.sum(t.c.insights_created), 0).label("insights"),
+            func.coalesce(func.sum(t.c.tokens_total), 0).label("tokens"),
+            func.coalesce(func.sum(t.c.estimated_cost_usd), 0.0).label("cost_usd"),
+        )
+        .where(*layer_run_conditions(filters))
+        .group_by(t.c.layer_name, t.c.status)
+    )
+    return [
+        StatusTotals(
+            layer_name=row.layer_name,
+            status=row.status,
+            runs=int(row.runs),
+            insights=int(row.insights),
+            tokens=int(row.tokens),
+            cost_usd=float(row.cost_usd),
+        )
+        for row in await conn.execute(query)
+    ]
+
+
+async def summarize_layer_runs(
+    conn: AsyncConnection,
+    *,
+    days: int,
+    layer_name: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The `GET /runs/stats/summary` body: runs that started in the last `days` days."""
+    since = (now or datetime.now(UTC)) - timedelta(days=days)
+    groups = await layer_run_totals(
+        conn, filters=LayerRunFilter(layer_name=layer_name, since=since)
+    )
+    by_status: dict[str, int] = {}
+    by_layer: dict[str, dict[str, Any]] = {}
+    for g in groups:
+        by_status[g.status] = by_status.get(g.status, 0) + g.runs
+        layer = by_layer.setdefault(
+            g.layer_name,
+            {"runs": 0, "insights": 0, "successful": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0},
+        )
+        layer["runs"] += g.runs
+        layer["insights"] += g.insights
+        layer["tokens"] += g.tokens
+        layer["cost_usd"] += g.cost_usd
+        if g.status == "success":
+            layer["successful"] += g.runs
+        elif g.status == "failed":
+            layer["failed"] += g.runs
+    for layer in by_layer.values():
+        layer["cost_usd"] = round(layer["cost_usd"], 9)
+    return {
+        "period_days": days,
+        "since": since,
+        "total_runs": sum(g.runs for g in groups),
+        "successful_runs": by_status.get("success", 0),
+        "failed_runs": by_status.get("failed", 0),
+        "dry_runs": by_status.get("dry", 0),
+        "partial_runs": by_status.get("partial", 0),
+        "running_runs": by_status.get("running", 0),
+        "total_insights": sum(g.insights for g in groups),
+        "total_tokens": sum(g.tokens for g in groups),
+        "total_cost_usd": round(sum(g.cost_usd for g in groups), 9),
+        "by_layer": dict(sorted(by_layer.items())),
+    }
+
+
+def _duration(started_at: datetime, completed_at: datetime | None) -> float | None:
+    if completed_at is None:
+        return None
+    return (completed_at - started_at).total_seconds()
+
+
+def new_layer_run_row(data: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    """A full row from validated create data: server id, derived totals, timestamps."""
+    row = {name: data.get(name) for name in CONTENT_COLUMNS}
+    for count in ("targets_matched", "targets_processed", "targets_skipped", "insights_created"):
+        row[count] = row[count] or 0
+    if row["id"] is None:
+        row["id"] = str(ULID())
+    if row["tokens_total"] is None and None not in (row["tokens_input"], row["tokens_output"]):
+        row["tokens_total"] = row["tokens_input"] + row["tokens_output"]
+    row["duration_seconds"] = _duration(row["started_at"], row["completed_at"])
+    row["created_at"] = row["updated_at"] = now
+    return row
+
+
+def _same_content(stored: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    return all(stored[name] == row[name] for name in CONTENT_COLUMNS)
+
+
+async def create_layer_run(
+    conn: AsyncConnection, data: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], bool]:
+    """Record a run. Returns `(run, created)`; the same id with other content is a Conflict."""
+    row = new_layer_run_row(data, now=datetime.now(UTC))
+    stmt = insert_ignoring_conflicts(t, conn.dialect.name).values(row)
+    created = (await conn.execute(stmt)).rowcount == 1
+    stored = await get_layer_run(conn, row["id"])
+    if not created and not _same_content(stored, row):
+        raise Conflict(f"A different layer run with id '{row['id']}' already exists.")
+    return stored, created
+
+
+async def create_layer_runs(
+    conn: AsyncConnection, items: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, bool]]:
+    """Record many runs in one statement. Returns `(id, created)` per item, in order.
+
+    All or nothing: if any id exists with other content the whole batch raises
+    Conflict, and the caller's transaction rolls every insert back.
+    """
+    now = datetime.now(UTC)
+    rows = [new_layer_run_row(item, now=now) for item in items]
+    ids = [row["id"] for row in rows]
+    seen: set[str] = set()
+    for index, run_id in enumerate(ids):
+        if run_id in seen:
+            raise InvalidArgument.at(("body", "runs", index, "id"), f"duplicate id '{run_id}'")
+        seen.add(run_id)
+    stmt = insert_ignoring_conflicts(t, conn.dialect.name).returning(t.c.id)
+    inserted = set((await conn.execute(stmt, rows)).scalars())
+    existing_rows = [row for row in rows if row["id"] not in inserted]
+    if existing_rows:
+        stored = {
+            r.id: r._mapping
+            for r in await conn.execute(
+                select(*DETAIL_COLUMNS).where(t.c.id.in_([r["id"] for r in existing_rows]))
+            )
+        }
+        differing = [r["id"] for r in existing_rows if not _same_content(stored[r["id"]], r)]
+        if differing:
+            shown = ", ".join(f"'{i}'" for i in differing[:10])
+            raise Conflict(
+                f"{len(differing)} run(s) already exist with different content: {shown}.",
+                errors=[
+                    {"loc": ["body", "runs", ids.index(i), "id"], "msg": "conflict"}
+                    for i in differing
+                ],
+            )
+    return [(run_id, run_id in inserted) for run_id in ids]
+
+
+async def update_layer_run(
+    conn: AsyncConnection, run_id: str, changes: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """Apply progress or completion to a running run; a final run is immutable (Conflict)."""
+    current = await get_layer_run(conn, run_id)
+    if current["status"] != "running":
+        raise Conflict(
+            f"Layer run '{run_id}' is '{current['status']}'; a completed run cannot change."
+        )
+    values = dict(changes)
+    status = values.get("status", "running")
+    now = datetime.now(UTC)
+    if status in FINAL_LAYER_RUN_STATUSES:
+        completed_at = values.get("completed_at") or max(now, current["started_at"])
+        if completed_at < current["started_at"]:
+            raise InvalidArgument.at(
+                ("body", "completed_at"), "completed_at must not precede started_at"
+            )
+        values["completed_at"] = completed_at
+        values["duration_seconds"] = _duration(current["started_at"], completed_at)
+    elif values.get("completed_at") is not None:
+        raise InvalidArgument.at(
+            ("body", "completed_at"), "completed_at needs a final status in the same update"
+        )
+    if "tokens_total" not in values and ("tokens_input" in values or "tokens_output" in values):
+        tokens_in = values.get("tokens_input", current["tokens_input"])
+        tokens_out = values.get("tokens_output", current["tokens_output"])
+        if tokens_in is not None and tokens_out is not None:
+            values["tokens_total"] = tokens_in + tokens_out
+    for count in ("targets_matched", "targets_processed", "targets_skipped", "insights_created"):
+        if count in values and values[count] is None:
+            del values[count]
+    values["updated_at"] = now
+    stmt = (
+        update(t)
+        .where(t.c.id == run_id, t.c.status == "running")
+        .values(values)
+        .returning(*DETAIL_COLUMNS)
+    )
+    row = (await conn.execute(stmt)).first()
+    if row is None:  # another request completed it between our read and this write
+        raise Conflict(f"Layer run '{run_id}' was completed by another request.")
+    return row._mapping
+
+
+async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
+    result = await conn.execute(delete(t).where(t.c.id == run_id).returning(t.c.id))
+    if result.first() is None:
+        raise NotFound(f"No layer run with id '{run_id}'.")

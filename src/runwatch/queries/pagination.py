@@ -1,0 +1,89 @@
+"""Keyset pagination: sort specs, opaque cursors and the `(key, id)` seek condition."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
+from sqlalchemy.sql.elements import UnaryExpression
+
+from runwatch.db.types import as_utc
+from runwatch.errors import InvalidArgument
+
+CURSOR_LOC = ("query", "cursor")
+
+
+@dataclass(frozen=True)
+class SortSpec:
+    """A whitelisted sort: a key column, its direction, and the primary key as tie-break."""
+
+    name: str
+    column: ColumnElement[Any]
+    id_column: ColumnElement[Any]
+    descending: bool
+    nullable: bool
+    is_time: bool
+
+    @property
+    def token(self) -> str:
+        return ("-" if self.descending else "") + self.name
+
+    def order_by(self) -> list[UnaryExpression[Any]]:
+        key = self.column.desc() if self.descending else self.column.asc()
+        tie = self.id_column.desc() if self.descending else self.id_column.asc()
+        # Unknown (null) values go last in both directions. Only nullable
+        # keys say so: on a NOT NULL column the clause would stop PostgreSQL
+        # from reading the index backwards.
+        return [key.nulls_last() if self.nullable else key, tie]
+
+    def after(self, value: Any, run_id: str) -> ColumnElement[bool]:
+        """Rows strictly after `(value, run_id)` in this order."""
+        typed_id = literal(run_id, self.id_column.type)
+        if value is None:
+            later_id = self.id_column < typed_id if self.descending else self.id_column > typed_id
+            return and_(self.column.is_(None), later_id)
+        pair = tuple_(self.column, self.id_column)
+        bound = tuple_(literal(value, self.column.type), typed_id)
+        beyond = pair < bound if self.descending else pair > bound
+        return or_(beyond, self.column.is_(None)) if self.nullable else beyond
+
+
+def encode_cursor(sort: SortSpec, value: Any, run_id: str) -> str:
+    if isinstance(value, datetime):
+        value = {"t": as_utc(value).isoformat()}
+    payload = json.dumps({"s": sort.token, "v": value, "i": run_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
+    """Return the `(value, id)` a cursor points after, or raise 422."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+        token, value, run_id = payload["s"], payload["v"], payload["i"]
+        if not isinstance(run_id, str):
+            raise TypeError("id")
+        if isinstance(value, dict):
+            value = as_utc(datetime.fromisoformat(value["t"]))
+        elif value is not None and not isinstance(value, (int, float)):
+            raise TypeError("value")
+        if isinstance(value, bool):
+            raise TypeError("value")
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+        raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server") from exc
+    if token != sort.token:
+        raise InvalidArgument.at(
+            CURSOR_LOC, f"the cursor was issued for sort '{token}', not '{sort.token}'"
+        )
+    if (
+        (value is None
+        and not sort.nullable)
+        or (value is not None and isinstance(value, datetime) != sort.is_time)
+    ):
+        raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
+    return value, run_id
