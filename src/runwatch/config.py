@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     )
     max_stats_days: int = Field(30, ge=1, description="Largest `days` for stats windows.")
 
+    extraction_default_lease_seconds: int = Field(
+        300, ge=1, description="Lease given to a claimed extraction run when none is asked for."
+    )
+    extraction_max_lease_seconds: int = Field(
+        3600, ge=1, description="Longest lease a worker may ask for (422 above)."
+    )
+    extraction_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Claims an extraction run gets; when its lease expires on the last one, "
+        "the run is failed instead of going back to pending.",
+    )
+    extraction_max_compare_documents: int = Field(
+        10_000, ge=1, description="Most documents one group comparison covers (422 above)."
+    )
+
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections kept per process.")
     db_max_overflow: int = Field(10, ge=0, description="Extra connections allowed under load.")
     db_pool_timeout: float = Field(

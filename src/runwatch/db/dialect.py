@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import SchemaItem
@@ -33,3 +33,15 @@ def applies_to_dialect(item: SchemaItem, dialect_name: str) -> bool:
         return True
     dialects = ddl_if.dialect if isinstance(ddl_if.dialect, (list, tuple)) else [ddl_if.dialect]
     return dialect_name in dialects
+
+
+def lock_rows_skipping_locked(query: Select[Any], dialect_name: str) -> Select[Any]:
+    """`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL; unchanged on SQLite.
+
+    On PostgreSQL concurrent claimers each lock different rows and never wait
+    on one another. SQLite has no row locks: its write transactions begin with
+    `BEGIN IMMEDIATE` (see engine.py), so claimers already run one at a time.
+    """
+    if dialect_name == POSTGRESQL:
+        return query.with_for_update(skip_locked=True)
+    return query

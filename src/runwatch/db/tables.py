@@ -114,3 +114,69 @@ for _name in ("estimated_cost_usd", "tokens_total", "duration_seconds"):
         layer_runs.c[_name].desc().nulls_last(),
         layer_runs.c.id.desc(),
     ).ddl_if(dialect="postgresql")
+
+EXTRACTION_RUN_STATUSES = ("pending", "running", "completed", "failed")
+FINAL_EXTRACTION_RUN_STATUSES = ("completed", "failed")
+
+extraction_runs = Table(
+    "extraction_runs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("prompt_id", Text, nullable=False),
+    Column("config_id", Text, nullable=False),
+    Column("document_name", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
+    Column("output", JSONType, nullable=True),
+    # Ground truth the output is scored against when the run completes.
+    Column("expected", JSONType, nullable=True),
+    Column("metrics", JSONType, nullable=True),
+    # Copies of the common metrics, kept by the server when a run completes,
+    # so that stats and compare aggregate plain columns on both dialects
+    # instead of reaching into JSON with dialect-specific operators.
+    Column("metric_precision", Double, nullable=True),
+    Column("metric_recall", Double, nullable=True),
+    Column("metric_f1", Double, nullable=True),
+    Column("metric_latency_ms", Double, nullable=True),
+    Column("cost_usd", Double, nullable=True),
+    Column("tokens_input", Integer, nullable=True),
+    Column("tokens_output", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("worker_id", Text, nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint(f"status IN ({_quoted(EXTRACTION_RUN_STATUSES)})", name="status"),
+    CheckConstraint(
+        "(tokens_input IS NULL OR tokens_input >= 0)"
+        " AND (tokens_output IS NULL OR tokens_output >= 0)",
+        name="tokens_non_negative",
+    ),
+    CheckConstraint("cost_usd IS NULL OR cost_usd >= 0", name="cost_non_negative"),
+    CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+    CheckConstraint(
+        "(status = 'pending' AND started_at IS NULL AND completed_at IS NULL)"
+        " OR (status = 'running' AND started_at IS NOT NULL AND completed_at IS NULL)"
+        " OR (status IN ('completed', 'failed') AND completed_at IS NOT NULL)",
+        name="lifecycle",
+    ),
+)
+
+# Lists are newest first by (created_at, id); each filter has an index ending
+# in that pair. (status, created_at, id) also serves the claim, which takes the
+# oldest pending runs, and (status, lease_expires_at) finds expired leases.
+Index("ix_extraction_runs_created_at_id", extraction_runs.c.created_at, extraction_runs.c.id)
+for _name in ("prompt_id", "config_id", "document_name", "status"):
+    Index(
+        f"ix_extraction_runs_{_name}_created_at_id",
+        extraction_runs.c[_name],
+        extraction_runs.c.created_at,
+        extraction_runs.c.id,
+    )
+Index(
+    "ix_extraction_runs_status_lease_expires_at",
+    extraction_runs.c.status,
+    extraction_runs.c.lease_expires_at,
+)
