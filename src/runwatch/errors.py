@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 logger = logging.getLogger("runwatch")
 
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://runwatch.dev/problems/"
+PROBLEM_TYPE_BASE = "urn:runwatch:problem:"
 
 
 class RunwatchError(Exception):

@@ -1,0 +1,32 @@
+"""The README, compose file and settings agree with each other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from runwatch.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [n for n in Settings.model_fields if f"RUNWATCH_{n.upper()}" not in readme]
+    assert missing == []
+
+
+def test_compose_uses_only_real_settings_and_migrates_first() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    known = {f"RUNWATCH_{n.upper()}" for n in Settings.model_fields}
+    for name, service in services.items():
+        for variable in service.get("environment", {}):
+            if variable.startswith("RUNWATCH_"):
+                assert variable in known, (name, variable)
+    assert services["migrate"]["command"] == ["runwatch", "migrate"]
+    assert services["api"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert services["postgres"]["image"].startswith("postgres:15")
