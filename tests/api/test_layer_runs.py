@@ -342,12 +342,12 @@ async def test_patch_progress_then_complete(client: httpx.AsyncClient) -> None:
     run = await post(
         client,
         layer_run(
-                status="running",
-                started_at=BASE_TIME,
-                tokens_input=None,
-                tokens_output=None,
-                estimated_cost_usd=None,
-            ),
+            status="running",
+            started_at=BASE_TIME,
+            tokens_input=None,
+            tokens_output=None,
+            estimated_cost_usd=None,
+        ),
     )
     progress = await client.patch(
         f"/runs/{run['id']}", json={"targets_processed": 5, "tokens_input": 100}

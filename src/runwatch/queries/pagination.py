@@ -80,10 +80,8 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
         raise InvalidArgument.at(
             CURSOR_LOC, f"the cursor was issued for sort '{token}', not '{sort.token}'"
         )
-    if (
-        (value is None
-        and not sort.nullable)
-        or (value is not None and isinstance(value, datetime) != sort.is_time)
+    if (value is None and not sort.nullable) or (
+        value is not None and isinstance(value, datetime) != sort.is_time
     ):
         raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
     return value, run_id
