@@ -14,6 +14,7 @@ from runwatch import __version__
 from runwatch.api import health, layer_runs
 from runwatch.api.deps import reject_unknown_query_params
 from runwatch.config import Settings
+from runwatch.dashboard import install_dashboard
 from runwatch.db.engine import create_engines
 from runwatch.errors import install_error_handlers, problem_response
 from runwatch.migrate import upgrade
@@ -94,5 +95,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(layer_runs.router)
+    install_dashboard(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

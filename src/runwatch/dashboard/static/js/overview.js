@@ -1,0 +1,167 @@
+// The overview: period picker, summary cards, runs over time, and the per-layer table.
+
+import { getJSON } from "./api.js";
+import { normalizeSeries, stackedBars, statusMix } from "./chart.js";
+import { h, replace } from "./dom.js";
+import { COMPACT_FROM, DASH, fmtCompact, fmtCost, fmtDuration, fmtInt, fmtPct } from "./format.js";
+import { sortableTable } from "./table.js";
+
+const PERIODS = [
+  { days: 1, label: "24 h" },
+  { days: 7, label: "7 d" },
+  { days: 30, label: "30 d" },
+];
+
+// Keys the API may use for a layer's median duration; the column shows when one is present.
+const MEDIAN_KEYS = [
+  "median_duration_seconds", "duration_p50_seconds", "p50_duration_seconds",
+  "duration_median_seconds",
+];
+
+const CARDS = [
+  { key: "total_runs", label: "Runs", value: (s) => s.total_runs, fmt: fmtInt,
+    sub: (s) => (s.running_runs ? `${fmtInt(s.running_runs)} running now` : "started in the period") },
+  { key: "success_rate", label: "Success rate",
+    value: (s) => (s.total_runs ? s.successful_runs / s.total_runs : null), fmt: fmtPct,
+    sub: (s) => `${fmtInt(s.successful_runs)} of ${fmtInt(s.total_runs)} runs` },
+  { key: "failed_runs", label: "Failed", value: (s) => s.failed_runs, fmt: fmtInt, alert: true,
+    sub: (s) => (typeof s.partial_runs === "number" ? `${fmtInt(s.partial_runs)} partial` : "") },
+  { key: "dry_runs", label: "Dry", value: (s) => s.dry_runs, fmt: fmtInt, sub: () => "no model calls" },
+  { key: "total_insights", label: "Insights", value: (s) => s.total_insights, fmt: fmtInt, sub: () => "created" },
+  { key: "total_tokens", label: "Tokens", value: (s) => s.total_tokens, fmt: fmtCompact,
+    sub: (s) => (s.total_tokens >= COMPACT_FROM ? `${fmtInt(s.total_tokens)} in + out` : "input + output") },
+  { key: "total_cost_usd", label: "Cost", value: (s) => s.total_cost_usd, fmt: fmtCost, sub: () => "estimated, USD" },
+];
+
+export class OverviewView {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.days = 7;
+    this.summaryEl = h("div", { class: "cards", "aria-live": "off" });
+    this.cards = {};
+    for (const card of CARDS) {
+      const value = h("div", { class: "card-value num", "data-value": "" }, DASH);
+      const sub = h("div", { class: "card-sub" }, "\u00a0");
+      const el = h("div", { class: `card${card.alert ? " card-alert" : ""}`, "data-card": card.key },
+        h("div", { class: "card-label" }, card.label), value, sub);
+      this.cards[card.key] = { el, value, sub };
+      this.summaryEl.append(el);
+    }
+    this.periodInputs = PERIODS.map((p) => h("input", {
+      type: "radio", name: "period", value: p.days, id: `period-${p.days}`,
+      onchange: () => ctx.navigate(["overview"], { days: p.days }),
+    }));
+    const picker = h("fieldset", { class: "segmented" },
+      h("legend", { class: "visually-hidden" }, "Period"),
+      PERIODS.map((p, i) => h("label", { for: `period-${p.days}` }, this.periodInputs[i],
+        h("span", {}, p.label))));
+    this.chartTitle = h("h2", {}, "Runs");
+    this.chartEl = h("div", { class: "chart-box" });
+    this.layersEl = h("div", { class: "table-box" });
+    this.layerSort = { key: "runs", dir: "desc" };
+    this.el = h("section", { class: "view overview", "aria-labelledby": "overview-title" },
+      h("div", { class: "view-head" },
+        h("h1", { id: "overview-title" }, "Overview"),
+        h("div", { class: "period" }, h("span", { class: "period-label", "aria-hidden": "true" }, "Period"), picker)),
+      h("section", { "aria-label": "Summary" }, this.summaryEl),
+      h("section", { class: "panel", "aria-labelledby": "chart-title" },
+        h("div", { class: "panel-head", id: "chart-title" }, this.chartTitle), this.chartEl),
+      h("section", { class: "panel", "aria-labelledby": "layers-title" },
+        h("div", { class: "panel-head" }, h("h2", { id: "layers-title" }, "Layers"),
+          h("p", { class: "hint" }, "Select a column heading to sort; select a layer to see its runs.")),
+        this.layersEl));
+  }
+
+  update(params) {
+    const days = Number(params.get("days"));
+    this.days = PERIODS.some((p) => p.days === days) ? days : 7;
+    for (const input of this.periodInputs) input.checked = Number(input.value) === this.days;
+    this.lastSummary = null;
+    this.lastSeries = null;
+    this.refresh().catch((err) => this.ctx.report(err));
+  }
+
+  async refresh() {
+    const days = this.days;
+    const summaryReq = getJSON("/runs/stats/summary", { days });
+    const hourly = days <= 7;
+    const seriesReq = this.ctx.features.timeseries
+      ? getJSON("/runs/stats/timeseries", { days, bucket: hourly ? "hour" : "day" })
+      : null;
+    const summary = await summaryReq;
+    if (days !== this.days) return;
+    if (summary.data !== this.lastSummary) {
+      this.lastSummary = summary.data;
+      this.renderCards(summary.data);
+      this.renderLayers(summary.data);
+      if (!seriesReq) this.renderMix(summary.data);
+    }
+    if (seriesReq) {
+      const series = await seriesReq;
+      if (days === this.days && series.data !== this.lastSeries) {
+        this.lastSeries = series.data;
+        this.renderSeries(series.data, hourly);
+      }
+    }
+  }
+
+  renderCards(s) {
+    for (const card of CARDS) {
+      const { value, sub } = this.cards[card.key];
+      const v = card.value(s);
+      value.textContent = card.fmt(v);
+      value.dataset.value = v === null || v === undefined ? "" : String(v);
+      value.title = v === null || v === undefined ? "" : String(v);
+      sub.textContent = card.sub(s) || "\u00a0";
+      this.cards[card.key].el.classList.toggle("is-nonzero", Boolean(v));
+    }
+  }
+
+  renderSeries(data, hourly) {
+    const buckets = normalizeSeries(data);
+    const unit = hourly ? "hour" : "day";
+    this.chartTitle.textContent = `Runs per ${unit}, by status`;
+    replace(this.chartEl, buckets.length
+      ? stackedBars(buckets, { hourly, title: `Runs per ${unit}, by status` })
+      : h("p", { class: "empty" }, "No runs in this period."));
+  }
+
+  renderMix(s) {
+    this.chartTitle.textContent = "Runs by status";
+    replace(this.chartEl, s.total_runs
+      ? statusMix(s)
+      : h("p", { class: "empty" }, "No runs in this period."),
+    h("p", { class: "hint" }, "A chart over time appears when the server offers ",
+      h("code", {}, "GET /runs/stats/timeseries"), "."));
+  }
+
+  renderLayers(s) {
+    const entries = Object.entries(s.by_layer || {});
+    const medianKey = MEDIAN_KEYS.find((k) => entries.some(([, v]) => typeof v[k] === "number"));
+    const days = this.days;
+    const columns = [
+      { key: "layer", label: "Layer", text: true, value: (r) => r.layer,
+        cell: (r) => h("a", { href: `#/runs?layer_name=${encodeURIComponent(r.layer)}&range=${days === 1 ? "24h" : `${days}d`}` }, r.layer) },
+      { key: "runs", label: "Runs", value: (r) => r.runs, cell: (r) => fmtInt(r.runs) },
+      { key: "success_rate", label: "Success", value: (r) => (r.runs ? (r.successful ?? 0) / r.runs : null),
+        cell: (r) => (typeof r.successful === "number" && r.runs ? fmtPct(r.successful / r.runs) : DASH) },
+      { key: "failed", label: "Failed", value: (r) => r.failed ?? null,
+        cell: (r) => (r.failed ? h("a", { class: "failures", href: `#/runs?layer_name=${encodeURIComponent(r.layer)}&status=failed,partial&range=${days === 1 ? "24h" : `${days}d`}` }, fmtInt(r.failed)) : fmtInt(r.failed ?? null)) },
+      { key: "insights", label: "Insights", value: (r) => r.insights, cell: (r) => fmtInt(r.insights) },
+      { key: "tokens", label: "Tokens", value: (r) => r.tokens ?? null, cell: (r) => fmtInt(r.tokens ?? null) },
+      { key: "cost_usd", label: "Cost", value: (r) => r.cost_usd ?? null, cell: (r) => fmtCost(r.cost_usd ?? null) },
+    ];
+    if (medianKey) {
+      columns.push({ key: "median", label: "Median duration", value: (r) => r[medianKey] ?? null,
+        cell: (r) => fmtDuration(r[medianKey] ?? null) });
+    }
+    const rows = entries.map(([layer, v]) => ({ layer, ...v }));
+    replace(this.layersEl, rows.length
+      ? sortableTable({
+        columns, rows, sort: this.layerSort, caption: "Runs per layer in the period",
+        rowAttrs: (r) => ({ "data-layer": r.layer }),
+        onSort: (sort) => { this.layerSort = sort; this.renderLayers(s); },
+      })
+      : h("p", { class: "empty" }, "No runs in this period."));
+  }
+}
