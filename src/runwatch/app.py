@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runwatch import __version__
-from runwatch.api import health, layer_runs
+from runwatch.api import extraction_runs, health, layer_runs
 from runwatch.api.deps import reject_unknown_query_params
 from runwatch.config import Settings
 from runwatch.dashboard import install_dashboard
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     app.include_router(health.router)
     app.include_router(layer_runs.router)
+    app.include_router(extraction_runs.router)
     install_dashboard(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -1,0 +1,327 @@
+"""`/extraction-runs`: create, claim, report, list, inspect, compare and summarise."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from runwatch.api.deps import (
+    PagingDep,
+    ReadConn,
+    SettingsDep,
+    TimeWindowDep,
+    WriteConn,
+    parse_statuses,
+)
+from runwatch.db.tables import EXTRACTION_RUN_STATUSES
+from runwatch.errors import InvalidArgument
+from runwatch.queries import extraction_runs as q
+from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.extraction_runs import (
+    ClaimedRun,
+    ClaimRequest,
+    ClaimResult,
+    ExtractionRunAccepted,
+    ExtractionRunCreate,
+    ExtractionRunDetail,
+    ExtractionRunPage,
+    ExtractionRunSort,
+    ExtractionRunSummary,
+    ExtractionRunUpdate,
+    ExtractionStatsSummary,
+    GroupComparison,
+    ReleaseRequest,
+    RunComparison,
+)
+
+router = APIRouter(prefix="/extraction-runs", tags=["extraction runs"])
+
+RunIdPath = Annotated[
+    str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
+]
+
+
+def _name_query(description: str, max_length: int = 200) -> object:
+    return Query(min_length=1, max_length=max_length, description=description)
+
+
+PromptQuery = Annotated[str | None, _name_query("Exact prompt id.")]
+ConfigQuery = Annotated[str | None, _name_query("Exact config id.")]
+DocumentQuery = Annotated[str | None, _name_query("Exact document name.", 500)]
+
+
+def _check_lease(settings: SettingsDep, lease_seconds: int | None) -> None:
+    if lease_seconds is not None and lease_seconds > settings.extraction_max_lease_seconds:
+        raise InvalidArgument.at(
+            ("body", "lease_seconds"),
+            f"must be at most {settings.extraction_max_lease_seconds}",
+        )
+
+
+@router.get(
+    "",
+    response_model=ExtractionRunPage,
+    summary="List extraction runs",
+    responses=problem_responses(422, 503),
+)
+async def list_runs(
+    conn: ReadConn,
+    paging: PagingDep,
+    window: TimeWindowDep,
+    prompt_id: PromptQuery = None,
+    config_id: ConfigQuery = None,
+    document_name: DocumentQuery = None,
+    status_: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            max_length=200,
+            description="One status or several comma-separated: "
+            + ", ".join(EXTRACTION_RUN_STATUSES),
+        ),
+    ] = None,
+    sort: Annotated[
+        ExtractionRunSort,
+        Query(description="Sort key, `-` for descending; ties broken by `id`."),
+    ] = "-created_at",
+) -> ExtractionRunPage:
+    """Light metadata of the runs matching every filter, newest first by default.
+
+    `since` and `until` bound `created_at`. `total` is exact. Page with `next_cursor`
+    (keyset) or `offset`.
+    """
+    filters = q.ExtractionRunFilter(
+        prompt_id=prompt_id,
+        config_id=config_id,
+        document_name=document_name,
+        statuses=parse_statuses(status_, EXTRACTION_RUN_STATUSES),
+        since=window.since,
+        until=window.until,
+    )
+    page = await q.list_extraction_runs(
+        conn,
+        filters=filters,
+        sort=sort,
+        limit=paging.limit,
+        offset=paging.offset,
+        cursor=paging.cursor,
+    )
+    total = await q.count_extraction_runs(conn, filters=filters)
+    return ExtractionRunPage(
+        runs=[ExtractionRunSummary.model_validate(dict(row)) for row in page.rows],
+        total=total,
+        offset=paging.offset,
+        limit=paging.limit,
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/compare",
+    response_model=GroupComparison,
+    summary="Compare two groups of runs document by document",
+    responses=problem_responses(422, 503),
+)
+async def compare_groups(
+    conn: ReadConn,
+    settings: SettingsDep,
+    a_prompt_id: PromptQuery = None,
+    a_config_id: ConfigQuery = None,
+    b_prompt_id: PromptQuery = None,
+    b_config_id: ConfigQuery = None,
+    document_name: DocumentQuery = None,
+) -> GroupComparison:
+    """Side a is the runs of `a_prompt_id` and/or `a_config_id`, side b likewise.
+
+    For each document, the latest completed run of each side is paired; the answer has
+    per-document metric deltas (b - a), each metric's mean on both sides over the paired
+    documents, F1 wins/ties, and the documents only one side covers.
+    """
+    a = q.GroupSide(prompt_id=a_prompt_id, config_id=a_config_id)
+    b = q.GroupSide(prompt_id=b_prompt_id, config_id=b_config_id)
+    for name, side in (("a", a), ("b", b)):
+        if side.prompt_id is None and side.config_id is None:
+            raise InvalidArgument.at(
+                ("query", f"{name}_prompt_id"),
+                f"give {name}_prompt_id and/or {name}_config_id",
+            )
+    if a == b:
+        raise InvalidArgument.at(("query", "b_prompt_id"), "the two sides are the same")
+    result = await q.compare_extraction_groups(
+        conn,
+        a=a,
+        b=b,
+        document_name=document_name,
+        max_documents=settings.extraction_max_compare_documents,
+    )
+    return GroupComparison.model_validate(result)
+
+
+@router.get(
+    "/stats/summary",
+    response_model=ExtractionStatsSummary,
+    summary="Summary of recent extraction runs",
+    responses=problem_responses(422, 503),
+)
+async def stats_summary(
+    conn: ReadConn,
+    settings: SettingsDep,
+    days: Annotated[
+        int,
+        Query(
+            ge=1, description="Window in days back from now, 1 to 30 (`RUNWATCH_MAX_STATS_DAYS`)."
+        ),
+    ] = 7,
+    prompt_id: PromptQuery = None,
+    config_id: ConfigQuery = None,
+) -> ExtractionStatsSummary:
+    """Counts by status, cost and tokens, and per prompt and per config: runs, outcomes,
+    mean precision/recall/F1 and p50/p95 `latency_ms` over runs created in the window.
+
+    Sums over no runs are 0; means and percentiles over no values are null. Percentiles
+    interpolate linearly between closest ranks.
+    """
+    if days > settings.max_stats_days:
+        raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
+    summary = await q.summarize_extraction_runs(
+        conn, days=days, prompt_id=prompt_id, config_id=config_id
+    )
+    return ExtractionStatsSummary.model_validate(summary)
+
+
+@router.post(
+    "/claim",
+    response_model=ClaimResult,
+    summary="Claim the oldest pending runs for a worker",
+    responses=problem_responses(413, 422, 503),
+)
+async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest) -> ClaimResult:
+    """Move up to `max_runs` of the oldest pending runs to `running` for `worker_id`.
+
+    Each run goes to exactly one claimer, however many claim at once. The worker must
+    finish each run, or extend its lease with PATCH, before `lease_expires_at`: an expired
+    run goes back to pending (or is failed once it has used `RUNWATCH_EXTRACTION_MAX_ATTEMPTS`
+    claims). An empty `runs` list means there is nothing to do.
+    """
+    _check_lease(settings, body.lease_seconds)
+    runs = await q.claim_extraction_runs(
+        conn,
+        worker_id=body.worker_id,
+        max_runs=body.max_runs,
+        lease_seconds=body.lease_seconds or settings.extraction_default_lease_seconds,
+        max_attempts=settings.extraction_max_attempts,
+    )
+    return ClaimResult(runs=[ClaimedRun.model_validate(dict(run)) for run in runs])
+
+
+@router.get(
+    "/{run_id}",
+    response_model=ExtractionRunDetail,
+    summary="One extraction run",
+    responses=problem_responses(404, 422, 503),
+)
+async def get_run(conn: ReadConn, run_id: RunIdPath) -> ExtractionRunDetail:
+    """The metadata plus `output`, `metrics`, `tokens`, `error`, `expected` and lease state."""
+    return ExtractionRunDetail.from_row(await q.get_extraction_run(conn, run_id))
+
+
+@router.get(
+    "/{run_id}/compare/{other_id}",
+    response_model=RunComparison,
+    summary="Compare two extraction runs",
+    responses=problem_responses(404, 422, 503),
+)
+async def compare_runs(conn: ReadConn, run_id: RunIdPath, other_id: RunIdPath) -> RunComparison:
+    """Run a is `run_id`, run b is `other_id`, in any status.
+
+    Every metric on either side with `difference` = b - a and `percent_difference`
+    relative to a (null when a is 0 or a side is missing); the output leaf fields that
+    differ, by dotted path; and counts of same, different and one-sided fields.
+    """
+    result = await q.compare_extraction_runs(conn, run_id, other_id)
+    result["run_a"] = dict(result["run_a"])
+    result["run_b"] = dict(result["run_b"])
+    return RunComparison.model_validate(result)
+
+
+@router.post(
+    "",
+    response_model=ExtractionRunAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Create a pending extraction run",
+    responses={
+        200: {"model": ExtractionRunAccepted, "description": "The same run already exists."},
+        **problem_responses(409, 413, 422, 503),
+    },
+)
+async def create_run(
+    conn: WriteConn, body: ExtractionRunCreate, response: Response
+) -> ExtractionRunAccepted:
+    """Store a `pending` run for a worker to execute; 202 with `Location`.
+
+    Idempotent by `id`: the same id with the same content answers 200 with the run's
+    current status; with different content, 409.
+    """
+    run, created = await q.create_extraction_run(conn, body.model_dump())
+    response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    response.headers["Location"] = f"/extraction-runs/{run['id']}"
+    message = (
+        "Run queued; a worker will claim it."
+        if created
+        else f"Run already recorded; it is {run['status']}."
+    )
+    return ExtractionRunAccepted(run_id=run["id"], status=run["status"], message=message)
+
+
+@router.patch(
+    "/{run_id}",
+    response_model=ExtractionRunDetail,
+    summary="Start, extend, complete or fail an extraction run",
+    responses=problem_responses(404, 409, 413, 422, 503),
+)
+async def update_run(
+    conn: WriteConn, settings: SettingsDep, run_id: RunIdPath, body: ExtractionRunUpdate
+) -> ExtractionRunDetail:
+    """Runs move `pending → running → completed | failed`; anything else is 409.
+
+    On a running run, `lease_seconds` extends the lease. `completed` takes `output`,
+    `metrics`, `tokens` and `cost_usd`; without metrics, a run with `expected` is scored
+    (precision, recall, F1 over leaf fields) and `latency_ms` is added from the
+    timestamps. `failed` needs `error`. A finished run cannot change.
+    """
+    _check_lease(settings, body.lease_seconds)
+    changes = body.model_dump(exclude_unset=True)
+    row = await q.update_extraction_run(
+        conn, run_id, changes, default_lease_seconds=settings.extraction_default_lease_seconds
+    )
+    return ExtractionRunDetail.from_row(row)
+
+
+@router.post(
+    "/{run_id}/release",
+    response_model=ExtractionRunDetail,
+    summary="Give a running run back unfinished",
+    responses=problem_responses(404, 409, 422, 503),
+)
+async def release_run(
+    conn: WriteConn, run_id: RunIdPath, body: ReleaseRequest
+) -> ExtractionRunDetail:
+    """Put a running run back to `pending` (a worker stopping before it could finish).
+
+    The attempt is not counted. 409 when the run is not running or another worker
+    holds it.
+    """
+    row = await q.release_extraction_run(conn, run_id, worker_id=body.worker_id)
+    return ExtractionRunDetail.from_row(row)
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete an extraction run",
+    responses=problem_responses(404, 422, 503),
+)
+async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
+    await q.delete_extraction_run(conn, run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
