@@ -1,0 +1,1 @@
+"""The benchmark harness: data generation, load driving, references and reports."""

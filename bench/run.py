@@ -1,0 +1,622 @@
+"""One command to benchmark runwatch: load N runs, serve them, drive load, compare, report.
+
+    .venv/bin/python -m bench.run                 # 1M runs, PostgreSQL and SQLite
+    .venv/bin/python -m bench.run --smoke         # 10k runs, ~1 s per measurement
+    .venv/bin/python -m bench.run --dialect postgresql --runs 10000000
+
+See bench/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ulid import ULID
+
+from bench import datagen, dbref, load, report
+from runwatch.demo import generate_layer_runs
+from runwatch.migrate import upgrade
+from runwatch.queries.layer_runs import sort_spec
+from runwatch.queries.pagination import encode_cursor
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+# For a 24 GiB, 2-core machine shared with the API server: a quarter of memory as
+# shared buffers, the OS cache for the rest; cheap random reads (SSD).
+POSTGRES_OPTIONS = {
+    "shared_buffers": "4GB",
+    "effective_cache_size": "16GB",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "1GB",
+    "max_wal_size": "8GB",
+    "checkpoint_timeout": "30min",
+    "random_page_cost": "1.1",
+    "effective_io_concurrency": "200",
+    "max_parallel_workers_per_gather": "2",
+    "max_connections": "200",
+}
+SMOKE_POSTGRES_OPTIONS = {"shared_buffers": "256MB", "work_mem": "16MB"}
+
+CONSTANT_BYTES = "constant 1 KB JSON, pre-encoded bytes"
+CONSTANT_DICT = "constant 1 KB JSON, dict via FastAPI"
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Endpoint:
+    name: str
+    paths: list[str]
+    headers: dict[str, str] = field(default_factory=dict)
+    db: dbref.ReplayResult | None = None
+
+
+@dataclass
+class Dataset:
+    dialect: str
+    url: str  # SQLAlchemy URL the server uses
+    rows: int = 0
+    loaded: int = 0
+    load: datagen.LoadReport | None = None
+    sqlite_path: str | None = None
+    dsn: str | None = None  # plain asyncpg DSN
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=None, help="layer runs to load (default 1,000,000)")
+    p.add_argument("--dialect", choices=("postgresql", "sqlite", "both"), default=None)
+    p.add_argument("--duration", default=None, help="per endpoint and concurrency (e.g. 10s)")
+    p.add_argument("--connections", default="1,16", help="comma-separated concurrencies")
+    p.add_argument("--postgres-url", help="use this (empty or already loaded) database")
+    p.add_argument("--sqlite-path", help="use this SQLite file (created, or reused if loaded)")
+    p.add_argument(
+        "--keep-postgres",
+        action="store_true",
+        help="leave the private cluster running with its data, to rerun with --postgres-url",
+    )
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--days", type=float, default=365.0, help="span of generated start times")
+    p.add_argument("--depth", type=int, default=100_000, help="row depth of the deep page")
+    p.add_argument("--batch-size", type=int, default=1000, help="runs per POST /runs/batch")
+    p.add_argument("--driver", choices=("auto", "wrk", "httpx"), default="auto")
+    p.add_argument("--workers", type=int, default=None, help="generator processes")
+    p.add_argument("--server-log-level", default="warning")
+    p.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
+    p.add_argument(
+        "--smoke", action="store_true", help="10k runs, 1 s per measurement, both dialects"
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.runs = args.runs or 10_000
+        args.dialect = args.dialect or "both"
+        args.duration = args.duration or "1s"
+    args.runs = args.runs if args.runs is not None else 1_000_000
+    args.dialect = args.dialect or "both"
+    args.duration_s = _seconds(args.duration or "10s")
+    args.connection_levels = [int(c) for c in args.connections.split(",") if c.strip()]
+    args.ref_seconds = 0.3 if args.smoke else 3.0
+    return args
+
+
+def _seconds(text: str) -> int:
+    text = text.strip().lower()
+    factor = 60 if text.endswith("m") else 1
+    value = float(text.rstrip("sm"))
+    return max(1, round(value * factor))
+
+
+def choose_driver(requested: str) -> str:
+    if requested == "httpx":
+        return "httpx"
+    if load.wrk_path():
+        return "wrk"
+    if requested == "wrk":
+        raise SystemExit(load.WRK_INSTALL_HINT)
+    log(load.WRK_INSTALL_HINT + "; falling back to the in-process httpx driver (slower)")
+    return "httpx"
+
+
+def drive(
+    driver: str,
+    base_url: str,
+    endpoint: Endpoint,
+    connections: int,
+    seconds: int,
+) -> load.LoadResult:
+    load.warm_up(base_url, endpoint.paths, endpoint.headers)
+    if driver == "wrk":
+        return load.run_wrk(
+            base_url,
+            endpoint.paths,
+            connections=connections,
+            seconds=seconds,
+            headers=endpoint.headers,
+        )
+    return load.run_httpx(
+        base_url, endpoint.paths, connections=connections, seconds=seconds, headers=endpoint.headers
+    )
+
+
+# -- the data -----------------------------------------------------------------------------
+
+
+async def prepare_postgres(ds: Dataset, args: argparse.Namespace) -> None:
+    import asyncpg
+
+    await upgrade(ds.url)
+    ds.dsn = ds.url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(ds.dsn)
+    try:
+        existing = await conn.fetchval("SELECT count(*) FROM layer_runs")
+    finally:
+        await conn.close()
+    if existing == 0:
+        log(f"postgresql: generating and copying {args.runs:,} runs")
+        ds.load = await datagen.load_postgres(
+            ds.dsn,
+            args.runs,
+            seed=args.seed,
+            days=args.days,
+            workers=args.workers,
+            progress=lambda m: log(f"postgresql: {m}"),
+        )
+        ds.loaded = ds.load.rows
+    conn = await asyncpg.connect(ds.dsn)
+    try:
+        ds.rows = await conn.fetchval("SELECT count(*) FROM layer_runs")
+        ds.extras["popular_layer"] = await conn.fetchval(
+            "SELECT layer_name FROM layer_runs GROUP BY layer_name ORDER BY count(*) DESC LIMIT 1"
+        )
+        depth = min(args.depth, max(1, ds.rows // 2))
+        row = await conn.fetchrow(
+            "SELECT started_at, id FROM layer_runs ORDER BY started_at DESC, id DESC "
+            "LIMIT 1 OFFSET $1",
+            depth - 1,
+        )
+        ds.extras["depth"] = depth
+        ds.extras["deep_key"] = (row["started_at"], row["id"])
+        sample = await conn.fetch(
+            "SELECT id FROM layer_runs TABLESAMPLE SYSTEM (1) LIMIT 1000"
+        ) or await conn.fetch("SELECT id FROM layer_runs LIMIT 1000")
+        ds.extras["ids"] = [r["id"] for r in sample]
+        ds.extras["postgres_version"] = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+
+
+async def prepare_sqlite(ds: Dataset, args: argparse.Namespace) -> None:
+    await upgrade(ds.url)
+    assert ds.sqlite_path is not None
+    db = sqlite3.connect(ds.sqlite_path)
+    existing = db.execute("SELECT count(*) FROM layer_runs").fetchone()[0]
+    db.close()
+    if existing == 0:
+        log(f"sqlite: generating and inserting {args.runs:,} runs")
+        ds.load = datagen.load_sqlite(
+            ds.sqlite_path,
+            args.runs,
+            seed=args.seed,
+            days=args.days,
+            workers=args.workers,
+            progress=lambda m: log(f"sqlite: {m}"),
+        )
+        ds.loaded = ds.load.rows
+    db = sqlite3.connect(ds.sqlite_path)
+    try:
+        ds.rows = db.execute("SELECT count(*) FROM layer_runs").fetchone()[0]
+        ds.extras["popular_layer"] = db.execute(
+            "SELECT layer_name FROM layer_runs GROUP BY layer_name ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+        depth = min(args.depth, max(1, ds.rows // 2))
+        started_at, run_id = db.execute(
+            "SELECT started_at, id FROM layer_runs ORDER BY started_at DESC, id DESC "
+            "LIMIT 1 OFFSET ?",
+            (depth - 1,),
+        ).fetchone()
+        ds.extras["depth"] = depth
+        ds.extras["deep_key"] = (
+            datetime.fromisoformat(started_at).replace(tzinfo=UTC),
+            run_id,
+        )
+        top = db.execute("SELECT max(rowid) FROM layer_runs").fetchone()[0]
+        rng = random.Random(args.seed)
+        rowids = [rng.randint(1, top) for _ in range(1000)]
+        marks = ",".join("?" for _ in rowids)
+        ds.extras["ids"] = [
+            r[0] for r in db.execute(f"SELECT id FROM layer_runs WHERE rowid IN ({marks})", rowids)
+        ]
+        ds.extras["sqlite_version"] = sqlite3.sqlite_version
+    finally:
+        db.close()
+
+
+def endpoints_for(ds: Dataset) -> list[Endpoint]:
+    layer = ds.extras["popular_layer"]
+    started_at, run_id = ds.extras["deep_key"]
+    depth = ds.extras["depth"]
+    cursor = encode_cursor(sort_spec("-started_at"), started_at, run_id)
+    q = httpx.QueryParams
+    return [
+        Endpoint("GET /runs?limit=20 (page 1)", ["/runs?limit=20"]),
+        Endpoint(
+            "GET /runs?layer_name&status=failed&limit=20",
+            [f"/runs?{q(layer_name=layer, status='failed', limit=20)}"],
+        ),
+        Endpoint(
+            "GET /runs/{id} (1,000 ids)", [f"/runs/{i}" for i in ds.extras["ids"]] or ["/runs/x"]
+        ),
+        Endpoint("GET /runs/stats/summary?days=30", ["/runs/stats/summary?days=30"]),
+        Endpoint(
+            "GET /runs/stats/summary?days=7&layer_name",
+            [f"/runs/stats/summary?{q(days=7, layer_name=layer)}"],
+        ),
+        Endpoint(
+            f"GET /runs?limit=20 cursor at row {depth:,}", [f"/runs?{q(limit=20, cursor=cursor)}"]
+        ),
+        Endpoint(f"GET /runs?limit=20&offset={depth}", [f"/runs?limit=20&offset={depth}"]),
+    ]
+
+
+async def conditional_endpoint(url: str) -> Endpoint | None:
+    """`stats/summary` polled with `If-None-Match`, if the service sends an ETag."""
+    from runwatch.app import create_app
+    from runwatch.config import Settings
+
+    app = create_app(Settings(database_url=url, auto_migrate=False))
+    path = "/runs/stats/summary?days=30"
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client,
+    ):
+        etag = (await client.get(path)).headers.get("etag")
+        if not etag:
+            return None
+        again = await client.get(path, headers={"If-None-Match": etag})
+        if again.status_code != 304:
+            return None
+    return Endpoint(
+        "GET /runs/stats/summary?days=30, If-None-Match (304)",
+        [path],
+        headers={"If-None-Match": etag},
+    )
+
+
+def batch_bodies(count: int, size: int, seed: int) -> list[bytes]:
+    """Request bodies of `size` new runs each, started in the last day, with fresh ids."""
+    bodies = []
+    rng_seed = seed * 7 + 1
+    dropped = {"duration_seconds", "created_at", "updated_at"}
+    for b in range(count):
+        runs = []
+        for row in generate_layer_runs(size, seed=rng_seed + b, days=1.0):
+            run = {k: v for k, v in row.items() if k not in dropped}
+            run["id"] = f"bench-{ULID()}"
+            for key in ("started_at", "completed_at"):
+                if run[key] is not None:
+                    run[key] = run[key].isoformat()
+            runs.append(run)
+        bodies.append(load.json_body({"runs": runs}))
+    return bodies
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+
+def measure_db(ds: Dataset, endpoints: list[Endpoint], seconds: float) -> None:
+    for ep in endpoints:
+        requests = [(p, ep.headers) for p in ep.paths[:20]]
+        captures = dbref.capture_sync(ds.url, requests)
+        bad = [c for c in captures if c.status >= 400]
+        if bad:
+            log(f"{ds.dialect}: {ep.name} answered {bad[0].status} in-process")
+        if ds.dialect == "postgresql":
+            assert ds.dsn is not None
+            ep.db = asyncio.run(dbref.replay_postgres(ds.dsn, captures, seconds=seconds))
+        else:
+            assert ds.sqlite_path is not None
+            ep.db = dbref.replay_sqlite(ds.sqlite_path, captures, seconds=seconds)
+        log(
+            f"{ds.dialect}: DB {ep.name}: p50 {ep.db.p50_ms:.3f} ms, p99 {ep.db.p99_ms:.3f} ms "
+            f"({ep.db.statements} statements, {ep.db.iterations} iterations)"
+        )
+
+
+def serve_runwatch(url: str, workdir: Path, log_level: str) -> load.ServerProcess:
+    port = load.free_port()
+    exe = VENV_BIN / "runwatch"
+    args = [str(exe)] if exe.exists() else [sys.executable, "-m", "runwatch"]
+    args += ["--database-url", url, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--log-level", log_level]
+    env = {**os.environ, "RUNWATCH_AUTO_MIGRATE": "false"}
+    server = load.ServerProcess(args, env, workdir / f"server-{port}.log", port)
+    server.start("/readyz")
+    return server
+
+
+def run_dataset(
+    ds: Dataset, args: argparse.Namespace, driver: str, workdir: Path
+) -> list[dict[str, Any]]:
+    endpoints = endpoints_for(ds)
+    conditional = asyncio.run(conditional_endpoint(ds.url))
+    if conditional is not None:
+        endpoints.insert(4, conditional)
+    else:
+        log(f"{ds.dialect}: no ETag on stats/summary; the If-None-Match row is left out")
+    log(f"{ds.dialect}: measuring the database's own cost per endpoint")
+    measure_db(ds, endpoints, args.ref_seconds)
+
+    rows: list[dict[str, Any]] = []
+    server = serve_runwatch(ds.url, workdir, args.server_log_level)
+    log(f"{ds.dialect}: runwatch serve pid {server.proc.pid if server.proc else '?'}")
+    try:
+        for ep in endpoints:
+            for conns in args.connection_levels:
+                result = drive(driver, server.base_url, ep, conns, args.duration_s)
+                server.memory_kb()
+                rows.append(
+                    {
+                        "dialect": ds.dialect,
+                        "endpoint": ep.name,
+                        "connections": conns,
+                        "requests_per_second": round(result.requests_per_second, 1),
+                        "p50_ms": round(result.p50_ms, 3),
+                        "p99_ms": round(result.p99_ms, 3),
+                        "db_p50_ms": round(ep.db.p50_ms, 3) if ep.db else None,
+                        "db_p99_ms": round(ep.db.p99_ms, 3) if ep.db else None,
+                        "errors": result.errors,
+                        "requests": result.requests,
+                        "driver": result.driver,
+                    }
+                )
+                log(
+                    f"{ds.dialect}: {ep.name} c={conns}: {result.requests_per_second:,.0f} req/s, "
+                    f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+                    f"errors {result.errors}"
+                )
+        per_level = max(3, min(200, args.duration_s * 12))
+        for conns in args.connection_levels:
+            count = max(per_level, conns * 2)
+            bodies = batch_bodies(count, args.batch_size, args.seed + conns)
+            batch = load.post_batches(
+                server.base_url,
+                bodies,
+                runs_per_body=args.batch_size,
+                connections=conns,
+                seconds=args.duration_s,
+            )
+            server.memory_kb()
+            rows.append(
+                {
+                    "dialect": ds.dialect,
+                    "endpoint": f"POST /runs/batch ({args.batch_size:,} runs)",
+                    "connections": conns,
+                    "requests_per_second": round(batch.requests_per_second, 2),
+                    "p50_ms": round(batch.p50_ms, 3),
+                    "p99_ms": round(batch.p99_ms, 3),
+                    "db_p50_ms": None,
+                    "db_p99_ms": None,
+                    "errors": batch.errors,
+                    "requests": batch.batches,
+                    "runs_per_second": round(batch.runs_per_second, 1),
+                    "driver": batch.driver,
+                }
+            )
+            log(
+                f"{ds.dialect}: batch c={conns}: {batch.runs_per_second:,.0f} runs/s "
+                f"({batch.batches} batches, p50 {batch.p50_ms:.1f} ms, errors {batch.errors})"
+            )
+        memory = server.memory_kb()
+        memory["VmRSS_max_sampled"] = max(server.rss_samples_kb, default=0)
+        ds.extras["server_memory_kb"] = memory
+    finally:
+        server.stop()
+    return rows
+
+
+def run_constant(args: argparse.Namespace, driver: str, workdir: Path) -> list[dict[str, Any]]:
+    port = load.free_port()
+    cmd = [
+        str(VENV_BIN / "uvicorn"),
+        "bench.constant_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        args.server_log_level,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    server = load.ServerProcess(cmd, env, workdir / "constant.log", port)
+    server.start("/bytes")
+    rows = []
+    try:
+        for name, path in ((CONSTANT_BYTES, "/bytes"), (CONSTANT_DICT, "/dict")):
+            for conns in args.connection_levels:
+                result = drive(
+                    driver, server.base_url, Endpoint(name, [path]), conns, args.duration_s
+                )
+                rows.append(
+                    {
+                        "dialect": "—",
+                        "endpoint": name,
+                        "connections": conns,
+                        "requests_per_second": round(result.requests_per_second, 1),
+                        "p50_ms": round(result.p50_ms, 3),
+                        "p99_ms": round(result.p99_ms, 3),
+                        "db_p50_ms": None,
+                        "db_p99_ms": None,
+                        "errors": result.errors,
+                        "requests": result.requests,
+                        "driver": result.driver,
+                    }
+                )
+                log(f"constant {path} c={conns}: {result.requests_per_second:,.0f} req/s")
+    finally:
+        server.stop()
+    return rows
+
+
+def headlines(rows: list[dict[str, Any]], datasets: list[Dataset]) -> list[str]:
+    """The issue's target measures, read off the table."""
+    out = []
+    top = max((r["connections"] for r in rows), default=1)
+
+    def find(dialect: str, prefix: str, conns: int) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in rows
+                if r["dialect"] == dialect
+                and r["endpoint"].startswith(prefix)
+                and r["connections"] == conns
+            ),
+            None,
+        )
+
+    ceiling = find("—", CONSTANT_BYTES, top)
+    for ds in datasets:
+        d = ds.dialect
+        stats = find(d, "GET /runs/stats/summary?days=30", 1)
+        if stats:
+            out.append(f"{d}: stats/summary?days=30 p50 {stats['p50_ms']:.2f} ms (1 client)")
+        filt = find(d, "GET /runs?layer_name", top)
+        if filt:
+            out.append(
+                f"{d}: filtered page with exact total p50 {filt['p50_ms']:.2f} ms, "
+                f"p99 {filt['p99_ms']:.2f} ms at {top} clients"
+            )
+        page1 = find(d, "GET /runs?limit=20 (page 1)", 1)
+        deep = find(d, "GET /runs?limit=20 cursor", 1)
+        if page1 and deep:
+            out.append(
+                f"{d}: cursor page at depth {ds.extras['depth']:,} / page 1 p50: "
+                f"{deep['p50_ms'] / page1['p50_ms']:.2f}x"
+            )
+        cond = find(d, "GET /runs/stats/summary?days=30, If-None-Match", top)
+        if cond and ceiling:
+            share = 100 * cond["requests_per_second"] / ceiling["requests_per_second"]
+            out.append(f"{d}: 304 polling at {top} clients: {share:.0f}% of constant-JSON req/s")
+        elif not cond:
+            out.append(f"{d}: 304 polling: not measured (no ETag on stats/summary)")
+        batches = [
+            r for r in rows if r["dialect"] == d and r["endpoint"].startswith("POST /runs/batch")
+        ]
+        if batches:
+            best = max(batches, key=lambda r: r.get("runs_per_second", 0))
+            out.append(
+                f"{d}: POST /runs/batch: {best['runs_per_second']:,.0f} runs/s "
+                f"(best, at {best['connections']} clients)"
+            )
+        mem = ds.extras.get("server_memory_kb", {})
+        if mem:
+            out.append(f"{d}: server peak RSS {mem.get('VmHWM', 0) / 1024:.0f} MB")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    driver = choose_driver(args.driver)
+    dialects = ["postgresql", "sqlite"] if args.dialect == "both" else [args.dialect]
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="runwatch-bench-"))
+    log(f"runs={args.runs:,} dialects={','.join(dialects)} driver={driver} workdir={workdir}")
+
+    rows: list[dict[str, Any]] = run_constant(args, driver, workdir)
+    datasets: list[Dataset] = []
+    for dialect in dialects:
+        pg = None
+        try:
+            if dialect == "postgresql":
+                if args.postgres_url:
+                    url = args.postgres_url
+                else:
+                    from runwatch.testing.postgres import TemporaryPostgres
+
+                    options = SMOKE_POSTGRES_OPTIONS if args.smoke else POSTGRES_OPTIONS
+                    pg = TemporaryPostgres(durable=True, options=options)
+                    url = pg.start()
+                    log(f"postgresql: started a private cluster on port {pg.port}")
+                ds = Dataset("postgresql", url)
+                asyncio.run(prepare_postgres(ds, args))
+            else:
+                path = args.sqlite_path or str(workdir / "bench.db")
+                ds = Dataset("sqlite", f"sqlite+aiosqlite:///{path}", sqlite_path=path)
+                asyncio.run(prepare_sqlite(ds, args))
+            if ds.load:
+                log(
+                    f"{dialect}: loaded {ds.load.rows:,} rows at "
+                    f"{ds.load.rows_per_second:,.0f} rows/s ({ds.load.seconds:.1f} s)"
+                )
+            datasets.append(ds)
+            rows += run_dataset(ds, args, driver, workdir)
+        finally:
+            if pg is not None and args.keep_postgres:
+                log(
+                    f"postgresql: kept running at {pg.url} (pid {pg.pid}, data {pg.datadir}); "
+                    f"stop it with: kill -INT {pg.pid}"
+                )
+            elif pg is not None:
+                pg.stop()
+    if not args.sqlite_path:
+        for leftover in workdir.glob("bench.db*"):
+            leftover.unlink()
+
+    report.add_ratios(rows)
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "commit": report.git_commit(),
+        "runs": args.runs,
+        "dialects": dialects,
+        "duration_s": args.duration_s,
+        "driver": "wrk" if driver == "wrk" else "httpx (fallback, in-process Python)",
+        "server_log_level": args.server_log_level,
+        "smoke": args.smoke,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "datasets": [
+            {
+                "dialect": ds.dialect,
+                "rows": ds.rows,
+                "loaded": ds.loaded,
+                "load_rows_per_second": round(ds.load.rows_per_second, 1) if ds.load else 0.0,
+                "load_seconds": round(ds.load.seconds, 2) if ds.load else 0.0,
+                "index_seconds": round(ds.load.index_seconds, 2) if ds.load else 0.0,
+                "popular_layer": ds.extras["popular_layer"],
+                "depth": ds.extras["depth"],
+                "server_memory_kb": ds.extras.get("server_memory_kb", {}),
+                "database_version": ds.extras.get("postgres_version")
+                or ds.extras.get("sqlite_version"),
+            }
+            for ds in datasets
+        ],
+        "rows": rows,
+    }
+    result["headlines"] = headlines(rows, datasets)
+    md, js = report.write_results(result, args.out_dir)
+    print(report.render_markdown(result))
+    log(f"wrote {md} and {js} in {result['elapsed_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
