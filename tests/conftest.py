@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.db.engine import Engines, create_engines
-from runwatch.db.tables import metadata
+from runwatch.db.tables import DATA_VERSION_KEY, metadata, runwatch_state
 from runwatch.migrate import upgrade
 from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres
 
@@ -116,7 +116,10 @@ def settings(database_url: str) -> Settings:
 async def _clean(engines: Engines) -> None:
     async with engines.write.begin() as conn:
         for table in reversed(metadata.sorted_tables):
-            await conn.execute(delete(table))
+            if table is runwatch_state:  # keep the data version: it only ever advances
+                await conn.execute(delete(table).where(table.c.key != DATA_VERSION_KEY))
+            else:
+                await conn.execute(delete(table))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
 from runwatch.db.tables import layer_runs
+from runwatch.queries.rollups import record_layer_run_changes
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,18 @@ async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) ->
     for row in generate_layer_runs(runs, seed=seed):
         chunk.append(row)
         if len(chunk) == 5000:
-            await conn.execute(insert(layer_runs), chunk)
+            await _insert_layer_runs(conn, chunk)
             inserted += len(chunk)
             chunk = []
     if chunk:
-        await conn.execute(insert(layer_runs), chunk)
+        await _insert_layer_runs(conn, chunk)
         inserted += len(chunk)
     return inserted
+
+
+async def _insert_layer_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    await conn.execute(insert(layer_runs), rows)
+    await record_layer_run_changes(conn, added=rows)
 
 
 async def is_empty(conn: AsyncConnection) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import SchemaItem
@@ -45,3 +46,49 @@ def lock_rows_skipping_locked(query: Select[Any], dialect_name: str) -> Select[A
     if dialect_name == POSTGRESQL:
         return query.with_for_update(skip_locked=True)
     return query
+
+
+def upsert_adding(
+    table: Table, dialect_name: str, *, key: Sequence[str], summed: Sequence[str]
+) -> Insert:
+    """`INSERT … ON CONFLICT (key) DO UPDATE SET col = col + excluded.col` for `summed`.
+
+    The addition happens inside the database under the row lock, so two
+    writers adding to the same row never lose an update.
+    """
+    if dialect_name == POSTGRESQL:
+        stmt = postgresql.insert(table)
+    elif dialect_name == SQLITE:
+        stmt = sqlite.insert(table)
+    else:
+        raise ValueError(f"unsupported database dialect: {dialect_name}")
+    return stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={name: table.c[name] + stmt.excluded[name] for name in summed},
+    )
+
+
+def round_half_up_to_int(expr: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
+    """`floor(expr + 0.5)` as an integer, for non-negative values.
+
+    SQLite's floor() exists only when it was built with its math functions;
+    casting truncates, which is the same for non-negative values.
+    """
+    if dialect_name == SQLITE:
+        return cast(expr + 0.5, Integer)
+    return cast(func.floor(expr + 0.5), BigInteger)
+
+
+def lock_rows(query: Select[Any], dialect_name: str) -> Select[Any]:
+    """`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the write transaction is already exclusive."""
+    if dialect_name == POSTGRESQL:
+        return query.with_for_update()
+    return query
+
+
+def truncate_to(grain: str, column: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
+    """The start of the UTC hour or day of a timestamp column, in the column's own storage."""
+    if dialect_name == SQLITE:
+        pattern = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
+        return func.strftime(pattern, column)
+    return func.timezone("UTC", func.date_trunc(grain, func.timezone("UTC", column)))

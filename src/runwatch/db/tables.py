@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Double,
@@ -180,3 +181,37 @@ Index(
     extraction_runs.c.status,
     extraction_runs.c.lease_expires_at,
 )
+
+# Hourly and daily aggregates of layer runs by (bucket, layer, status), kept
+# exact in the same transaction as every insert, update and delete of a run.
+# Sums are integers (cost in nano-dollars, duration in microseconds) so that
+# adding and later subtracting a run's contribution leaves no rounding residue.
+ROLLUP_GRAINS = ("hour", "day")
+
+layer_run_rollups = Table(
+    "layer_run_rollups",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    Column("layer_name", Text, primary_key=True),
+    Column("status", Text, primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("insights", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("cost_nanousd", BigInteger, nullable=False),
+    Column("duration_us", BigInteger, nullable=False),
+    Column("completed_runs", BigInteger, nullable=False),
+    CheckConstraint(f"grain IN ({_quoted(ROLLUP_GRAINS)})", name="grain"),
+)
+
+# Small named values shared by every API process: the data version that every
+# write advances (the basis of ETags), and how far retention has purged.
+runwatch_state = Table(
+    "runwatch_state",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("number", BigInteger, nullable=True),
+    Column("moment", UtcDateTime, nullable=True),
+)
+DATA_VERSION_KEY = "data_version"
+PURGED_BEFORE_KEY = "layer_runs_purged_before"

@@ -11,10 +11,11 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
-from runwatch.db.dialect import insert_ignoring_conflicts
+from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
+from runwatch.queries.rollups import purged_before, record_layer_run_changes, rollup_totals
 
 t = layer_runs
 
@@ -118,7 +119,35 @@ async def list_layer_runs(
     return Page(rows=rows, next_cursor=next_cursor)
 
 
+def rollups_can_answer(filters: LayerRunFilter) -> bool:
+    """Rollups are kept by (time, layer, status); other filters need the raw rows."""
+    return filters.model_name is None
+
+
 async def count_layer_runs(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
+    """The exact number of runs matching `filters` that can still be listed.
+
+    Answered from the rollups when they cover the filters (constant cost
+    however large the table), else by a real count. Runs removed by retention
+    purges live on in the rollups, so the window starts at the purge horizon.
+    """
+    if not rollups_can_answer(filters):
+        return await count_layer_runs_raw(conn, filters=filters)
+    since = filters.since
+    horizon = await purged_before(conn)
+    if horizon is not None and (since is None or since < horizon):
+        since = horizon
+    groups = await rollup_totals(
+        conn,
+        layer_name=filters.layer_name,
+        statuses=filters.statuses,
+        since=since,
+        until=filters.until,
+    )
+    return sum(g.runs for g in groups)
+
+
+async def count_layer_runs_raw(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
     query = select(func.count()).select_from(t).where(*layer_run_conditions(filters))
     return int((await conn.execute(query)).scalar_one())
 
@@ -130,45 +159,6 @@ async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]
     return row._mapping
 
 
-@dataclass(frozen=True)
-class StatusTotals:
-    """Aggregates of one (layer, status) group."""
-
-    layer_name: str
-    status: str
-    runs: int
-    insights: int
-    tokens: int
-    cost_usd: float
-
-
-async def layer_run_totals(conn: AsyncConnection, *, filters: LayerRunFilter) -> list[StatusTotals]:
-    """Counts and sums per (layer, status) for the runs matching `filters`."""
-    query = (
-        select(
-            t.c.layer_name,
-            t.c.status,
-            func.count().label("runs"),
-            func.coalesce(func.sum(t.c.insights_created), 0).label("insights"),
-            func.coalesce(func.sum(t.c.tokens_total), 0).label("tokens"),
-            func.coalesce(func.sum(t.c.estimated_cost_usd), 0.0).label("cost_usd"),
-        )
-        .where(*layer_run_conditions(filters))
-        .group_by(t.c.layer_name, t.c.status)
-    )
-    return [
-        StatusTotals(
-            layer_name=row.layer_name,
-            status=row.status,
-            runs=int(row.runs),
-            insights=int(row.insights),
-            tokens=int(row.tokens),
-            cost_usd=float(row.cost_usd),
-        )
-        for row in await conn.execute(query)
-    ]
-
-
 async def summarize_layer_runs(
     conn: AsyncConnection,
     *,
@@ -178,27 +168,39 @@ async def summarize_layer_runs(
 ) -> dict[str, Any]:
     """The `GET /runs/stats/summary` body: runs that started in the last `days` days."""
     since = (now or datetime.now(UTC)) - timedelta(days=days)
-    groups = await layer_run_totals(
-        conn, filters=LayerRunFilter(layer_name=layer_name, since=since)
-    )
+    groups = await rollup_totals(conn, layer_name=layer_name, since=since)
     by_status: dict[str, int] = {}
     by_layer: dict[str, dict[str, Any]] = {}
     for g in groups:
         by_status[g.status] = by_status.get(g.status, 0) + g.runs
         layer = by_layer.setdefault(
             g.layer_name,
-            {"runs": 0, "insights": 0, "successful": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0},
+            {
+                "runs": 0,
+                "insights": 0,
+                "successful": 0,
+                "failed": 0,
+                "tokens": 0,
+                "cost_nanousd": 0,
+                "duration_us": 0,
+                "completed_runs": 0,
+            },
         )
         layer["runs"] += g.runs
         layer["insights"] += g.insights
         layer["tokens"] += g.tokens
-        layer["cost_usd"] += g.cost_usd
+        layer["cost_nanousd"] += g.cost_nanousd
+        layer["duration_us"] += g.duration_us
+        layer["completed_runs"] += g.completed_runs
         if g.status == "success":
             layer["successful"] += g.runs
         elif g.status == "failed":
             layer["failed"] += g.runs
     for layer in by_layer.values():
-        layer["cost_usd"] = round(layer["cost_usd"], 9)
+        layer["cost_usd"] = layer.pop("cost_nanousd") / 1e9
+        completed = layer.pop("completed_runs")
+        duration_us = layer.pop("duration_us")
+        layer["mean_duration_seconds"] = duration_us / 1e6 / completed if completed else None
     return {
         "period_days": days,
         "since": since,
@@ -210,7 +212,7 @@ async def summarize_layer_runs(
         "running_runs": by_status.get("running", 0),
         "total_insights": sum(g.insights for g in groups),
         "total_tokens": sum(g.tokens for g in groups),
-        "total_cost_usd": round(sum(g.cost_usd for g in groups), 9),
+        "total_cost_usd": sum(g.cost_nanousd for g in groups) / 1e9,
         "by_layer": dict(sorted(by_layer.items())),
     }
 
@@ -246,6 +248,8 @@ async def create_layer_run(
     row = new_layer_run_row(data, now=datetime.now(UTC))
     stmt = insert_ignoring_conflicts(t, conn.dialect.name).values(row)
     created = (await conn.execute(stmt)).rowcount == 1
+    if created:
+        await record_layer_run_changes(conn, added=[row])
     stored = await get_layer_run(conn, row["id"])
     if not created and not _same_content(stored, row):
         raise Conflict(f"A different layer run with id '{row['id']}' already exists.")
@@ -270,6 +274,8 @@ async def create_layer_runs(
         seen.add(run_id)
     stmt = insert_ignoring_conflicts(t, conn.dialect.name).returning(t.c.id)
     inserted = set((await conn.execute(stmt, rows)).scalars())
+    if inserted:
+        await record_layer_run_changes(conn, added=[r for r in rows if r["id"] in inserted])
     existing_rows = [row for row in rows if row["id"] not in inserted]
     if existing_rows:
         stored = {
@@ -295,7 +301,12 @@ async def update_layer_run(
     conn: AsyncConnection, run_id: str, changes: Mapping[str, Any]
 ) -> Mapping[str, Any]:
     """Apply progress or completion to a running run; a final run is immutable (Conflict)."""
-    current = await get_layer_run(conn, run_id)
+    # Locked until commit, so the rollups see exactly the values being replaced.
+    query = lock_rows(select(*DETAIL_COLUMNS).where(t.c.id == run_id), conn.dialect.name)
+    found = (await conn.execute(query)).first()
+    if found is None:
+        raise NotFound(f"No layer run with id '{run_id}'.")
+    current = found._mapping
     if current["status"] != "running":
         raise Conflict(
             f"Layer run '{run_id}' is '{current['status']}'; a completed run cannot change."
@@ -333,10 +344,13 @@ async def update_layer_run(
     row = (await conn.execute(stmt)).first()
     if row is None:  # another request completed it between our read and this write
         raise Conflict(f"Layer run '{run_id}' was completed by another request.")
+    await record_layer_run_changes(conn, added=[row._mapping], removed=[current])
     return row._mapping
 
 
 async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
-    result = await conn.execute(delete(t).where(t.c.id == run_id).returning(t.c.id))
-    if result.first() is None:
+    result = await conn.execute(delete(t).where(t.c.id == run_id).returning(*DETAIL_COLUMNS))
+    removed = result.first()
+    if removed is None:
         raise NotFound(f"No layer run with id '{run_id}'.")
+    await record_layer_run_changes(conn, removed=[removed._mapping])

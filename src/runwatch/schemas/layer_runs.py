@@ -147,6 +147,9 @@ class LayerStats(BaseModel):
     failed: int
     tokens: int
     cost_usd: float
+    mean_duration_seconds: float | None = Field(
+        description="Mean duration of the layer's completed runs in the window."
+    )
 
 
 class StatsSummary(BaseModel):

@@ -1,0 +1,299 @@
+"""Rollups of layer runs: kept exact on every write, and read back for totals and stats.
+
+A window `[since, until)` is answered from whole daily buckets in the middle,
+whole hourly buckets at the edges, and the raw rows of the partial hours at
+either end, so the answer is exact and its cost does not grow with the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, literal, select, union_all, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runwatch.db.dialect import round_half_up_to_int, upsert_adding
+from runwatch.db.tables import (
+    DATA_VERSION_KEY,
+    PURGED_BEFORE_KEY,
+    layer_run_rollups,
+    layer_runs,
+    runwatch_state,
+)
+from runwatch.db.types import as_utc
+
+r = layer_run_rollups
+t = layer_runs
+
+ROLLUP_KEY = ("grain", "bucket_start", "layer_name", "status")
+ROLLUP_SUMS = ("runs", "insights", "tokens", "cost_nanousd", "duration_us", "completed_runs")
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def nanos(cost_usd: float | None) -> int:
+    """Cost in whole nano-dollars, rounded half up (as the migration's backfill does)."""
+    return 0 if cost_usd is None else math.floor(cost_usd * 1e9 + 0.5)
+
+
+def micros(seconds: float | None) -> int:
+    return 0 if seconds is None else math.floor(seconds * 1e6 + 0.5)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    start = floor_hour(moment)
+    return start if start == moment else start + HOUR
+
+
+def ceil_day(moment: datetime) -> datetime:
+    start = floor_day(moment)
+    return start if start == moment else start + DAY
+
+
+# --- keeping the rollups exact -------------------------------------------------
+
+
+def _contributions(
+    row: Mapping[str, Any], sign: int
+) -> Iterable[tuple[tuple[Any, ...], list[int]]]:
+    values = [
+        sign,
+        sign * (row["insights_created"] or 0),
+        sign * (row["tokens_total"] or 0),
+        sign * nanos(row["estimated_cost_usd"]),
+        sign * micros(row["duration_seconds"]),
+        sign * (row["completed_at"] is not None),
+    ]
+    started = row["started_at"]
+    for grain, bucket in (("hour", floor_hour(started)), ("day", floor_day(started))):
+        yield (grain, bucket, row["layer_name"], row["status"]), values
+
+
+async def record_layer_run_changes(
+    conn: AsyncConnection,
+    *,
+    added: Iterable[Mapping[str, Any]] = (),
+    removed: Iterable[Mapping[str, Any]] = (),
+) -> None:
+    """Apply the runs a write added and removed (an update is both) to the rollups.
+
+    Call in the same transaction as the write. Deltas are summed per bucket
+    first and applied in key order, so concurrent writers lock rollup rows in
+    the same order and cannot deadlock. Then advances the data version.
+    """
+    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(ROLLUP_SUMS))
+    for rows, sign in ((added, 1), (removed, -1)):
+        for row in rows:
+            for key, values in _contributions(row, sign):
+                total = deltas[key]
+                for i, v in enumerate(values):
+                    total[i] += v
+    params = [
+        {**dict(zip(ROLLUP_KEY, key, strict=True)), **dict(zip(ROLLUP_SUMS, v, strict=True))}
+        for key, v in sorted(
+            deltas.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])
+        )
+        if any(v)
+    ]
+    if params:
+        stmt = upsert_adding(r, conn.dialect.name, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
+        await conn.execute(stmt, params)
+    await bump_data_version(conn)
+
+
+async def bump_data_version(conn: AsyncConnection) -> None:
+    """Advance the version that ETags are made from (in the writer's transaction)."""
+    await conn.execute(
+        update(runwatch_state)
+        .where(runwatch_state.c.key == DATA_VERSION_KEY)
+        .values(number=runwatch_state.c.number + 1)
+    )
+
+
+async def data_version(conn: AsyncConnection) -> int:
+    query = select(runwatch_state.c.number).where(runwatch_state.c.key == DATA_VERSION_KEY)
+    return int((await conn.execute(query)).scalar_one_or_none() or 0)
+
+
+async def purged_before(conn: AsyncConnection) -> datetime | None:
+    query = select(runwatch_state.c.moment).where(runwatch_state.c.key == PURGED_BEFORE_KEY)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+# --- reading them back ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A part of a window answered one way: raw rows, or rollups of one grain."""
+
+    source: str  # "raw", "hour" or "day"
+    start: datetime | None  # inclusive; None = unbounded
+    end: datetime | None  # exclusive; None = unbounded
+
+
+def plan_segments(since: datetime | None, until: datetime | None) -> list[Segment]:
+    """Cover `[since, until)` with as few rows as possible, exactly."""
+    if since is not None and until is not None and until <= since:
+        return []
+    if since is not None and until is not None and ceil_hour(since) >= floor_hour(until):
+        return [Segment("raw", since, until)]  # within one or two partial hours
+    segments: list[Segment] = []
+    hours_from = None if since is None else ceil_hour(since)
+    hours_to = None if until is None else floor_hour(until)
+    if since is not None and since != hours_from:
+        segments.append(Segment("raw", since, hours_from))
+    days_from = None if hours_from is None else ceil_day(hours_from)
+    days_to = None if hours_to is None else floor_day(hours_to)
+    if days_from is not None and days_to is not None and days_from >= days_to:
+        segments.append(Segment("hour", hours_from, hours_to))
+    else:
+        if hours_from is not None and hours_from != days_from:
+            segments.append(Segment("hour", hours_from, days_from))
+        segments.append(Segment("day", days_from, days_to))
+        if hours_to is not None and hours_to != days_to:
+            segments.append(Segment("hour", days_to, hours_to))
+    if until is not None and until != hours_to:
+        segments.append(Segment("raw", hours_to, until))
+    return segments
+
+
+@dataclass(frozen=True)
+class GroupTotals:
+    """Aggregates of one (layer, status) group over a window."""
+
+    layer_name: str
+    status: str
+    runs: int
+    insights: int
+    tokens: int
+    cost_nanousd: int
+    duration_us: int
+    completed_runs: int
+
+    @property
+    def cost_usd(self) -> float:
+        return self.cost_nanousd / 1e9
+
+
+def _raw_part(segment: Segment, dims: list[ColumnElement[bool]], dialect_name: str) -> Any:
+    conditions = list(dims)
+    if segment.start is not None:
+        conditions.append(t.c.started_at >= segment.start)
+    if segment.end is not None:
+        conditions.append(t.c.started_at < segment.end)
+    cost = round_half_up_to_int(t.c.estimated_cost_usd * 1e9, dialect_name)
+    duration = round_half_up_to_int(t.c.duration_seconds * 1e6, dialect_name)
+    return (
+        select(
+            t.c.layer_name,
+            t.c.status,
+            func.count().label("runs"),
+            func.coalesce(func.sum(t.c.insights_created), 0).label("insights"),
+            func.coalesce(func.sum(t.c.tokens_total), 0).label("tokens"),
+            func.coalesce(func.sum(cost), 0).label("cost_nanousd"),
+            func.coalesce(func.sum(duration), 0).label("duration_us"),
+            func.count(t.c.completed_at).label("completed_runs"),
+        )
+        .where(*conditions)
+        .group_by(t.c.layer_name, t.c.status)
+    )
+
+
+def _rollup_part(segment: Segment, dims: list[ColumnElement[bool]]) -> Any:
+    conditions = [r.c.grain == literal(segment.source), *dims]
+    if segment.start is not None:
+        conditions.append(r.c.bucket_start >= segment.start)
+    if segment.end is not None:
+        conditions.append(r.c.bucket_start < segment.end)
+    return (
+        select(
+            r.c.layer_name,
+            r.c.status,
+            *(func.sum(r.c[name]).label(name) for name in ROLLUP_SUMS),
+        )
+        .where(*conditions)
+        .group_by(r.c.layer_name, r.c.status)
+    )
+
+
+def _dimension_conditions(
+    table: Any, layer_name: str | None, statuses: tuple[str, ...]
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if layer_name is not None:
+        conditions.append(table.c.layer_name == layer_name)
+    if statuses:
+        conditions.append(table.c.status.in_(statuses))
+    return conditions
+
+
+async def rollup_totals(
+    conn: AsyncConnection,
+    *,
+    layer_name: str | None = None,
+    statuses: tuple[str, ...] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[GroupTotals]:
+    """Per (layer, status) totals of the runs started in `[since, until)`, from rollups."""
+    segments = plan_segments(since, until)
+    if not segments:
+        return []
+    raw_dims = _dimension_conditions(t, layer_name, statuses)
+    rollup_dims = _dimension_conditions(r, layer_name, statuses)
+    parts = [
+        _raw_part(s, raw_dims, conn.dialect.name)
+        if s.source == "raw"
+        else _rollup_part(s, rollup_dims)
+        for s in segments
+    ]
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    merged: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(ROLLUP_SUMS))
+    for row in await conn.execute(query):
+        total = merged[(row.layer_name, row.status)]
+        for i, name in enumerate(ROLLUP_SUMS):
+            total[i] += int(row._mapping[name] or 0)
+    return [
+        GroupTotals(layer, status, *values)
+        for (layer, status), values in sorted(merged.items())
+        if values[0]
+    ]
+
+
+async def rollup_buckets(
+    conn: AsyncConnection,
+    *,
+    grain: str,
+    start: datetime,
+    end: datetime,
+    layer_name: str | None = None,
+) -> dict[tuple[datetime, str], list[int]]:
+    """Sums per (bucket start, status) of whole `grain` buckets in `[start, end)`."""
+    conditions = [r.c.grain == grain, r.c.bucket_start >= start, r.c.bucket_start < end]
+    conditions += _dimension_conditions(r, layer_name, ())
+    query = (
+        select(r.c.bucket_start, r.c.status, *(func.sum(r.c[n]).label(n) for n in ROLLUP_SUMS))
+        .where(*conditions)
+        .group_by(r.c.bucket_start, r.c.status)
+    )
+    out: dict[tuple[datetime, str], list[int]] = {}
+    for row in await conn.execute(query):
+        bucket = row.bucket_start
+        if isinstance(bucket, str):  # SQLite returns aggregated keys as text
+            bucket = as_utc(datetime.fromisoformat(bucket))
+        out[(bucket, row.status)] = [int(row._mapping[n] or 0) for n in ROLLUP_SUMS]
+    return out
