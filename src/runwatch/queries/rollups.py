@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import round_half_up_to_int, upsert_adding
+from runwatch.db.dialect import round_half_up_to_int, truncate_to, upsert_adding
 from runwatch.db.tables import (
     DATA_VERSION_KEY,
     PURGED_BEFORE_KEY,
@@ -297,3 +297,39 @@ async def rollup_buckets(
             bucket = as_utc(datetime.fromisoformat(bucket))
         out[(bucket, row.status)] = [int(row._mapping[n] or 0) for n in ROLLUP_SUMS]
     return out
+
+
+async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
+    """Recompute every rollup from the raw rows (after a bulk load that bypassed them).
+
+    Rollups of purged periods cannot be recomputed (their rows are gone), so
+    buckets before the purge horizon are kept as they are.
+    """
+    dialect_name = conn.dialect.name
+    horizon = await purged_before(conn)
+    keep_before = [] if horizon is None else [r.c.bucket_start < floor_day(horizon)]
+    await conn.execute(r.delete().where(*(~c for c in keep_before)))
+    for grain in ("hour", "day"):
+        bucket = truncate_to(grain, t.c.started_at, dialect_name)
+        rows = (
+            select(
+                literal(grain),
+                bucket,
+                t.c.layer_name,
+                t.c.status,
+                func.count(),
+                func.coalesce(func.sum(t.c.insights_created), 0),
+                func.coalesce(func.sum(t.c.tokens_total), 0),
+                func.coalesce(
+                    func.sum(round_half_up_to_int(t.c.estimated_cost_usd * 1e9, dialect_name)), 0
+                ),
+                func.coalesce(
+                    func.sum(round_half_up_to_int(t.c.duration_seconds * 1e6, dialect_name)), 0
+                ),
+                func.count(t.c.completed_at),
+            )
+            .where(*([] if horizon is None else [t.c.started_at >= floor_day(horizon)]))
+            .group_by(bucket, t.c.layer_name, t.c.status)
+        )
+        await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], rows))
+    await bump_data_version(conn)
