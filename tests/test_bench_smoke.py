@@ -1,0 +1,128 @@
+"""The benchmark harness end to end in smoke mode: a complete table of sane numbers.
+
+No timing thresholds: this only keeps the harness from rotting. Without wrk
+installed the harness falls back to its httpx driver, and says so in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench import load
+
+REPO = Path(__file__).resolve().parent.parent
+
+GET_ENDPOINTS = (
+    "GET /runs?limit=20 (page 1)",
+    "GET /runs?layer_name&status=failed&limit=20",
+    "GET /runs/{id} (1,000 ids)",
+    "GET /runs/stats/summary?days=30",
+    "GET /runs/stats/summary?days=7&layer_name",
+    "GET /runs?limit=20 cursor at row 5,000",
+    "GET /runs?limit=20&offset=5000",
+)
+CONSTANTS = ("constant 1 KB JSON, pre-encoded bytes", "constant 1 KB JSON, dict via FastAPI")
+
+
+@pytest.fixture(scope="module")
+def smoke_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("bench-results")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--smoke", "--out-dir", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    (js,) = out.glob("*.json")
+    return json.loads(js.read_text()), out
+
+
+def _row(result: dict, dialect: str, endpoint: str, conns: int) -> dict:
+    matches = [
+        r
+        for r in result["rows"]
+        if r["dialect"] == dialect and r["endpoint"] == endpoint and r["connections"] == conns
+    ]
+    assert len(matches) == 1, f"{dialect} {endpoint} c={conns}: {len(matches)} rows"
+    return matches[0]
+
+
+def test_every_endpoint_measured_on_both_dialects(smoke_result: tuple[dict, Path]) -> None:
+    result, _ = smoke_result
+    assert result["dialects"] == ["postgresql", "sqlite"]
+    assert result["runs"] == 10_000
+    expected_driver = "wrk" if load.wrk_path() else "httpx (fallback)"
+    for dialect in result["dialects"]:
+        for endpoint in GET_ENDPOINTS:
+            for conns in (1, 16):
+                row = _row(result, dialect, endpoint, conns)
+                assert row["driver"] == expected_driver
+                assert row["requests"] > 0
+                assert row["requests_per_second"] > 0
+                assert 0 < row["p50_ms"] <= row["p99_ms"]
+                assert 0 < row["db_p50_ms"] <= row["db_p99_ms"]
+                assert row["http_over_db"] > 0
+                assert row["errors"] == 0, row
+        for conns in (1, 16):
+            batch = _row(result, dialect, "POST /runs/batch (1,000 runs)", conns)
+            assert batch["errors"] == 0
+            assert batch["requests"] > 0
+            assert batch["runs_per_second"] > 0
+
+
+def test_references_and_dataset_facts(smoke_result: tuple[dict, Path]) -> None:
+    result, out = smoke_result
+    for endpoint in CONSTANTS:
+        for conns in (1, 16):
+            row = _row(result, "—", endpoint, conns)
+            assert row["requests_per_second"] > 0
+            assert row["errors"] == 0
+    for ds in result["datasets"]:
+        assert ds["rows"] == ds["loaded"] == 10_000
+        assert ds["load_rows_per_second"] > 0
+        assert ds["depth"] == 5_000
+        assert ds["server_memory_kb"]["VmHWM"] >= ds["server_memory_kb"]["VmRSS"] > 0
+    for key in ("nproc", "memory_gib", "cpu"):
+        assert result["machine"][key]
+    assert len(result["commit"].split()[0]) == 40
+    (md,) = out.glob("*.md")
+    text = md.read_text()
+    assert "| dialect | endpoint | conns | req/s |" in text
+    assert result["commit"].split()[0] in text
+
+
+def test_httpx_fallback_driver_measures(tmp_path: Path) -> None:
+    """The driver used where wrk is missing, against the constant app."""
+    port = load.free_port()
+    server = load.ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.constant_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        {**os.environ, "PYTHONPATH": str(REPO)},
+        tmp_path / "constant.log",
+        port,
+    )
+    server.start("/bytes")
+    try:
+        result = load.run_httpx(server.base_url, ["/bytes", "/dict"], connections=4, seconds=0.5)
+    finally:
+        server.stop()
+    assert result.driver == "httpx (fallback)"
+    assert result.requests > 0
+    assert result.errors == 0
+    assert 0 < result.p50_ms <= result.p99_ms
