@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from runwatch.config import Settings
 
@@ -89,6 +90,57 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_age(text: str) -> timedelta:
+    """`90d`, `12h` or `2w` as a timedelta."""
+    units = {"h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.isdigit() or int(number) <= 0:
+        raise argparse.ArgumentTypeError(f"expected an age like 90d, 12h or 2w, not {text!r}")
+    return timedelta(**{units[unit]: int(number)})
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from runwatch.db.engine import create_engines
+    from runwatch.queries.layer_runs import purge_layer_runs
+    from runwatch.queries.rollups import floor_day
+
+    settings = _settings(args)
+    # Whole days only, so that the rollups before the horizon stay exact.
+    before = floor_day(datetime.now(UTC) - args.older_than)
+
+    async def run() -> int:
+        engines = create_engines(settings)
+        try:
+            return await purge_layer_runs(engines.write, before=before, batch_size=args.batch_size)
+        finally:
+            await engines.dispose()
+
+    count = asyncio.run(run())
+    print(
+        f"runwatch: purged {count} layer runs started before {before.isoformat()}", file=sys.stderr
+    )
+    return 0
+
+
+def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
+    from runwatch.db.engine import create_engines
+    from runwatch.queries.rollups import rebuild_layer_run_rollups
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        engines = create_engines(settings)
+        try:
+            async with engines.write.begin() as conn:
+                await rebuild_layer_run_rollups(conn)
+        finally:
+            await engines.dispose()
+
+    asyncio.run(run())
+    print("runwatch: rollups rebuilt from the raw runs", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runwatch", description=__doc__)
     parser.add_argument(
@@ -114,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--runs", type=int, default=5000)
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo_data)
+
+    purge = sub.add_parser(
+        "purge", help="delete old layer runs in small batches (their rollups are kept)"
+    )
+    purge.add_argument("--older-than", type=parse_age, required=True, help="e.g. 90d, 12h, 2w")
+    purge.add_argument("--batch-size", type=int, default=5000)
+    purge.set_defaults(func=cmd_purge)
+
+    rebuild = sub.add_parser(
+        "rebuild-rollups", help="recompute the rollups from the raw runs (after a bulk load)"
+    )
+    rebuild.set_defaults(func=cmd_rebuild_rollups)
     return parser
 
 

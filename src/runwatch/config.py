@@ -35,7 +35,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body in bytes (413 above)."
     )
-    max_stats_days: int = Field(30, ge=1, description="Largest `days` for stats windows.")
+    max_stats_days: int = Field(
+        30, ge=1, description="Largest `days` for the summary and hourly timeseries."
+    )
+    max_daily_timeseries_days: int = Field(
+        366, ge=1, description="Largest `days` for the daily timeseries."
+    )
+    stats_etag_seconds: int = Field(
+        10,
+        ge=1,
+        description="Rolling-window answers (stats) get a new ETag at least this often, "
+        "as runs leave the window with time.",
+    )
 
     extraction_default_lease_seconds: int = Field(
         300, ge=1, description="Lease given to a claimed extraction run when none is asked for."

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
+from runwatch.api.conditional import conditional
 from runwatch.api.deps import (
     PagingDep,
     ReadConn,
@@ -29,6 +30,7 @@ from runwatch.schemas.layer_runs import (
     LayerRunSummary,
     LayerRunUpdate,
     StatsSummary,
+    Timeseries,
 )
 
 router = APIRouter(prefix="/runs", tags=["layer runs"])
@@ -45,6 +47,7 @@ StatusQuery = Annotated[
         + " (`failed,partial`).",
     ),
 ]
+NOT_MODIFIED = {304: {"description": "Not modified: the `If-None-Match` ETag is current."}}
 LayerNameQuery = Annotated[
     str | None, Query(min_length=1, max_length=200, description="Exact layer name.")
 ]
@@ -54,9 +57,11 @@ LayerNameQuery = Annotated[
     "",
     response_model=LayerRunPage,
     summary="List layer runs",
-    responses=problem_responses(422, 503),
+    responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def list_runs(
+    request: Request,
+    response: Response,
     conn: ReadConn,
     paging: PagingDep,
     window: TimeWindowDep,
@@ -72,12 +77,16 @@ async def list_runs(
             "direction; runs with no value for the key come last."
         ),
     ] = "-started_at",
-) -> LayerRunPage:
+) -> LayerRunPage | Response:
     """Runs matching every filter given, newest first by default.
 
     `total` is exact. Page with `next_cursor` (keyset: constant cost at any depth,
     and no run is skipped or repeated while runs are added) or with `offset`.
+    `total` for layer, status and time filters comes from the rollups; with
+    `model_name` it is a real count. Send `If-None-Match` with the `ETag` to poll.
     """
+    if (not_modified := await conditional(request, response, conn)) is not None:
+        return not_modified
     filters = q.LayerRunFilter(
         layer_name=layer_name,
         statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
@@ -107,9 +116,11 @@ async def list_runs(
     "/stats/summary",
     response_model=StatsSummary,
     summary="Summary of recent runs",
-    responses=problem_responses(422, 503),
+    responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def stats_summary(
+    request: Request,
+    response: Response,
     conn: ReadConn,
     settings: SettingsDep,
     days: Annotated[
@@ -119,25 +130,79 @@ async def stats_summary(
         ),
     ] = 7,
     layer_name: LayerNameQuery = None,
-) -> StatsSummary:
+) -> StatsSummary | Response:
     """Counts and sums over every run that started in the last `days` days.
 
     Sums over no runs are 0. `by_layer` has one entry per layer with runs in the window.
+    Answered from the hourly and daily rollups plus the raw rows of the first,
+    partial hour, so it is exact and its cost does not grow with the table; runs
+    removed by `runwatch purge` still count here. Poll with `If-None-Match`: the
+    `ETag` changes on every write and, as the window moves, at least every
+    `RUNWATCH_STATS_ETAG_SECONDS` (10) seconds.
     """
     if days > settings.max_stats_days:
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
+    not_modified = await conditional(
+        request, response, conn, window_seconds=settings.stats_etag_seconds
+    )
+    if not_modified is not None:
+        return not_modified
     summary = await q.summarize_layer_runs(conn, days=days, layer_name=layer_name)
     return StatsSummary.model_validate(summary)
+
+
+@router.get(
+    "/stats/timeseries",
+    response_model=Timeseries,
+    summary="Runs per hour or day, for charts",
+    responses={**NOT_MODIFIED, **problem_responses(422, 503)},
+)
+async def stats_timeseries(
+    request: Request,
+    response: Response,
+    conn: ReadConn,
+    settings: SettingsDep,
+    days: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="How far back: 1-30 days of hourly buckets "
+            "(`RUNWATCH_MAX_STATS_DAYS`), 1-366 of daily ones "
+            "(`RUNWATCH_MAX_DAILY_TIMESERIES_DAYS`).",
+        ),
+    ] = 7,
+    bucket: Annotated[Literal["hour", "day"], Query(description="Bucket size.")] = "hour",
+    layer_name: LayerNameQuery = None,
+) -> Timeseries | Response:
+    """Contiguous, zero-filled buckets of run counts per status, insights, tokens and cost.
+
+    Whole UTC hours or days, oldest first, the last one being the current
+    (partial) bucket; read from the rollups, so purged runs still count.
+    """
+    limit = settings.max_stats_days if bucket == "hour" else settings.max_daily_timeseries_days
+    if days > limit:
+        raise InvalidArgument.at(("query", "days"), f"must be at most {limit} for {bucket}s")
+    not_modified = await conditional(
+        request, response, conn, window_seconds=settings.stats_etag_seconds
+    )
+    if not_modified is not None:
+        return not_modified
+    series = await q.layer_run_timeseries(conn, grain=bucket, days=days, layer_name=layer_name)
+    return Timeseries.model_validate(series)
 
 
 @router.get(
     "/{run_id}",
     response_model=LayerRunDetail,
     summary="One layer run",
-    responses=problem_responses(404, 422, 503),
+    responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
 )
-async def get_run(conn: ReadConn, run_id: RunIdPath) -> LayerRunDetail:
+async def get_run(
+    request: Request, response: Response, conn: ReadConn, run_id: RunIdPath
+) -> LayerRunDetail | Response:
     """Every field of the run, with `duration_seconds` and `errors`."""
+    if (not_modified := await conditional(request, response, conn)) is not None:
+        return not_modified
     return LayerRunDetail.model_validate(dict(await q.get_layer_run(conn, run_id)))
 
 

@@ -48,6 +48,24 @@ def lock_rows_skipping_locked(query: Select[Any], dialect_name: str) -> Select[A
     return query
 
 
+def _insert(table: Table, dialect_name: str) -> Any:
+    if dialect_name == POSTGRESQL:
+        return postgresql.insert(table)
+    if dialect_name == SQLITE:
+        return sqlite.insert(table)
+    raise ValueError(f"unsupported database dialect: {dialect_name}")
+
+
+def upsert_replacing(
+    table: Table, dialect_name: str, *, key: Sequence[str], replaced: Sequence[str]
+) -> Insert:
+    """`INSERT … ON CONFLICT (key) DO UPDATE SET col = excluded.col` for `replaced`."""
+    stmt = _insert(table, dialect_name)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key), set_={name: stmt.excluded[name] for name in replaced}
+    )
+
+
 def upsert_adding(
     table: Table, dialect_name: str, *, key: Sequence[str], summed: Sequence[str]
 ) -> Insert:
@@ -56,12 +74,7 @@ def upsert_adding(
     The addition happens inside the database under the row lock, so two
     writers adding to the same row never lose an update.
     """
-    if dialect_name == POSTGRESQL:
-        stmt = postgresql.insert(table)
-    elif dialect_name == SQLITE:
-        stmt = sqlite.insert(table)
-    else:
-        raise ValueError(f"unsupported database dialect: {dialect_name}")
+    stmt = _insert(table, dialect_name)
     return stmt.on_conflict_do_update(
         index_elements=list(key),
         set_={name: table.c[name] + stmt.excluded[name] for name in summed},

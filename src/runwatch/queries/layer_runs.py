@@ -8,14 +8,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ulid import ULID
 
 from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
-from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, layer_runs
+from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
-from runwatch.queries.rollups import purged_before, record_layer_run_changes, rollup_totals
+from runwatch.queries.rollups import (
+    bump_data_version,
+    floor_day,
+    floor_hour,
+    purged_before,
+    record_layer_run_changes,
+    rollup_buckets,
+    rollup_totals,
+    set_purged_before,
+)
 
 t = layer_runs
 
@@ -354,3 +363,76 @@ async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
     if removed is None:
         raise NotFound(f"No layer run with id '{run_id}'.")
     await record_layer_run_changes(conn, removed=[removed._mapping])
+
+
+async def layer_run_timeseries(
+    conn: AsyncConnection,
+    *,
+    grain: str,
+    days: int,
+    layer_name: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Contiguous, zero-filled hourly or daily buckets ending with the current one."""
+    now = now or datetime.now(UTC)
+    step = timedelta(hours=1) if grain == "hour" else timedelta(days=1)
+    count = days * 24 if grain == "hour" else days
+    end = (floor_hour(now) if grain == "hour" else floor_day(now)) + step
+    start = end - count * step
+    sums = await rollup_buckets(conn, grain=grain, start=start, end=end, layer_name=layer_name)
+    buckets = []
+    for i in range(count):
+        bucket_start = start + i * step
+        by_status = dict.fromkeys(LAYER_RUN_STATUSES, 0)
+        insights = tokens = cost = 0
+        for status in LAYER_RUN_STATUSES:
+            values = sums.get((bucket_start, status))
+            if values:
+                by_status[status] = values[0]
+                insights += values[1]
+                tokens += values[2]
+                cost += values[3]
+        buckets.append(
+            {
+                "start": bucket_start,
+                "runs": sum(by_status.values()),
+                "by_status": by_status,
+                "insights": insights,
+                "tokens": tokens,
+                "cost_usd": cost / 1e9,
+            }
+        )
+    return {
+        "bucket": grain,
+        "period_days": days,
+        "start": start,
+        "end": end,
+        "layer_name": layer_name,
+        "buckets": buckets,
+    }
+
+
+async def purge_layer_runs(engine: AsyncEngine, *, before: datetime, batch_size: int = 5000) -> int:
+    """Delete runs that started before `before`, in small transactions; returns how many.
+
+    The rollups are left as they are, so stats over long windows stay right;
+    `total` of lists starts at the purge horizon from now on.
+    """
+    async with engine.begin() as conn:
+        horizon = await purged_before(conn)
+        if horizon is None or horizon < before:
+            await set_purged_before(conn, before)
+    deleted = 0
+    while True:
+        async with engine.begin() as conn:
+            oldest = (
+                select(t.c.id)
+                .where(t.c.started_at < before)
+                .order_by(t.c.started_at)
+                .limit(batch_size)
+            )
+            result = await conn.execute(delete(t).where(t.c.id.in_(oldest.scalar_subquery())))
+            await bump_data_version(conn)
+        deleted += result.rowcount
+        if result.rowcount < batch_size:
+            return deleted

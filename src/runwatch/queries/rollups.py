@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import round_half_up_to_int, truncate_to, upsert_adding
+from runwatch.db.dialect import round_half_up_to_int, truncate_to, upsert_adding, upsert_replacing
 from runwatch.db.tables import (
     DATA_VERSION_KEY,
     PURGED_BEFORE_KEY,
@@ -131,6 +131,11 @@ async def data_version(conn: AsyncConnection) -> int:
 async def purged_before(conn: AsyncConnection) -> datetime | None:
     query = select(runwatch_state.c.moment).where(runwatch_state.c.key == PURGED_BEFORE_KEY)
     return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def set_purged_before(conn: AsyncConnection, moment: datetime) -> None:
+    stmt = upsert_replacing(runwatch_state, conn.dialect.name, key=("key",), replaced=("moment",))
+    await conn.execute(stmt, [{"key": PURGED_BEFORE_KEY, "moment": moment, "number": None}])
 
 
 # --- reading them back ------------------------------------------------------------

@@ -184,3 +184,31 @@ class BatchResult(BaseModel):
     created: int
     already_present: int
     results: list[BatchItemResult]
+
+
+class StatusCounts(BaseModel):
+    running: int = 0
+    success: int = 0
+    partial: int = 0
+    failed: int = 0
+    dry: int = 0
+
+
+class TimeseriesBucket(BaseModel):
+    start: UtcTimestamp
+    runs: int
+    by_status: StatusCounts
+    insights: int
+    tokens: int
+    cost_usd: float
+
+
+class Timeseries(BaseModel):
+    bucket: Literal["hour", "day"]
+    period_days: int
+    start: UtcTimestamp = Field(description="Start of the first bucket.")
+    end: UtcTimestamp = Field(description="End of the last bucket (the current one, partial).")
+    layer_name: str | None
+    buckets: list[TimeseriesBucket] = Field(
+        description="Contiguous and zero-filled, oldest first; the last is the current bucket."
+    )
