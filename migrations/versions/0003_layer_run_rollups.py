@@ -53,6 +53,11 @@ def upgrade() -> None:
             "grain", "bucket_start", "layer_name", "status", name=op.f("pk_layer_run_rollups")
         ),
     )
+    op.create_index(
+        "ix_layer_run_rollups_grain_layer_name_status_bucket_start",
+        "layer_run_rollups",
+        ["grain", "layer_name", "status", "bucket_start"],
+    )
     op.create_table(
         "runwatch_state",
         sa.Column("key", sa.Text(), nullable=False),

@@ -203,6 +203,15 @@ layer_run_rollups = Table(
     Column("completed_runs", BigInteger, nullable=False),
     CheckConstraint(f"grain IN ({_quoted(ROLLUP_GRAINS)})", name="grain"),
 )
+# The primary key serves windows over all layers; this one serves a window
+# over one layer (and status) without reading the other layers' buckets.
+Index(
+    "ix_layer_run_rollups_grain_layer_name_status_bucket_start",
+    layer_run_rollups.c.grain,
+    layer_run_rollups.c.layer_name,
+    layer_run_rollups.c.status,
+    layer_run_rollups.c.bucket_start,
+)
 
 # Small named values shared by every API process: the data version that every
 # write advances (the basis of ETags), and how far retention has purged.
