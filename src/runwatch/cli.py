@@ -141,6 +141,27 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from runwatch.worker import run_worker
+
+    asyncio.run(
+        run_worker(
+            url=args.url,
+            executor_spec=args.executor,
+            command=args.command_line,
+            command_timeout=args.timeout,
+            worker_id=args.worker_id,
+            batch=args.batch,
+            lease_seconds=args.lease_seconds,
+            poll_interval=args.poll_interval,
+            grace_seconds=args.grace_seconds,
+            max_runs=args.max_runs,
+            exit_when_idle=args.exit_when_idle,
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runwatch", description=__doc__)
     parser.add_argument(
@@ -178,6 +199,32 @@ def build_parser() -> argparse.ArgumentParser:
         "rebuild-rollups", help="recompute the rollups from the raw runs (after a bulk load)"
     )
     rebuild.set_defaults(func=cmd_rebuild_rollups)
+    worker = sub.add_parser(
+        "worker", help="claim and execute pending extraction runs (see docs/extraction-runs.md)"
+    )
+    how = worker.add_mutually_exclusive_group(required=True)
+    how.add_argument("--executor", metavar="MODULE:FUNCTION", help="a Python callable to run")
+    how.add_argument(
+        "--command",
+        dest="command_line",
+        metavar="CMD",
+        help="a shell command: run JSON on stdin, result JSON on stdout",
+    )
+    worker.add_argument("--url", default="http://127.0.0.1:8000", help="the runwatch API")
+    worker.add_argument("--worker-id", help="default: hostname-pid")
+    worker.add_argument("--batch", type=int, default=1, help="runs claimed at a time (1-100)")
+    worker.add_argument("--lease-seconds", type=int, default=300)
+    worker.add_argument("--poll-interval", type=float, default=2.0, help="seconds when idle")
+    worker.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, how long the run in progress may still take",
+    )
+    worker.add_argument("--timeout", type=float, help="seconds one --command run may take")
+    worker.add_argument("--max-runs", type=int, help="stop after reporting this many runs")
+    worker.add_argument("--exit-when-idle", action="store_true", help="stop when no run is pending")
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -1,0 +1,431 @@
+"""The extraction worker: claims runs over HTTP, executes them, reports results, stops gracefully.
+
+A worker needs only the API's URL, so workers can run on any machine. It
+claims pending runs (`POST /extraction-runs/claim`), executes each with an
+*executor*, keeps the lease alive while it works (`PATCH` with
+`lease_seconds`), and reports `completed` or `failed`. Two kinds of executor:
+
+* `--executor module:function`: a Python callable in this process. It gets the
+  run (a dict with `id`, `prompt_id`, `config_id`, `document_name`,
+  `attempts`) and returns an `ExtractionResult`, or a dict: a dict whose keys
+  are `output` plus any of `metrics`, `tokens`, `cost_usd` is a result, any
+  other dict is the output itself. Raising fails the run with the message.
+  It may be a plain or an `async` function.
+* `--command 'CMD'`: a program run through the shell once per run, with the
+  run as JSON on stdin. It prints one JSON object on stdout: `{"output": {...},
+  "metrics": {...}, "tokens": {"input": n, "output": n}, "cost_usd": x}`
+  (all but `output` optional), or `{"error": "why"}` to fail the run. A
+  non-zero exit status fails the run with the end of its stderr.
+
+On SIGTERM or SIGINT the worker stops claiming, lets the run in progress
+finish for up to `grace_seconds` (then abandons it: a command is killed) and
+gives every run it still holds back to `pending`. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger("runwatch.worker")
+
+RESULT_KEYS = frozenset({"output", "metrics", "tokens", "cost_usd"})
+STDERR_TAIL = 2000
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    """What an executor produces for one run."""
+
+    output: dict[str, Any]
+    metrics: dict[str, float] | None = None
+    tokens: dict[str, int | None] | None = None
+    cost_usd: float | None = None
+
+    def as_patch(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "completed", "output": self.output}
+        if self.metrics is not None:
+            body["metrics"] = self.metrics
+        if self.tokens is not None:
+            body["tokens"] = self.tokens
+        if self.cost_usd is not None:
+            body["cost_usd"] = self.cost_usd
+        return body
+
+
+class ExecutionError(Exception):
+    """The executor could not produce a result; the run is failed with this message."""
+
+
+Executor = Callable[[dict[str, Any]], Awaitable[ExtractionResult]]
+
+
+def as_result(value: Any, *, strict: bool = False) -> ExtractionResult:
+    """An executor's return value as a result; `strict` demands the `{"output": …}` form."""
+    if isinstance(value, ExtractionResult):
+        return value
+    if not isinstance(value, Mapping):
+        raise ExecutionError(f"the executor returned {type(value).__name__}, not a JSON object")
+    is_result = "output" in value and set(value) <= RESULT_KEYS
+    if strict and "error" in value and set(value) == {"error"}:
+        raise ExecutionError(str(value["error"]))
+    if not is_result:
+        if strict:
+            raise ExecutionError(
+                'the result must be {"output": {...}} with optional metrics, tokens and '
+                'cost_usd, or {"error": "..."}'
+            )
+        return ExtractionResult(output=dict(value))
+    output = value["output"]
+    if not isinstance(output, Mapping):
+        raise ExecutionError("the result's output must be a JSON object")
+    return ExtractionResult(
+        output=dict(output),
+        metrics=value.get("metrics"),
+        tokens=value.get("tokens"),
+        cost_usd=value.get("cost_usd"),
+    )
+
+
+def load_callable(spec: str) -> Callable[..., Any]:
+    """`package.module:function` as the function it names."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"expected module:function, got '{spec}'")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"'{spec}' is not callable")
+    return target
+
+
+def _in_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
+    # A daemon thread rather than the loop's default executor: a callable that
+    # never returns must not keep the process alive after a stop.
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            result = fn(arg)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, False, exc)
+        else:
+            loop.call_soon_threadsafe(settle, True, result)
+
+    threading.Thread(target=target, name="runwatch-executor", daemon=True).start()
+    return future
+
+
+def python_executor(fn: Callable[[dict[str, Any]], Any]) -> Executor:
+    """An executor calling `fn(run)`, awaited if it is async, else in a thread."""
+
+    async def execute(run: dict[str, Any]) -> ExtractionResult:
+        try:
+            if inspect.iscoroutinefunction(fn):
+                value = await fn(run)
+            else:
+                value = await _in_daemon_thread(fn, run)
+        except ExecutionError:
+            raise
+        except Exception as exc:
+            raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
+        return as_result(value)
+
+    return execute
+
+
+def command_executor(command: str, *, timeout: float | None = None) -> Executor:
+    """An executor running `command` in a shell: run JSON on stdin, result JSON on stdout."""
+
+    async def execute(run: dict[str, Any]) -> ExtractionResult:
+        process = await asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # so that a kill reaches the whole process group
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(
+                process.communicate(json.dumps(run).encode()), timeout
+            )
+        except asyncio.CancelledError:
+            await _kill(process)
+            raise
+        except TimeoutError:
+            await _kill(process)
+            raise ExecutionError(f"the command did not finish within {timeout} s") from None
+        if process.returncode != 0:
+            tail = stderr.decode(errors="replace")[-STDERR_TAIL:].strip()
+            raise ExecutionError(
+                f"the command exited with status {process.returncode}"
+                + (f": {tail}" if tail else "")
+            )
+        try:
+            value = json.loads(stdout)
+        except ValueError as exc:
+            raise ExecutionError(f"the command's stdout is not JSON: {exc}") from None
+        return as_result(value, strict=True)
+
+    return execute
+
+
+async def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill the command and whatever it started, and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        await process.wait()
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class LostRun(Exception):
+    """The server no longer lets this worker report on the run (409 or 404)."""
+
+
+class Worker:
+    """Claims, executes and reports runs until stopped (or idle, with `exit_when_idle`)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        executor: Executor,
+        *,
+        worker_id: str | None = None,
+        batch: int = 1,
+        lease_seconds: int = 300,
+        poll_interval: float = 2.0,
+        grace_seconds: float = 30.0,
+        max_runs: int | None = None,
+        exit_when_idle: bool = False,
+    ) -> None:
+        self.client = client
+        self.executor = executor
+        self.worker_id = worker_id or default_worker_id()
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.grace_seconds = grace_seconds
+        self.max_runs = max_runs
+        self.exit_when_idle = exit_when_idle
+        self.processed = 0
+        self.completed = 0
+        self.failed = 0
+        self.released = 0
+        self._stopping = asyncio.Event()
+        self._aborting = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop claiming and finish up; a second call abandons the run in progress."""
+        if self._stopping.is_set():
+            self._aborting.set()
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def _request(self, method: str, url: str, body: dict[str, Any]) -> httpx.Response:
+        """One API call, retried with backoff while the server is unreachable or 503."""
+        delay = 0.5
+        for attempt in range(6):
+            try:
+                response = await self.client.request(method, url, json=body)
+            except httpx.TransportError as exc:
+                logger.warning("%s %s failed: %s", method, url, exc)
+            else:
+                if response.status_code not in RETRYABLE_STATUS:
+                    return response
+                logger.warning("%s %s answered %s", method, url, response.status_code)
+            if attempt == 5 or self._aborting.is_set():
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        raise RuntimeError(f"{method} {url}: the API stayed unavailable")
+
+    async def _report(self, run_id: str, body: dict[str, Any]) -> httpx.Response:
+        body = {**body, "worker_id": self.worker_id}
+        response = await self._request("PATCH", f"/extraction-runs/{run_id}", body)
+        if response.status_code in (404, 409):
+            raise LostRun(response.json().get("detail", response.text))
+        if response.status_code == 422 and body.get("status") == "completed":
+            # The result broke a limit (size, depth, metric names): fail the run
+            # with the reason rather than leaving it to expire and retry.
+            detail = response.json().get("detail", "invalid result")
+            return await self._report(
+                run_id, {"status": "failed", "error": f"result rejected: {detail}"[:10_000]}
+            )
+        response.raise_for_status()
+        return response
+
+    async def claim(self) -> list[dict[str, Any]]:
+        want = self.batch
+        if self.max_runs is not None:
+            want = min(want, self.max_runs - self.processed)
+        response = await self._request(
+            "POST",
+            "/extraction-runs/claim",
+            {"worker_id": self.worker_id, "max_runs": want, "lease_seconds": self.lease_seconds},
+        )
+        response.raise_for_status()
+        return response.json()["runs"]
+
+    async def release(self, run_id: str) -> None:
+        try:
+            response = await self._request(
+                "POST", f"/extraction-runs/{run_id}/release", {"worker_id": self.worker_id}
+            )
+        except RuntimeError as exc:
+            logger.warning("could not release %s (its lease will expire): %s", run_id, exc)
+            return
+        if response.status_code == 200:
+            self.released += 1
+            logger.info("released %s", run_id)
+
+    async def _keep_lease(self, run_id: str) -> None:
+        interval = max(self.lease_seconds / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._report(run_id, {"lease_seconds": self.lease_seconds})
+            except (RuntimeError, httpx.HTTPError) as exc:
+                # Keep trying: the lease may still be saved before it expires.
+                logger.warning("could not extend the lease of %s: %s", run_id, exc)
+
+    async def execute(self, run: dict[str, Any]) -> None:
+        """Execute one claimed run and report the outcome (or release it when stopped)."""
+        run_id = run["id"]
+        job = asyncio.create_task(self.executor(_public_run(run)))
+        heartbeat = asyncio.create_task(self._keep_lease(run_id))
+        aborted = asyncio.create_task(self._aborting.wait())
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            waiting = {job, heartbeat, aborted, stopping}
+            deadline = None
+            while not job.done():
+                done, _ = await asyncio.wait(
+                    waiting, timeout=deadline, return_when=asyncio.FIRST_COMPLETED
+                )
+                if heartbeat in done:
+                    heartbeat.result()  # LostRun: someone else has the run now
+                if aborted in done or (deadline is not None and not done):
+                    job.cancel()
+                    with contextlib.suppress(BaseException):
+                        await job
+                    await self.release(run_id)
+                    return
+                if stopping in done:
+                    waiting.discard(stopping)
+                    deadline = self.grace_seconds
+        except LostRun as exc:
+            job.cancel()
+            logger.warning("lost %s: %s", run_id, exc)
+            return
+        finally:
+            for task in (heartbeat, aborted, stopping):
+                task.cancel()
+        try:
+            body = job.result().as_patch()
+        except ExecutionError as exc:
+            body = {"status": "failed", "error": str(exc)[:10_000] or "failed"}
+        except Exception as exc:
+            body = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:10_000]}
+        try:
+            response = await self._report(run_id, body)
+        except (LostRun, RuntimeError, httpx.HTTPError) as exc:
+            logger.warning("could not report %s: %s", run_id, exc)
+            return
+        self.processed += 1
+        if response.json()["status"] == "completed":
+            self.completed += 1
+        else:
+            self.failed += 1
+        logger.info("%s %s", run_id, response.json()["status"])
+
+    async def run(self) -> int:
+        """The loop; returns how many runs this worker reported."""
+        logger.info("worker %s started", self.worker_id)
+        while not self.stopping:
+            if self.max_runs is not None and self.processed >= self.max_runs:
+                break
+            runs = await self.claim()
+            if not runs:
+                if self.exit_when_idle:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                continue
+            for index, run in enumerate(runs):
+                if self.stopping:
+                    for held in runs[index:]:
+                        await self.release(held["id"])
+                    break
+                await self.execute(run)
+        logger.info(
+            "worker %s stopped: %d completed, %d failed, %d released",
+            self.worker_id,
+            self.completed,
+            self.failed,
+            self.released,
+        )
+        return self.processed
+
+
+def _public_run(run: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "prompt_id", "config_id", "document_name", "attempts", "lease_expires_at")
+    return {key: run[key] for key in keys if key in run}
+
+
+async def run_worker(
+    *,
+    url: str,
+    executor_spec: str | None = None,
+    command: str | None = None,
+    command_timeout: float | None = None,
+    **options: Any,
+) -> int:
+    """Build the executor, run a worker against `url`, and stop it on SIGTERM/SIGINT."""
+    if (executor_spec is None) == (command is None):
+        raise ValueError("give exactly one of an executor (module:function) or a command")
+    executor = (
+        python_executor(load_callable(executor_spec))
+        if executor_spec is not None
+        else command_executor(command or "", timeout=command_timeout)
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        worker = Worker(client, executor, **options)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        try:
+            return await worker.run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
