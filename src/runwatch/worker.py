@@ -245,7 +245,10 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming and finish up; a second call abandons the run in progress."""
         if self._stopping.is_set():
+            logger.info("stopping now: abandoning the run in progress")
             self._aborting.set()
+        else:
+            logger.info("stopping: no more claims; finishing the run in progress")
         self._stopping.set()
 
     @property
