@@ -13,6 +13,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages: other work on the machine shows up here."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -119,6 +127,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"- machine: {m['nproc']} cores, {m['memory_gib']} GiB, {m['cpu']}, "
         f"Linux {m['kernel']}, Python {m['python']}",
         f"- commit: `{result['commit']}`",
+        f"- load average (1/5/15 min) at start: {result.get('loadavg_start', '?')}, "
+        f"at end: {result.get('loadavg_end', '?')} (2 cores: above ~1.5 means other work "
+        "competed for the CPU)",
         f"- runs (N): {result['runs']:,}; dialects: {', '.join(result['dialects'])}; "
         f"duration per measurement: {result['duration_s']} s; load driver: {result['driver']}",
         f"- server: `runwatch serve` (one uvicorn worker, log level {result['server_log_level']})",
@@ -129,7 +140,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         out.append(
             f"- {d['dialect']}: {d['rows']:,} runs; loaded {d['loaded']:,} at "
             f"{d['load_rows_per_second']:,.0f} rows/s ({d['load_seconds']:.1f} s, of which "
-            f"indexes and analyse {d['index_seconds']:.1f} s); popular layer "
+            f"indexes and analyse {d['index_seconds']:.1f} s; rollups rebuilt in "
+            f"{d.get('rollup_seconds') or 0:.1f} s after it); popular layer "
             f"`{d['popular_layer']}`; deep page at row {d['depth']:,}; server peak RSS "
             f"{mem.get('VmHWM', 0) / 1024:.0f} MB (VmHWM), last {mem.get('VmRSS', 0) / 1024:.0f} MB"
         )

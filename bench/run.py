@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -158,6 +159,53 @@ def drive(
 # -- the data -----------------------------------------------------------------------------
 
 
+async def ensure_rollups(ds: Dataset, *, force: bool) -> None:
+    """Rebuild the rollups after a bulk load, which bypasses the service that keeps them.
+
+    On a reused database they are rebuilt only if they do not account for every run.
+    """
+    from sqlalchemy import func, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from runwatch.db.tables import layer_run_rollups, layer_runs
+    from runwatch.queries.rollups import rebuild_layer_run_rollups
+
+    engine = create_async_engine(ds.url)
+    try:
+        async with engine.begin() as conn:
+            if not force:
+                counted = (
+                    await conn.execute(select(func.count()).select_from(layer_runs))
+                ).scalar_one()
+                rolled = (
+                    await conn.execute(
+                        select(func.coalesce(func.sum(layer_run_rollups.c.runs), 0)).where(
+                            layer_run_rollups.c.grain == "day"
+                        )
+                    )
+                ).scalar_one()
+                if int(rolled) == int(counted):
+                    return
+            started = time.perf_counter()
+            await rebuild_layer_run_rollups(conn)
+            ds.extras["rollup_seconds"] = round(time.perf_counter() - started, 2)
+    finally:
+        await engine.dispose()
+    if ds.dialect == "postgresql" and ds.dsn:
+        import asyncpg
+
+        conn = await asyncpg.connect(ds.dsn)
+        try:
+            await conn.execute("VACUUM (ANALYZE) layer_run_rollups")
+        finally:
+            await conn.close()
+    else:
+        db = sqlite3.connect(ds.sqlite_path or "")
+        db.execute("ANALYZE")
+        db.close()
+    log(f"{ds.dialect}: rollups rebuilt in {ds.extras['rollup_seconds']} s")
+
+
 async def prepare_postgres(ds: Dataset, args: argparse.Namespace) -> None:
     import asyncpg
 
@@ -179,6 +227,7 @@ async def prepare_postgres(ds: Dataset, args: argparse.Namespace) -> None:
             progress=lambda m: log(f"postgresql: {m}"),
         )
         ds.loaded = ds.load.rows
+    await ensure_rollups(ds, force=existing == 0)
     conn = await asyncpg.connect(ds.dsn)
     try:
         ds.rows = await conn.fetchval("SELECT count(*) FROM layer_runs")
@@ -219,6 +268,7 @@ async def prepare_sqlite(ds: Dataset, args: argparse.Namespace) -> None:
             progress=lambda m: log(f"sqlite: {m}"),
         )
         ds.loaded = ds.load.rows
+    await ensure_rollups(ds, force=existing == 0)
     db = sqlite3.connect(ds.sqlite_path)
     try:
         ds.rows = db.execute("SELECT count(*) FROM layer_runs").fetchone()[0]
@@ -538,6 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     driver = choose_driver(args.driver)
     dialects = ["postgresql", "sqlite"] if args.dialect == "both" else [args.dialect]
     started = time.perf_counter()
+    loadavg_start = report.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="runwatch-bench-"))
     log(f"runs={args.runs:,} dialects={','.join(dialects)} driver={driver} workdir={workdir}")
 
@@ -577,9 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             elif pg is not None:
                 pg.stop()
-    if not args.sqlite_path:
-        for leftover in workdir.glob("bench.db*"):
-            leftover.unlink()
+    shutil.rmtree(workdir, ignore_errors=True)
 
     report.add_ratios(rows)
     result = {
@@ -592,6 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "driver": "wrk" if driver == "wrk" else "httpx (fallback, in-process Python)",
         "server_log_level": args.server_log_level,
         "smoke": args.smoke,
+        "loadavg_start": loadavg_start,
+        "loadavg_end": report.load_average(),
         "elapsed_s": round(time.perf_counter() - started, 1),
         "datasets": [
             {
@@ -601,6 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "load_rows_per_second": round(ds.load.rows_per_second, 1) if ds.load else 0.0,
                 "load_seconds": round(ds.load.seconds, 2) if ds.load else 0.0,
                 "index_seconds": round(ds.load.index_seconds, 2) if ds.load else 0.0,
+                "rollup_seconds": ds.extras.get("rollup_seconds"),
                 "popular_layer": ds.extras["popular_layer"],
                 "depth": ds.extras["depth"],
                 "server_memory_kb": ds.extras.get("server_memory_kb", {}),
