@@ -24,7 +24,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def _prepare(settings: Settings, demo_runs: int | None) -> None:
     from runwatch.db.engine import create_engines
-    from runwatch.demo import is_empty, load_demo_data
+    from runwatch.demo import is_empty, load_demo_data, load_demo_extraction_runs
     from runwatch.migrate import upgrade
 
     if settings.should_auto_migrate:
@@ -36,6 +36,8 @@ async def _prepare(settings: Settings, demo_runs: int | None) -> None:
                 if await is_empty(conn):
                     count = await load_demo_data(conn, runs=demo_runs)
                     print(f"runwatch: loaded {count} demo layer runs", file=sys.stderr)
+                    count = await load_demo_extraction_runs(conn)
+                    print(f"runwatch: loaded {count} demo extraction runs", file=sys.stderr)
                 else:
                     print("runwatch: database not empty; demo data not loaded", file=sys.stderr)
         finally:
@@ -70,7 +72,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from runwatch.db.engine import create_engines
-    from runwatch.demo import load_demo_data
+    from runwatch.demo import load_demo_data, load_demo_extraction_runs
     from runwatch.migrate import upgrade
 
     settings = _settings(args)
@@ -81,7 +83,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
         engines = create_engines(settings)
         try:
             async with engines.write.begin() as conn:
-                return await load_demo_data(conn, runs=args.runs, seed=args.seed)
+                count = await load_demo_data(conn, runs=args.runs, seed=args.seed)
+                extraction = await load_demo_extraction_runs(conn, seed=args.seed)
+                print(f"runwatch: inserted {extraction} demo extraction runs", file=sys.stderr)
+                return count
         finally:
             await engines.dispose()
 
