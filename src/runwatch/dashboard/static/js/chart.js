@@ -79,7 +79,11 @@ export function stackedBars(buckets, { hourly, title }) {
     svg.append(h("svg:text", { x: left - 8, y: y + 4, class: "axis-label", "text-anchor": "end" },
       fmtInt(value)));
   }
-  const labelEvery = Math.max(1, Math.ceil(buckets.length / 8));
+  // Labels at round times: midnights for a week of hours, every third hour for a day.
+  const dailyEvery = Math.max(1, Math.ceil(buckets.length / 10));
+  const labelled = (b, i) => (hourly
+    ? (buckets.length > 24 ? b.start.getUTCHours() === 0 : b.start.getUTCHours() % 3 === 0)
+    : i % dailyEvery === 0);
   buckets.forEach((b, i) => {
     const x = left + i * slot + (slot - barW) / 2;
     let y = top + plotH;
@@ -95,10 +99,10 @@ export function stackedBars(buckets, { hourly, title }) {
     // A transparent full-height target so thin bars still show their tooltip.
     g.append(h("svg:rect", { x: left + i * slot, y: top, width: slot, height: plotH, class: "hit" }));
     svg.append(g);
-    if (i % labelEvery === 0) {
-      const label = hourly && buckets.length > 24
-        ? bucketLabel(b.start, false).slice(5)
-        : hourly ? `${pad(b.start.getUTCHours())}:00` : bucketLabel(b.start, false).slice(5);
+    if (labelled(b, i)) {
+      const label = hourly && buckets.length <= 24
+        ? `${pad(b.start.getUTCHours())}:00`
+        : bucketLabel(b.start, false).slice(5);
       svg.append(h("svg:text", { x: x + barW / 2, y: H - 8, class: "axis-label", "text-anchor": "middle" }, label));
     }
   });

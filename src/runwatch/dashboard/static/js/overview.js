@@ -12,10 +12,11 @@ const PERIODS = [
   { days: 30, label: "30 d" },
 ];
 
-// Keys the API may use for a layer's median duration; the column shows when one is present.
-const MEDIAN_KEYS = [
-  "median_duration_seconds", "duration_p50_seconds", "p50_duration_seconds",
-  "duration_median_seconds",
+// A layer's typical duration, by preference; the column shows when the API sends one.
+const DURATION_KEYS = [
+  ["median_duration_seconds", "Median duration"],
+  ["p50_duration_seconds", "Median duration"],
+  ["mean_duration_seconds", "Mean duration"],
 ];
 
 const CARDS = [
@@ -76,6 +77,7 @@ export class OverviewView {
     const days = Number(params.get("days"));
     this.days = PERIODS.some((p) => p.days === days) ? days : 7;
     for (const input of this.periodInputs) input.checked = Number(input.value) === this.days;
+    if (this.summaryEl.dataset.days !== String(this.days)) delete this.summaryEl.dataset.days;
     this.lastSummary = null;
     this.lastSeries = null;
     this.refresh().catch((err) => this.ctx.report(err));
@@ -88,20 +90,20 @@ export class OverviewView {
     const seriesReq = this.ctx.features.timeseries
       ? getJSON("/runs/stats/timeseries", { days, bucket: hourly ? "hour" : "day" })
       : null;
-    const summary = await summaryReq;
+    // Both are awaited together so that a failure of either is reported once.
+    const [summary, series] = await Promise.all([summaryReq, seriesReq]);
     if (days !== this.days) return;
     if (summary.data !== this.lastSummary) {
       this.lastSummary = summary.data;
       this.renderCards(summary.data);
+      // Tells a reader (and the browser tests) which period the cards now show.
+      this.summaryEl.dataset.days = String(days);
       this.renderLayers(summary.data);
-      if (!seriesReq) this.renderMix(summary.data);
+      if (!series) this.renderMix(summary.data);
     }
-    if (seriesReq) {
-      const series = await seriesReq;
-      if (days === this.days && series.data !== this.lastSeries) {
-        this.lastSeries = series.data;
-        this.renderSeries(series.data, hourly);
-      }
+    if (series && series.data !== this.lastSeries) {
+      this.lastSeries = series.data;
+      this.renderSeries(series.data, hourly);
     }
   }
 
@@ -137,7 +139,9 @@ export class OverviewView {
 
   renderLayers(s) {
     const entries = Object.entries(s.by_layer || {});
-    const medianKey = MEDIAN_KEYS.find((k) => entries.some(([, v]) => typeof v[k] === "number"));
+    const [durationKey, durationLabel] = DURATION_KEYS.find(
+      ([k]) => entries.some(([, v]) => typeof v[k] === "number"),
+    ) || [];
     const days = this.days;
     const columns = [
       { key: "layer", label: "Layer", text: true, value: (r) => r.layer,
@@ -151,9 +155,9 @@ export class OverviewView {
       { key: "tokens", label: "Tokens", value: (r) => r.tokens ?? null, cell: (r) => fmtInt(r.tokens ?? null) },
       { key: "cost_usd", label: "Cost", value: (r) => r.cost_usd ?? null, cell: (r) => fmtCost(r.cost_usd ?? null) },
     ];
-    if (medianKey) {
-      columns.push({ key: "median", label: "Median duration", value: (r) => r[medianKey] ?? null,
-        cell: (r) => fmtDuration(r[medianKey] ?? null) });
+    if (durationKey) {
+      columns.push({ key: "duration", label: durationLabel, value: (r) => r[durationKey] ?? null,
+        cell: (r) => fmtDuration(r[durationKey] ?? null) });
     }
     const rows = entries.map(([layer, v]) => ({ layer, ...v }));
     replace(this.layersEl, rows.length
