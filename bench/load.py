@@ -163,6 +163,7 @@ class BatchResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    error_statuses: dict[int, int] = field(default_factory=dict)
     driver: str = "httpx (pre-built bodies)"
 
     @property
@@ -178,7 +179,7 @@ async def _post_batches(
     base_url: str, bodies: list[bytes], runs_per_body: int, connections: int, seconds: float
 ) -> BatchResult:
     latencies: list[float] = []
-    errors = 0
+    statuses: dict[int, int] = {}
     created = 0
     queue = list(reversed(bodies))
     timeout = httpx.Timeout(60.0)
@@ -188,7 +189,7 @@ async def _post_batches(
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal errors, created
+            nonlocal created
             while queue and time.perf_counter() < deadline:
                 body = queue.pop()
                 started = time.perf_counter()
@@ -197,13 +198,14 @@ async def _post_batches(
                 if response.status_code == 200:
                     created += int(response.json().get("created", runs_per_body))
                 else:
-                    errors += 1
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - began
     p50, p99 = percentiles_ms(latencies)
-    return BatchResult(len(latencies), created, elapsed, p50, p99, errors)
+    errors = sum(statuses.values())
+    return BatchResult(len(latencies), created, elapsed, p50, p99, errors, statuses)
 
 
 def post_batches(

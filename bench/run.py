@@ -464,6 +464,7 @@ def run_dataset(
                     "db_p50_ms": None,
                     "db_p99_ms": None,
                     "errors": batch.errors,
+                    "error_statuses": batch.error_statuses,
                     "requests": batch.batches,
                     "runs_per_second": round(batch.runs_per_second, 1),
                     "driver": batch.driver,
@@ -471,7 +472,8 @@ def run_dataset(
             )
             log(
                 f"{ds.dialect}: batch c={conns}: {batch.runs_per_second:,.0f} runs/s "
-                f"({batch.batches} batches, p50 {batch.p50_ms:.1f} ms, errors {batch.errors})"
+                f"({batch.batches} batches, p50 {batch.p50_ms:.1f} ms, "
+                f"errors {batch.error_statuses or 0})"
             )
         memory = server.memory_kb()
         memory["VmRSS_max_sampled"] = max(server.rss_samples_kb, default=0)
