@@ -124,6 +124,8 @@ def test_overview_cards_show_the_stats_summary(
         )
         if days == 7:
             page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+            # The first screenful, as docs/overview.png shows it.
+            page.screenshot(path=str(screenshots / "overview-top.png"))
 
 
 def test_layer_table_sorts_from_the_keyboard(page: Any, server: Server, api: httpx.Client) -> None:

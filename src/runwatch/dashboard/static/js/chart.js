@@ -57,7 +57,7 @@ function legend(totals) {
 
 /** A stacked bar chart with a y axis, a few x labels, a legend and a table for screen readers. */
 export function stackedBars(buckets, { hourly, title }) {
-  const W = 1000;
+  const W = 1200;
   const H = 260;
   const left = 48;
   const bottom = 28;
