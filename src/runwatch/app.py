@@ -12,10 +12,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runwatch import __version__
 from runwatch.api import extraction_runs, health, layer_runs
+from runwatch.api.conditional import install_not_modified_handler
 from runwatch.api.deps import reject_unknown_query_params
 from runwatch.config import Settings
 from runwatch.dashboard import install_dashboard
 from runwatch.db.engine import create_engines
+from runwatch.db.version_watch import DataVersionCache
 from runwatch.errors import install_error_handlers, problem_response
 from runwatch.migrate import upgrade
 
@@ -79,9 +81,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upgrade(settings.database_url)
         engines = create_engines(settings)
         app.state.engines = engines
+        app.state.version_cache = None
+        if engines.dialect_name == "postgresql":
+            cache = DataVersionCache(
+                settings.database_url, connect_timeout=settings.db_connect_timeout
+            )
+            cache.start()
+            app.state.version_cache = cache
         try:
             yield
         finally:
+            if app.state.version_cache is not None:
+                await app.state.version_cache.stop()
             await engines.dispose()
 
     app = FastAPI(
@@ -93,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
+    install_not_modified_handler(app)
     app.include_router(health.router)
     app.include_router(layer_runs.router)
     app.include_router(extraction_runs.router)

@@ -1,50 +1,77 @@
-"""Conditional GETs: ETags from the shared data version, 304 without running the query."""
+"""Conditional GETs: ETags from the shared data version, 304 before any query runs."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from typing import Annotated
 
-from fastapi import Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
+from fastapi import Depends, FastAPI, Request, Response
 
 from runwatch.queries.rollups import data_version
 
-# Clients may keep an answer but must revalidate it before each use; a
-# revalidation that matches costs one primary-key lookup, not the query.
+# Clients may keep an answer but must revalidate it before each use.
 CACHE_CONTROL = "no-cache"
+NOT_MODIFIED_RESPONSE = {304: {"description": "Not modified: the `If-None-Match` tag is current."}}
 
 
-def _representation_key(request: Request, extra: str) -> str:
-    query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
-    return f"{request.url.path}?{query}#{extra}"
+class NotModified(Exception):
+    """The client's copy is current; answered 304 with these headers."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__("not modified")
+        self.headers = headers
+
+
+async def current_data_version(request: Request) -> int:
+    """From the process's notification-fed cache, else one primary-key lookup."""
+    cache = getattr(request.app.state, "version_cache", None)
+    version = cache.current if cache is not None else None
+    if version is None:
+        async with request.app.state.engines.read.connect() as conn:
+            version = await data_version(conn)
+    return version
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
     if if_none_match.strip() == "*":
         return True
-    # Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
-    candidates = (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
-    return etag in candidates
+    # Weak comparison (RFC 9110, 13.1.2): W/"x" matches "x".
+    return etag in (tag.strip().removeprefix("W/") for tag in if_none_match.split(","))
 
 
-async def conditional(
-    request: Request, response: Response, conn: AsyncConnection, *, window_seconds: int = 0
-) -> Response | None:
-    """Set `ETag` and `Cache-Control`; return a 304 response if the client's copy is current.
-
-    The tag is the data version (advanced by every write, in the writer's
-    transaction, so all API processes on one database agree) plus a digest of
-    the request. Answers over a rolling window ("the last 7 days") also change
-    as time passes: `window_seconds` adds the current time slot to the tag.
-    """
-    version = await data_version(conn)
-    extra = str(int(time.time() // window_seconds)) if window_seconds else ""
-    digest = hashlib.blake2b(_representation_key(request, extra).encode(), digest_size=8)
+async def _check(request: Request, response: Response, window_seconds: int) -> None:
+    version = await current_data_version(request)
+    query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
+    slot = int(time.time() // window_seconds) if window_seconds else ""
+    digest = hashlib.blake2b(f"{request.url.path}?{query}#{slot}".encode(), digest_size=8)
     etag = f'"{version}-{digest.hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and _matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
+        raise NotModified(headers)
     response.headers.update(headers)
-    return None
+
+
+async def _unchanged_since(request: Request, response: Response) -> None:
+    await _check(request, response, 0)
+
+
+async def _unchanged_in_window(request: Request, response: Response) -> None:
+    await _check(request, response, request.app.state.settings.stats_etag_seconds)
+
+
+# Put first among a route's parameters, so that a 304 is answered before the
+# route's own database connection is even taken from the pool.
+Conditional = Annotated[None, Depends(_unchanged_since)]
+# Rolling windows ("the last 7 days") change as time passes, not only on
+# writes: their tag also changes every RUNWATCH_STATS_ETAG_SECONDS.
+ConditionalWindow = Annotated[None, Depends(_unchanged_in_window)]
+
+
+def install_not_modified_handler(app: FastAPI) -> None:
+    async def on_not_modified(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NotModified)
+        return Response(status_code=304, headers=exc.headers)
+
+    app.add_exception_handler(NotModified, on_not_modified)

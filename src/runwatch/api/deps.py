@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
 from runwatch.errors import InvalidArgument
+from runwatch.queries.rollups import NEW_VERSION_INFO_KEY
 from runwatch.schemas.common import UtcTimestamp
 
 
@@ -32,8 +33,16 @@ async def _read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
 async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     # The transaction commits when the route returns and before the answer is
     # sent (scope="function"), so a failed commit is never answered with a 2xx.
-    async with get_engines(request).write.begin() as conn:
-        yield conn
+    async with get_engines(request).write.connect() as conn:
+        conn.info.pop(NEW_VERSION_INFO_KEY, None)
+        async with conn.begin():
+            yield conn
+        # Committed: this process's cached version may move on now, so that its
+        # next conditional GET sees this write even before the notification.
+        version = conn.info.pop(NEW_VERSION_INFO_KEY, None)
+        cache = getattr(request.app.state, "version_cache", None)
+        if version is not None and cache is not None:
+            cache.observe(version)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

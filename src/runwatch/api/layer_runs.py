@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from runwatch.api.conditional import conditional
+from runwatch.api.conditional import NOT_MODIFIED_RESPONSE, Conditional, ConditionalWindow
 from runwatch.api.deps import (
     PagingDep,
     ReadConn,
@@ -47,7 +47,7 @@ StatusQuery = Annotated[
         + " (`failed,partial`).",
     ),
 ]
-NOT_MODIFIED = {304: {"description": "Not modified: the `If-None-Match` ETag is current."}}
+NOT_MODIFIED = NOT_MODIFIED_RESPONSE
 LayerNameQuery = Annotated[
     str | None, Query(min_length=1, max_length=200, description="Exact layer name.")
 ]
@@ -60,8 +60,7 @@ LayerNameQuery = Annotated[
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def list_runs(
-    request: Request,
-    response: Response,
+    _fresh: Conditional,
     conn: ReadConn,
     paging: PagingDep,
     window: TimeWindowDep,
@@ -77,7 +76,7 @@ async def list_runs(
             "direction; runs with no value for the key come last."
         ),
     ] = "-started_at",
-) -> LayerRunPage | Response:
+) -> LayerRunPage:
     """Runs matching every filter given, newest first by default.
 
     `total` is exact. Page with `next_cursor` (keyset: constant cost at any depth,
@@ -85,8 +84,6 @@ async def list_runs(
     `total` for layer, status and time filters comes from the rollups; with
     `model_name` it is a real count. Send `If-None-Match` with the `ETag` to poll.
     """
-    if (not_modified := await conditional(request, response, conn)) is not None:
-        return not_modified
     filters = q.LayerRunFilter(
         layer_name=layer_name,
         statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
@@ -119,8 +116,7 @@ async def list_runs(
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def stats_summary(
-    request: Request,
-    response: Response,
+    _fresh: ConditionalWindow,
     conn: ReadConn,
     settings: SettingsDep,
     days: Annotated[
@@ -130,7 +126,7 @@ async def stats_summary(
         ),
     ] = 7,
     layer_name: LayerNameQuery = None,
-) -> StatsSummary | Response:
+) -> StatsSummary:
     """Counts and sums over every run that started in the last `days` days.
 
     Sums over no runs are 0. `by_layer` has one entry per layer with runs in the window.
@@ -142,11 +138,6 @@ async def stats_summary(
     """
     if days > settings.max_stats_days:
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
-    not_modified = await conditional(
-        request, response, conn, window_seconds=settings.stats_etag_seconds
-    )
-    if not_modified is not None:
-        return not_modified
     summary = await q.summarize_layer_runs(conn, days=days, layer_name=layer_name)
     return StatsSummary.model_validate(summary)
 
@@ -158,8 +149,7 @@ async def stats_summary(
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def stats_timeseries(
-    request: Request,
-    response: Response,
+    _fresh: ConditionalWindow,
     conn: ReadConn,
     settings: SettingsDep,
     days: Annotated[
@@ -173,7 +163,7 @@ async def stats_timeseries(
     ] = 7,
     bucket: Annotated[Literal["hour", "day"], Query(description="Bucket size.")] = "hour",
     layer_name: LayerNameQuery = None,
-) -> Timeseries | Response:
+) -> Timeseries:
     """Contiguous, zero-filled buckets of run counts per status, insights, tokens and cost.
 
     Whole UTC hours or days, oldest first, the last one being the current
@@ -182,11 +172,6 @@ async def stats_timeseries(
     limit = settings.max_stats_days if bucket == "hour" else settings.max_daily_timeseries_days
     if days > limit:
         raise InvalidArgument.at(("query", "days"), f"must be at most {limit} for {bucket}s")
-    not_modified = await conditional(
-        request, response, conn, window_seconds=settings.stats_etag_seconds
-    )
-    if not_modified is not None:
-        return not_modified
     series = await q.layer_run_timeseries(conn, grain=bucket, days=days, layer_name=layer_name)
     return Timeseries.model_validate(series)
 
@@ -197,12 +182,8 @@ async def stats_timeseries(
     summary="One layer run",
     responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
 )
-async def get_run(
-    request: Request, response: Response, conn: ReadConn, run_id: RunIdPath
-) -> LayerRunDetail | Response:
+async def get_run(_fresh: Conditional, conn: ReadConn, run_id: RunIdPath) -> LayerRunDetail:
     """Every field of the run, with `duration_seconds` and `errors`."""
-    if (not_modified := await conditional(request, response, conn)) is not None:
-        return not_modified
     return LayerRunDetail.model_validate(dict(await q.get_layer_run(conn, run_id)))
 
 

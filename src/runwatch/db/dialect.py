@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, cast, func
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, Text, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import SchemaItem
@@ -105,3 +105,17 @@ def truncate_to(grain: str, column: ColumnElement[Any], dialect_name: str) -> Co
         pattern = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
         return func.strftime(pattern, column)
     return func.timezone("UTC", func.date_trunc(grain, func.timezone("UTC", column)))
+
+
+DATA_VERSION_CHANNEL = "runwatch_data_version"
+
+
+def announce_new_version(column: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
+    """What a version bump returns: on PostgreSQL it also NOTIFYs listening API processes.
+
+    `pg_notify` is transactional: listeners hear the new version when, and only
+    when, the writer commits. SQLite has no notifications; readers ask instead.
+    """
+    if dialect_name == POSTGRESQL:
+        return func.pg_notify(DATA_VERSION_CHANNEL, cast(column, Text))
+    return column

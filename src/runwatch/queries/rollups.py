@@ -17,7 +17,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import round_half_up_to_int, truncate_to, upsert_adding, upsert_replacing
+from runwatch.db.dialect import (
+    announce_new_version,
+    round_half_up_to_int,
+    truncate_to,
+    upsert_adding,
+    upsert_replacing,
+)
 from runwatch.db.tables import (
     DATA_VERSION_KEY,
     PURGED_BEFORE_KEY,
@@ -114,13 +120,28 @@ async def record_layer_run_changes(
     await bump_data_version(conn)
 
 
+NEW_VERSION_INFO_KEY = "runwatch_new_data_version"
+
+
 async def bump_data_version(conn: AsyncConnection) -> None:
-    """Advance the version that ETags are made from (in the writer's transaction)."""
-    await conn.execute(
+    """Advance the version that ETags are made from (in the writer's transaction).
+
+    The new version is left in `conn.info`, so that once the transaction has
+    committed the writing process can update its own cached version at once
+    (other processes hear of it by notification).
+    """
+    result = await conn.execute(
         update(runwatch_state)
         .where(runwatch_state.c.key == DATA_VERSION_KEY)
         .values(number=runwatch_state.c.number + 1)
+        .returning(
+            runwatch_state.c.number,
+            announce_new_version(runwatch_state.c.number, conn.dialect.name),
+        )
     )
+    row = result.first()
+    if row is not None:
+        conn.info[NEW_VERSION_INFO_KEY] = int(row[0])
 
 
 async def data_version(conn: AsyncConnection) -> int:
