@@ -422,6 +422,8 @@ async def run_worker(
         if executor_spec is not None
         else command_executor(command or "", timeout=command_timeout)
     )
+    # One line per request from httpx would drown the worker's own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
         worker = Worker(client, executor, **options)
         loop = asyncio.get_running_loop()
