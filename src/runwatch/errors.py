@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runwatch.middleware import current_request_id
+
 logger = logging.getLogger("runwatch")
 
 PROBLEM_JSON = "application/problem+json"
@@ -57,6 +59,21 @@ class Conflict(RunwatchError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class Unauthorized(RunwatchError):
+    """No key, or a key that is unknown or revoked; answered with `WWW-Authenticate`."""
+
+    status, code, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="runwatch"'})
+
+
+class Forbidden(RunwatchError):
+    """A valid key whose scope does not allow the request."""
+
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
 class PayloadTooLarge(RunwatchError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
@@ -85,6 +102,9 @@ def problem_response(
     }
     if instance:
         body["instance"] = instance
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
     if errors is not None:
         body["errors"] = list(errors)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
@@ -158,7 +178,12 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         # Lost connections, refused connections, pool exhaustion and statement
         # timeouts: the request may be retried, so answer 503, never 500.
-        logger.warning("database unavailable for %s: %s", request.url.path, exc)
+        logger.warning(
+            "database unavailable for %s (request_id=%s): %s",
+            request.url.path,
+            current_request_id(),
+            exc,
+        )
         return problem_response(
             status=503,
             code="unavailable",

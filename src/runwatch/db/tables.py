@@ -224,3 +224,21 @@ runwatch_state = Table(
 )
 DATA_VERSION_KEY = "data_version"
 PURGED_BEFORE_KEY = "layer_runs_purged_before"
+
+API_KEY_SCOPES = ("read", "write", "admin")
+
+# API keys: only a SHA-256 of each token is kept, so a copy of the database
+# does not let anyone in. A revoked key keeps its row, for the audit trail.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("token_hash", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    CheckConstraint(f"scope IN ({_quoted(API_KEY_SCOPES)})", name="scope"),
+)
+Index("ix_api_keys_token_hash", api_keys.c.token_hash, unique=True)

@@ -1,0 +1,108 @@
+"""ASGI middleware: request ids, security headers and CORS."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's id is kept only if it is short and printable, so that it can go
+# into logs and headers without escaping or log injection.
+_ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+request_id_var: ContextVar[str | None] = ContextVar("runwatch_request_id", default=None)
+access_logger = logging.getLogger("runwatch.requests")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled in this context, if any."""
+    return request_id_var.get()
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Adds `request_id` to every record, so a format string can show it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True
+
+
+class RequestContext:
+    """Give each request an id (the client's `X-Request-ID` or a new one) and security headers.
+
+    The id is echoed in the response, put in problem bodies and in log lines.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _ACCEPTABLE_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            access_logger.info(
+                "%s %s %s %.1fms request_id=%s",
+                scope.get("method", ""),
+                scope.get("path", ""),
+                status or "-",
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
+            request_id_var.reset(token)
+
+
+def cors_middleware_options(origins: list[str]) -> dict[str, object]:
+    """Options for Starlette's CORSMiddleware: the listed origins, bearer auth, no cookies."""
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": ["Authorization", "Content-Type", "If-None-Match", REQUEST_ID_HEADER],
+        "expose_headers": ["ETag", "Retry-After", REQUEST_ID_HEADER],
+        # Keys travel in the Authorization header, never in cookies.
+        "allow_credentials": False,
+        "max_age": 600,
+    }
+
+
+__all__ = [
+    "REQUEST_ID_HEADER",
+    "CORSMiddleware",
+    "RequestContext",
+    "RequestIdLogFilter",
+    "cors_middleware_options",
+    "current_request_id",
+]
