@@ -79,6 +79,26 @@ class Settings(BaseSettings):
         5, ge=1, description="`Retry-After` sent with 503 answers while the database is away."
     )
 
+    api_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a process keeps the set of active API keys before reloading it: "
+        "a key created or revoked elsewhere takes effect within this time (0 = every request).",
+    )
+    insecure: bool = Field(
+        False,
+        description="Serve without API keys on a non-loopback address (otherwise refused).",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Origins allowed to call the API from a browser, comma-separated "
+        "(`https://a.example,https://b.example`); empty = CORS off.",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

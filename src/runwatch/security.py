@@ -1,0 +1,185 @@
+"""API keys: token generation and hashing, scopes, and the per-process cache of active keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from runwatch.config import Settings
+from runwatch.errors import Forbidden, Unauthorized
+
+logger = logging.getLogger("runwatch")
+
+SCOPES = ("read", "write", "admin")
+SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+TOKEN_PREFIX = "rw_"
+# 32 random bytes: a key cannot be guessed, so one fast hash is enough to store
+# it safely (a slow password hash protects low-entropy secrets, not these).
+TOKEN_BYTES = 32
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def new_token() -> str:
+    """A fresh API key, shown to its owner once."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a key: hex SHA-256 of the token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def display_prefix(token: str) -> str:
+    """The first characters of a key, enough to recognise it in `keys list`."""
+    return token[: len(TOKEN_PREFIX) + 6]
+
+
+def scope_allows(granted: str, needed: str) -> bool:
+    """read < write < admin: a key may do what its scope and every lower scope may."""
+    return SCOPE_RANK[granted] >= SCOPE_RANK[needed]
+
+
+def scope_for_method(method: str) -> str:
+    return "read" if method.upper() in READ_METHODS else "write"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header, or None."""
+    if not authorization:
+        return None
+    kind, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if kind.lower() != "bearer" or not token or len(token) > 512:
+        return None
+    return token
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    id: str
+    name: str
+    scope: str
+    token_hash: str
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The keys that may be used, and whether any key was ever created."""
+
+    by_hash: dict[str, ActiveKey]
+    any_created: bool
+
+    def find(self, token: str) -> ActiveKey | None:
+        digest = hash_token(token)
+        key = self.by_hash.get(digest)
+        # The dict finds the candidate; the comparison that decides is constant-time.
+        if key is not None and hmac.compare_digest(key.token_hash, digest):
+            return key
+        return None
+
+
+class KeyCache:
+    """The active keys, reloaded at most every `ttl_seconds` so a request costs no query.
+
+    A key created or revoked by another process takes effect within the TTL.
+    """
+
+    def __init__(self, load: Callable[[], Awaitable[KeySet]], ttl_seconds: float) -> None:
+        self._load = load
+        self.ttl_seconds = ttl_seconds
+        self._keys: KeySet | None = None
+        self._loaded_at = 0.0
+
+    async def get(self) -> KeySet:
+        now = time.monotonic()
+        if self._keys is None or now - self._loaded_at >= self.ttl_seconds:
+            self._keys = await self._load()
+            self._loaded_at = now
+        return self._keys
+
+    def invalidate(self) -> None:
+        self._keys = None
+
+
+def _settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def authorize(request: Request) -> None:
+    """Reads need a `read` key, writes a `write` key, once any key exists.
+
+    With no key ever created, requests are let in: the server only starts that
+    way on a loopback address or when told `--insecure` (see `check_open_access`).
+    """
+    keys = await request.app.state.key_cache.get()
+    settings = _settings_of(request)
+    if not keys.any_created:
+        if is_loopback(settings.host) or settings.insecure:
+            return
+        raise Unauthorized(NO_KEYS_MESSAGE)
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
+    key = keys.find(token)
+    if key is None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    needed = scope_for_method(request.method)
+    if not scope_allows(key.scope, needed):
+        raise Forbidden(f"This key has scope {key.scope!r}; this request needs {needed!r}.")
+    request.state.api_key_id = key.id
+
+
+NO_KEYS_MESSAGE = (
+    "No API key exists. Create one with `runwatch keys create --name NAME --scope read` "
+    "(or write/admin) and send it as `Authorization: Bearer <key>`."
+)
+
+
+async def check_open_access(settings: Settings, cache: KeyCache) -> None:
+    """At start: refuse to serve without keys on a non-loopback address unless told to."""
+    try:
+        keys = await cache.get()
+    except Exception as exc:  # the database may be down at start; requests are checked anyway
+        logger.warning("could not read the API keys at start (%s); checking per request", exc)
+        return
+    if keys.any_created:
+        logger.info("API keys configured: every request except health checks needs one")
+        return
+    if is_loopback(settings.host):
+        logger.warning(
+            "no API keys: accepting unauthenticated requests because bound to loopback (%s)",
+            settings.host,
+        )
+        return
+    if settings.insecure:
+        logger.warning(
+            "no API keys and RUNWATCH_INSECURE is set: anyone who reaches %s may read and write",
+            settings.host,
+        )
+        return
+    raise InsecureStart(
+        f"Refusing to serve on {settings.host} without API keys. {NO_KEYS_MESSAGE} "
+        "To serve without keys anyway, pass --insecure or set RUNWATCH_INSECURE=true."
+    )
+
+
+class InsecureStart(RuntimeError):
+    """Bound to a non-loopback address with no API key and no explicit `--insecure`."""
