@@ -17,6 +17,14 @@ class Settings(BaseSettings):
         DEFAULT_DATABASE_URL,
         description="SQLAlchemy URL: sqlite+aiosqlite:///path.db or postgresql+asyncpg://…",
     )
+    read_database_url: str = Field(
+        "",
+        description="PostgreSQL read replicas, comma-separated; lists, details and stats are "
+        "read there (writes always go to the primary).",
+    )
+    replica_retry_seconds: float = Field(
+        10.0, gt=0, description="How long a replica that failed is skipped before a retry."
+    )
     host: str = Field("127.0.0.1", description="Address `runwatch serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `runwatch serve` listens on.")
     auto_migrate: bool | None = Field(
@@ -78,6 +86,10 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(
         5, ge=1, description="`Retry-After` sent with 503 answers while the database is away."
     )
+
+    @property
+    def read_database_urls(self) -> list[str]:
+        return [url.strip() for url in self.read_database_url.split(",") if url.strip()]
 
     api_key_cache_seconds: float = Field(
         5.0,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 
+from runwatch.api.deps import open_read_connection
 from runwatch.queries.rollups import data_version
 
 # Clients may keep an answer but must revalidate it before each use.
@@ -24,13 +25,21 @@ class NotModified(Exception):
 
 
 async def current_data_version(request: Request) -> int:
-    """From the process's notification-fed cache, else one primary-key lookup."""
+    """From the process's notification-fed cache, else one primary-key lookup.
+
+    With read replicas the version is read on the replica that will serve the
+    request: a replica may lag the primary, and its data must never be
+    labelled with a version it has not replayed yet.
+    """
     cache = getattr(request.app.state, "version_cache", None)
     version = cache.current if cache is not None else None
-    if version is None:
-        async with request.app.state.engines.read.connect() as conn:
-            version = await data_version(conn)
-    return version
+    if version is not None and not request.app.state.engines.replicas:
+        return version
+    _source, conn = await open_read_connection(request)
+    try:
+        return await data_version(conn)
+    finally:
+        await conn.close()
 
 
 def _matches(if_none_match: str, etag: str) -> bool:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
 from fastapi.dependencies.models import Dependant
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.config import Settings
-from runwatch.db.engine import Engines
+from runwatch.db.dialect import serves_from_standby
+from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
 from runwatch.queries.rollups import NEW_VERSION_INFO_KEY
 from runwatch.schemas.common import UtcTimestamp
+
+logger = logging.getLogger("runwatch")
 
 
 def get_settings(request: Request) -> Settings:
@@ -25,9 +30,46 @@ def get_engines(request: Request) -> Engines:
     return request.app.state.engines
 
 
-async def _read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with get_engines(request).read.begin() as conn:
-        yield conn
+READ_FROM_HEADER = "X-Runwatch-Read-From"
+READ_SOURCE_HEADER = "X-Runwatch-Read-Source"
+STANDBY_HEADER = "X-Runwatch-Standby"
+
+
+async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
+    """A connection to a healthy replica, else to the primary.
+
+    `X-Runwatch-Read-From: primary` pins the read to the primary (read your own
+    writes). The source is remembered for the request, so that its ETag check
+    and its query read the same replica.
+    """
+    engines = get_engines(request)
+    prefer = getattr(request.state, "read_source", None)
+    if request.headers.get(READ_FROM_HEADER, "").lower() == PRIMARY:
+        prefer = PRIMARY
+    for name, engine in engines.read_candidates(prefer=prefer):
+        try:
+            conn = await engine.connect()
+        except (DBAPIError, OSError, TimeoutError):
+            if name == PRIMARY:
+                raise
+            logger.warning("read replica %s unavailable; skipping it for now", name)
+            engines.mark_down(name)
+            continue
+        request.state.read_source = name
+        return name, conn
+    raise AssertionError("the primary is always a candidate")
+
+
+async def _read_connection(request: Request, response: Response) -> AsyncIterator[AsyncConnection]:
+    source, conn = await open_read_connection(request)
+    try:
+        response.headers[READ_SOURCE_HEADER] = source
+        if source != PRIMARY:
+            response.headers[STANDBY_HEADER] = str(await serves_from_standby(conn)).lower()
+        async with conn.begin():
+            yield conn
+    finally:
+        await conn.close()
 
 
 async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, Text, cast, func
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, Text, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import SchemaItem
 
@@ -119,3 +120,13 @@ def announce_new_version(column: ColumnElement[Any], dialect_name: str) -> Colum
     if dialect_name == POSTGRESQL:
         return func.pg_notify(DATA_VERSION_CHANNEL, cast(column, Text))
     return column
+
+
+async def serves_from_standby(conn: AsyncConnection) -> bool:
+    """Whether the connection is to a PostgreSQL hot standby (asked once per pooled connection)."""
+    if conn.dialect.name != POSTGRESQL:
+        return False
+    if "in_recovery" not in conn.info:
+        result = await conn.execute(select(func.pg_is_in_recovery()))
+        conn.info["in_recovery"] = bool(result.scalar_one())
+    return conn.info["in_recovery"]

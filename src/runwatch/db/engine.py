@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -11,22 +12,55 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from runwatch.config import Settings
 
+PRIMARY = "primary"
 
-@dataclass(frozen=True)
+
+@dataclass
+class Replica:
+    """A read-only PostgreSQL standby, skipped for a while after it fails."""
+
+    name: str
+    engine: AsyncEngine
+    down_until: float = 0.0
+
+
+@dataclass
 class Engines:
-    """The write engine goes to the primary; reads may later go elsewhere."""
+    """Writes go to the primary; reads go to a healthy replica, else to the primary."""
 
     read: AsyncEngine
     write: AsyncEngine
+    replicas: tuple[Replica, ...] = ()
+    replica_retry_seconds: float = 10.0
+    _next: int = field(default=0, repr=False)
 
     @property
     def dialect_name(self) -> str:
         return self.write.dialect.name
 
+    def read_candidates(self, *, prefer: str | None = None) -> list[tuple[str, AsyncEngine]]:
+        """Readers to try in order: replicas in turn (healthy ones), then the primary."""
+        if prefer == PRIMARY or not self.replicas:
+            return [(PRIMARY, self.read)]
+        now = time.monotonic()
+        count = len(self.replicas)
+        start, self._next = self._next, (self._next + 1) % count
+        ordered = [self.replicas[(start + i) % count] for i in range(count)]
+        ordered.sort(key=lambda r: r.name != prefer)  # a pinned replica first
+        healthy = [(r.name, r.engine) for r in ordered if r.down_until <= now]
+        return [*healthy, (PRIMARY, self.read)]
+
+    def mark_down(self, name: str) -> None:
+        for replica in self.replicas:
+            if replica.name == name:
+                replica.down_until = time.monotonic() + self.replica_retry_seconds
+
     async def dispose(self) -> None:
         await self.read.dispose()
         if self.write is not self.read:
             await self.write.dispose()
+        for replica in self.replicas:
+            await replica.engine.dispose()
 
 
 def create_engines(settings: Settings) -> Engines:
@@ -41,7 +75,16 @@ def create_engines(settings: Settings) -> Engines:
             write=_sqlite_engine(settings, begin="BEGIN IMMEDIATE"),
         )
     engine = create_postgres_engine(settings.database_url, settings)
-    return Engines(read=engine, write=engine)
+    replicas = tuple(
+        Replica(name=f"replica-{i}", engine=create_postgres_engine(url, settings))
+        for i, url in enumerate(settings.read_database_urls)
+    )
+    return Engines(
+        read=engine,
+        write=engine,
+        replicas=replicas,
+        replica_retry_seconds=settings.replica_retry_seconds,
+    )
 
 
 def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
