@@ -99,6 +99,11 @@ class TemporaryPostgres:
         if self._user:
             pw = pwd.getpwnam(self._user)
             os.chown(self.base, pw.pw_uid, pw.pw_gid)
+        self._create_cluster()
+        self._start_server()
+        return self.url
+
+    def _create_cluster(self) -> None:
         self._run(
             str(self.bindir / "initdb"),
             "-D", str(self.datadir),
@@ -108,6 +113,8 @@ class TemporaryPostgres:
             "--locale=C",
             "--no-sync",
         )  # fmt: skip
+
+    def _start_server(self) -> None:
         opts = " ".join(f"-c {key}={value}" for key, value in self.options.items())
         try:
             self._run(
@@ -123,7 +130,6 @@ class TemporaryPostgres:
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr}\n{log}") from exc
         pidfile = self.datadir / "postmaster.pid"
         self.pid = int(pidfile.read_text().splitlines()[0])
-        return self.url
 
     def stop(self) -> None:
         if self.pid is not None:
