@@ -64,9 +64,9 @@ async def _read_connection(request: Request, response: Response) -> AsyncIterato
     source, conn = await open_read_connection(request)
     try:
         response.headers[READ_SOURCE_HEADER] = source
-        if source != PRIMARY:
-            response.headers[STANDBY_HEADER] = str(await serves_from_standby(conn)).lower()
         async with conn.begin():
+            if source != PRIMARY:
+                response.headers[STANDBY_HEADER] = str(await serves_from_standby(conn)).lower()
             yield conn
     finally:
         await conn.close()
