@@ -147,7 +147,8 @@ def _path_key(path: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def difference(a: float | None, b: float | None) -> tuple[float | None, float | None]:
-    """`(b - a, percent of a)`; None where a side is missing, percent None when a is 0.
+    """`(b - a, percent of a)`; None where a side is missing, percent None when a is 0
+    (or so close to 0 that the percentage overflows).
 
     Both are rounded to 10 decimal places so that 0.9 - 0.8 reads 0.1.
     """
@@ -155,7 +156,10 @@ def difference(a: float | None, b: float | None) -> tuple[float | None, float | 
         return None, None
     delta = round(b - a, 10)
     percent = None if a == 0 else round((b - a) / abs(a) * 100.0, 10)
-    return delta, percent
+    # A tiny `a` can overflow the percentage; an infinite one says nothing.
+    if percent is not None and not math.isfinite(percent):
+        percent = None
+    return (delta if math.isfinite(delta) else None), percent
 
 
 def percentile(values: list[float], p: float) -> float | None:

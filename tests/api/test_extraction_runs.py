@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -428,3 +431,53 @@ async def test_delete_and_not_found(client: httpx.AsyncClient) -> None:
         assert response.status_code == 404, (method, url)
         assert response.json()["code"] == "not_found"
     assert (await client.get("/extraction-runs/bad%20id")).status_code == 422
+
+
+async def test_nul_characters_and_huge_numbers_are_refused_not_500(
+    client: httpx.AsyncClient,
+) -> None:
+    bad_bodies = [
+        body(prompt_id="a\u0000b"),
+        body(expected={"x": "a\u0000"}),
+        body(expected={"x\u0000": 1}),
+        body(expected={"x": 2**70}),
+    ]
+    for payload in bad_bodies:
+        response = await client.post("/extraction-runs", json=payload)
+        assert response.status_code == 422, payload
+    run_id = await create(client)
+    await claim(client)
+    url = f"/extraction-runs/{run_id}"
+    for change in (
+        {"metrics": {"f1": 1e300}},
+        {"metrics": {"f\u0000": 1.0}},
+        {"cost_usd": 1e12},
+        {"worker_id": "w\u0000"},
+        {"status": "failed", "error": "bad\u0000"},
+    ):
+        assert (await client.patch(url, json=change)).status_code == 422, change
+    listed = await client.get("/extraction-runs", params={"prompt_id": "a\u0000"})
+    assert listed.status_code == 422
+    for forged in (
+        {"s": "-created_at", "v": {"t": "2026-01-01T00:00:00+00:00"}, "i": "x\u0000"},
+        {"s": "-cost_usd", "v": 10**400, "i": "x"},
+    ):
+        token = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+        sort = forged["s"]
+        response = await client.get("/extraction-runs", params={"cursor": token, "sort": sort})
+        assert response.status_code == 422, forged
+
+
+async def test_concurrent_http_claimers_get_disjoint_runs(client: httpx.AsyncClient) -> None:
+    ids = {await create(client) for _ in range(40)}
+
+    async def drain(worker: str) -> list[str]:
+        mine: list[str] = []
+        while runs := await claim(client, worker, 3):
+            mine += [r["id"] for r in runs]
+        return mine
+
+    results = await asyncio.gather(*(drain(f"w{i}") for i in range(6)))
+    handed_out = [run_id for runs in results for run_id in runs]
+    assert len(handed_out) == len(set(handed_out)) == 40
+    assert set(handed_out) == ids

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
@@ -42,8 +42,11 @@ RunIdPath = Annotated[
 ]
 
 
-def _name_query(description: str, max_length: int = 200) -> object:
-    return Query(min_length=1, max_length=max_length, description=description)
+def _name_query(description: str, max_length: int = 200) -> Any:
+    # No NUL characters: PostgreSQL cannot compare text with one.
+    return Query(
+        min_length=1, max_length=max_length, pattern=r"^[^\x00]+$", description=description
+    )
 
 
 PromptQuery = Annotated[str | None, _name_query("Exact prompt id.")]

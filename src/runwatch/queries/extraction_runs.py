@@ -14,7 +14,7 @@ from ulid import ULID
 from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows_skipping_locked
 from runwatch.db.tables import FINAL_EXTRACTION_RUN_STATUSES, extraction_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
-from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
+from runwatch.queries.pagination import CURSOR_LOC, SortSpec, decode_cursor, encode_cursor
 from runwatch.scoring import diff_fields, difference, percentile, score
 
 t = extraction_runs
@@ -114,6 +114,13 @@ def sort_spec(token: str) -> SortSpec:
     )
 
 
+def _check_cursor(value: Any, run_id: str) -> None:
+    # A forged cursor must not reach the database with a value it cannot take.
+    bad_number = isinstance(value, (int, float)) and not abs(value) < 1e300  # NaN too
+    if "\x00" in run_id or bad_number:
+        raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
+
+
 @dataclass(frozen=True)
 class Page:
     rows: Sequence[Mapping[str, Any]]
@@ -134,6 +141,7 @@ async def list_extraction_runs(
     query = select(*SUMMARY_COLUMNS).where(*extraction_run_conditions(filters))
     if cursor is not None:
         value, run_id = decode_cursor(cursor, spec)
+        _check_cursor(value, run_id)
         query = query.where(spec.after(value, run_id))
     query = query.order_by(*spec.order_by()).limit(limit + 1)
     if offset:

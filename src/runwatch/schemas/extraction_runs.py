@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from runwatch.schemas.common import Name, RunId, UtcTimestamp
+from runwatch.schemas.common import RunId, UtcTimestamp
 
 ExtractionRunStatus = Literal["pending", "running", "completed", "failed"]
 ExtractionRunSort = Literal["created_at", "-created_at", "cost_usd", "-cost_usd"]
@@ -18,8 +18,20 @@ ExtractionRunSort = Literal["created_at", "-created_at", "cost_usd", "-cost_usd"
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_METRICS = 100
+# Metric values stay far from the float limits so that sums and means never overflow.
+MAX_METRIC_VALUE = 1e15
 MAX_ERROR_CHARS = 10_000
 INT32_MAX = 2**31 - 1
+
+
+NUL = "\x00"
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and JSONB cannot hold U+0000; refuse it on both databases.
+    if NUL in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
 
 
 def _check_json(value: Any, *, depth: int = 1) -> None:
@@ -29,8 +41,11 @@ def _check_json(value: Any, *, depth: int = 1) -> None:
         raise ValueError("numbers must be finite (no NaN or Infinity)")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
         raise ValueError("integers must fit in 64 bits")
+    if isinstance(value, str):
+        _no_nul(value)
     if isinstance(value, Mapping):
-        for item in value.values():
+        for key, item in value.items():
+            _no_nul(key)
             _check_json(item, depth=depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -50,18 +65,23 @@ JsonObject = Annotated[
     AfterValidator(_bounded_json),
     Field(description="A JSON object: at most 1 MiB serialized and 32 levels deep."),
 ]
-MetricName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+MetricName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Metrics = Annotated[
-    dict[MetricName, Annotated[float, Field(allow_inf_nan=False)]],
+    dict[MetricName, Annotated[float, Field(ge=-MAX_METRIC_VALUE, le=MAX_METRIC_VALUE)]],
     Field(
         max_length=MAX_METRICS,
         description="Named numbers (`precision`, `recall`, `f1`, `latency_ms`, …), at most 100.",
     ),
 ]
-DocumentName = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-WorkerId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+DocumentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_no_nul)
+]
+WorkerId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)] | None
-Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+Cost = Annotated[float, Field(ge=0, le=1e9)] | None
 LeaseSeconds = Annotated[
     int,
     Field(ge=1, description="Seconds from now; at most `RUNWATCH_EXTRACTION_MAX_LEASE_SECONDS`."),
@@ -115,9 +135,14 @@ class ExtractionRunUpdate(BaseModel):
     metrics: Metrics | None = None
     tokens: Tokens | None = None
     cost_usd: Cost = None
-    error: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS)] | None = (
-        Field(None, description="Why the run failed; required with status `failed`.")
-    )
+    error: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS),
+            AfterValidator(_no_nul),
+        ]
+        | None
+    ) = Field(None, description="Why the run failed; required with status `failed`.")
 
 
 class ClaimRequest(BaseModel):
