@@ -130,6 +130,7 @@ def test_difference_is_b_minus_a_relative_to_a() -> None:
     assert difference(None, 0.5) == (None, None)
     assert difference(0.5, None) == (None, None)
     assert difference(-2.0, -1.0) == (1.0, 50.0)
+    assert difference(1e-300, 1e15) == (1e15, None)  # the percentage would overflow
 
 
 @pytest.mark.parametrize("p", [1, 5, 25, 50, 75, 95, 99])
