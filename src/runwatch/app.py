@@ -19,7 +19,11 @@ from runwatch.dashboard import install_dashboard
 from runwatch.db.engine import create_engines
 from runwatch.db.version_watch import DataVersionCache
 from runwatch.errors import install_error_handlers, problem_response
+from runwatch.metrics import install_metrics
+from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_options
 from runwatch.migrate import upgrade
+from runwatch.queries.api_keys import load_key_set
+from runwatch.security import KeyCache, KeySet, authorize, check_open_access
 
 logger = logging.getLogger("runwatch")
 
@@ -27,7 +31,10 @@ DESCRIPTION = """
 Introspection API over the history of LLM pipeline runs.
 
 * Every error is `application/problem+json` with a stable `code`
-  (`not_found`, `invalid_argument`, `conflict`, `payload_too_large`, `unavailable`, `internal`).
+  (`not_found`, `invalid_argument`, `conflict`, `unauthorized`, `forbidden`,
+  `payload_too_large`, `unavailable`, `internal`) and the request's `request_id`.
+* Once an API key exists, send it as `Authorization: Bearer <key>`: reads need a
+  `read` key, writes a `write` key (401 without a valid key, 403 with too small a scope).
 * Timestamps go out as RFC 3339 in UTC (`2026-01-23T03:00:00Z`); one that comes in
   without an offset is taken as UTC.
 * Limits (all configurable, see the README): `limit` 1-100, `offset` ≤ 100,000,
@@ -81,6 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upgrade(settings.database_url)
         engines = create_engines(settings)
         app.state.engines = engines
+
+        async def load_keys() -> KeySet:
+            async with engines.write.connect() as conn:
+                return await load_key_set(conn)
+
+        app.state.key_cache = KeyCache(load_keys, settings.api_key_cache_seconds)
+        await check_open_access(settings, app.state.key_cache)
         app.state.version_cache = None
         if engines.dialect_name == "postgresql":
             cache = DataVersionCache(
@@ -106,8 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     install_not_modified_handler(app)
     app.include_router(health.router)
-    app.include_router(layer_runs.router)
-    app.include_router(extraction_runs.router)
+    # Health checks stay open; every data route needs a key once one exists.
+    app.include_router(layer_runs.router, dependencies=[Depends(authorize)])
+    app.include_router(extraction_runs.router, dependencies=[Depends(authorize)])
     install_dashboard(app)
+    install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, **cors_middleware_options(settings.cors_origin_list))
+    # Outermost, so that every answer (a 413 too) carries the request id.
+    app.add_middleware(RequestContext)
     return app
