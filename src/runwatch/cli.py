@@ -6,10 +6,16 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 from runwatch.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -19,6 +25,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     for name in ("host", "port"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
+    if getattr(args, "insecure", False):
+        overrides["insecure"] = True
     return Settings(**overrides)
 
 
@@ -44,13 +52,28 @@ async def _prepare(settings: Settings, demo_runs: int | None) -> None:
             await engines.dispose()
 
 
+async def _check_open_access(settings: Settings) -> None:
+    from runwatch.queries.api_keys import load_key_set
+    from runwatch.security import KeyCache, check_open_access
+
+    await _with_write_conn(
+        settings, lambda conn: check_open_access(settings, KeyCache(lambda: load_key_set(conn), 0))
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from runwatch.app import create_app
+    from runwatch.security import InsecureStart
 
     settings = _settings(args)
     asyncio.run(_prepare(settings, args.demo_runs if args.demo else None))
+    try:
+        asyncio.run(_check_open_access(settings))
+    except InsecureStart as exc:
+        print(f"runwatch: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -58,6 +81,69 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         proxy_headers=False,
     )
+    return 0
+
+
+async def _with_write_conn(
+    settings: Settings, fn: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    from runwatch.db.engine import create_engines
+    from runwatch.migrate import upgrade
+
+    if settings.should_auto_migrate:
+        await upgrade(settings.database_url)
+    engines = create_engines(settings)
+    try:
+        async with engines.write.begin() as conn:
+            return await fn(conn)
+    finally:
+        await engines.dispose()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from runwatch.queries.api_keys import create_api_key
+
+    key = asyncio.run(
+        _with_write_conn(
+            _settings(args), lambda conn: create_api_key(conn, name=args.name, scope=args.scope)
+        )
+    )
+    print(key.token)
+    print(
+        f"runwatch: created {key.scope} key {key.name!r} (id {key.id}); the token above is "
+        "shown only once: store it now",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from runwatch.queries.api_keys import list_api_keys
+
+    rows = asyncio.run(_with_write_conn(_settings(args), list_api_keys))
+    print(f"{'ID':<26}  {'NAME':<20}  {'SCOPE':<5}  {'PREFIX':<9}  {'CREATED':<20}  REVOKED")
+    for row in rows:
+        created = row["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        revoked = row["revoked_at"].strftime("%Y-%m-%dT%H:%M:%SZ") if row["revoked_at"] else "-"
+        print(
+            f"{row['id']:<26}  {row['name']:<20}  {row['scope']:<5}  {row['prefix']:<9}  "
+            f"{created:<20}  {revoked}"
+        )
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from runwatch.errors import NotFound
+    from runwatch.queries.api_keys import revoke_api_key
+
+    try:
+        count = asyncio.run(
+            _with_write_conn(_settings(args), lambda conn: revoke_api_key(conn, key=args.key))
+        )
+    except NotFound as exc:
+        print(f"runwatch: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"runwatch: revoked {count} key(s)", file=sys.stderr)
     return 0
 
 
@@ -182,7 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--demo-runs", type=int, default=5000, help="runs --demo loads")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve without API keys on a non-loopback address (RUNWATCH_INSECURE=true)",
+    )
     serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print its token once")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.add_argument("--scope", required=True, choices=("read", "write", "admin"))
+    create.set_defaults(func=cmd_keys_create)
+    keys_sub.add_parser("list", help="list keys (never their tokens)").set_defaults(
+        func=cmd_keys_list
+    )
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id, or every key with a name")
+    revoke.add_argument("key", help="the key's id or name")
+    revoke.set_defaults(func=cmd_keys_revoke)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema")
     migrate.add_argument("--revision", default="head")
