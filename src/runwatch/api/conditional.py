@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 
-from runwatch.api.deps import open_read_connection
+from runwatch.api.deps import open_read_connection, release_read_connection
 from runwatch.queries.rollups import data_version
 
 # Clients may keep an answer but must revalidate it before each use.
@@ -35,11 +35,11 @@ async def current_data_version(request: Request) -> int:
     version = cache.current if cache is not None else None
     if version is not None and not request.app.state.engines.replicas:
         return version
-    _source, conn = await open_read_connection(request)
+    source, conn = await open_read_connection(request)
     try:
         return await data_version(conn)
     finally:
-        await conn.close()
+        await release_read_connection(conn, source)
 
 
 def _matches(if_none_match: str, etag: str) -> bool:

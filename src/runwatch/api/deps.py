@@ -10,12 +10,13 @@ from typing import Annotated
 from fastapi import Depends, Query, Request, Response
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from runwatch.config import Settings
 from runwatch.db.dialect import serves_from_standby
 from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
+from runwatch.metrics import PoolGauge
 from runwatch.queries.rollups import NEW_VERSION_INFO_KEY
 from runwatch.schemas.common import UtcTimestamp
 
@@ -48,7 +49,7 @@ async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
         prefer = PRIMARY
     for name, engine in engines.read_candidates(prefer=prefer):
         try:
-            conn = await engine.connect()
+            conn = await _checkout(engine, name)
         except (DBAPIError, OSError, TimeoutError):
             if name == PRIMARY:
                 raise
@@ -60,6 +61,28 @@ async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
     raise AssertionError("the primary is always a candidate")
 
 
+async def _checkout(engine: AsyncEngine, name: str) -> AsyncConnection:
+    gauge = PoolGauge(name)
+    gauge.waiting.inc()
+    try:
+        conn = await engine.connect()
+    finally:
+        gauge.waiting.dec()
+    gauge.in_use.inc()
+    return conn
+
+
+async def release_read_connection(conn: AsyncConnection, name: str) -> None:
+    await _release(conn, name)
+
+
+async def _release(conn: AsyncConnection, name: str) -> None:
+    try:
+        await conn.close()
+    finally:
+        PoolGauge(name).in_use.dec()
+
+
 async def _read_connection(request: Request, response: Response) -> AsyncIterator[AsyncConnection]:
     source, conn = await open_read_connection(request)
     try:
@@ -69,13 +92,14 @@ async def _read_connection(request: Request, response: Response) -> AsyncIterato
                 response.headers[STANDBY_HEADER] = str(await serves_from_standby(conn)).lower()
             yield conn
     finally:
-        await conn.close()
+        await _release(conn, source)
 
 
 async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     # The transaction commits when the route returns and before the answer is
     # sent (scope="function"), so a failed commit is never answered with a 2xx.
-    async with get_engines(request).write.connect() as conn:
+    conn = await _checkout(get_engines(request).write, "write")
+    try:
         conn.info.pop(NEW_VERSION_INFO_KEY, None)
         async with conn.begin():
             yield conn
@@ -85,6 +109,8 @@ async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         cache = getattr(request.app.state, "version_cache", None)
         if version is not None and cache is not None:
             cache.observe(version)
+    finally:
+        await _release(conn, "write")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -17,6 +17,7 @@ from runwatch.api.deps import (
 )
 from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
+from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
@@ -204,6 +205,8 @@ async def create_run(conn: WriteConn, body: LayerRunCreate, response: Response) 
     with the stored run; with different content, 409.
     """
     run, created = await q.create_layer_run(conn, body.model_dump())
+    if created:
+        RUNS_RECORDED.labels("layer", run["status"]).inc()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/runs/{run['id']}"
     return LayerRunDetail.model_validate(dict(run))
@@ -229,6 +232,9 @@ async def create_runs_batch(
             ("body", "runs"), f"at most {settings.max_batch_size} runs per batch"
         )
     outcome = await q.create_layer_runs(conn, [run.model_dump() for run in body.runs])
+    for run, (_, created) in zip(body.runs, outcome, strict=True):
+        if created:
+            RUNS_RECORDED.labels("layer", run.status).inc()
     results = [
         BatchItemResult(id=run_id, result="created" if created else "already_present")
         for run_id, created in outcome
@@ -252,7 +258,10 @@ async def update_run(conn: WriteConn, run_id: RunIdPath, body: LayerRunUpdate) -
     unless given; never before `started_at`). A completed run cannot change: 409.
     """
     changes = body.model_dump(exclude_unset=True)
-    return LayerRunDetail.model_validate(dict(await q.update_layer_run(conn, run_id, changes)))
+    run = await q.update_layer_run(conn, run_id, changes)
+    if run["status"] != "running":
+        RUNS_RECORDED.labels("layer", run["status"]).inc()
+    return LayerRunDetail.model_validate(dict(run))
 
 
 @router.delete(

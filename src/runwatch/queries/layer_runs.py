@@ -14,6 +14,7 @@ from ulid import ULID
 from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
+from runwatch.metrics import measured
 from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
 from runwatch.queries.rollups import (
     bump_data_version,
@@ -101,6 +102,7 @@ class Page:
     next_cursor: str | None
 
 
+@measured("list_layer_runs")
 async def list_layer_runs(
     conn: AsyncConnection,
     *,
@@ -133,6 +135,7 @@ def rollups_can_answer(filters: LayerRunFilter) -> bool:
     return filters.model_name is None
 
 
+@measured("count_layer_runs")
 async def count_layer_runs(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
     """The exact number of runs matching `filters` that can still be listed.
 
@@ -156,11 +159,13 @@ async def count_layer_runs(conn: AsyncConnection, *, filters: LayerRunFilter) ->
     return sum(g.runs for g in groups)
 
 
+@measured("count_layer_runs_raw")
 async def count_layer_runs_raw(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
     query = select(func.count()).select_from(t).where(*layer_run_conditions(filters))
     return int((await conn.execute(query)).scalar_one())
 
 
+@measured("get_layer_run")
 async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:
     row = (await conn.execute(select(*DETAIL_COLUMNS).where(t.c.id == run_id))).first()
     if row is None:
@@ -168,6 +173,7 @@ async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]
     return row._mapping
 
 
+@measured("summarize_layer_runs")
 async def summarize_layer_runs(
     conn: AsyncConnection,
     *,
@@ -250,6 +256,7 @@ def _same_content(stored: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
     return all(stored[name] == row[name] for name in CONTENT_COLUMNS)
 
 
+@measured("create_layer_run")
 async def create_layer_run(
     conn: AsyncConnection, data: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], bool]:
@@ -265,6 +272,7 @@ async def create_layer_run(
     return stored, created
 
 
+@measured("create_layer_runs")
 async def create_layer_runs(
     conn: AsyncConnection, items: Sequence[Mapping[str, Any]]
 ) -> list[tuple[str, bool]]:
@@ -306,6 +314,7 @@ async def create_layer_runs(
     return [(run_id, run_id in inserted) for run_id in ids]
 
 
+@measured("update_layer_run")
 async def update_layer_run(
     conn: AsyncConnection, run_id: str, changes: Mapping[str, Any]
 ) -> Mapping[str, Any]:
@@ -357,6 +366,7 @@ async def update_layer_run(
     return row._mapping
 
 
+@measured("delete_layer_run")
 async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
     result = await conn.execute(delete(t).where(t.c.id == run_id).returning(*DETAIL_COLUMNS))
     removed = result.first()
@@ -365,6 +375,7 @@ async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
     await record_layer_run_changes(conn, removed=[removed._mapping])
 
 
+@measured("layer_run_timeseries")
 async def layer_run_timeseries(
     conn: AsyncConnection,
     *,

@@ -1,0 +1,161 @@
+"""Prometheus metrics: requests by route template, database pool, queries, runs recorded.
+
+With several worker processes set `PROMETHEUS_MULTIPROC_DIR` to an empty
+directory shared by them (`runwatch serve --workers N` does this itself): each
+process writes its samples there and `/metrics` adds them up.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+REQUESTS = Counter(
+    "runwatch_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+)
+REQUEST_SECONDS = Histogram(
+    "runwatch_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+POOL_IN_USE = Gauge(
+    "runwatch_db_pool_in_use",
+    "Database connections checked out of the pool.",
+    ["engine"],
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "runwatch_db_pool_waiting",
+    "Requests waiting for a database connection.",
+    ["engine"],
+    multiprocess_mode="livesum",
+)
+QUERY_SECONDS = Histogram(
+    "runwatch_db_query_duration_seconds",
+    "Time spent in one named query function.",
+    ["query"],
+    buckets=LATENCY_BUCKETS,
+)
+RUNS_RECORDED = Counter(
+    "runwatch_runs_recorded_total",
+    "Runs recorded, or moved to a status, by kind and status.",
+    ["kind", "status"],
+)
+EXTRACTION_WORKER_EVENTS = Counter(
+    "runwatch_extraction_worker_events_total",
+    "Claims, lease extensions, completions, failures and expired leases of extraction runs.",
+    ["event"],
+)
+
+
+@asynccontextmanager
+async def timed_query(name: str) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+class PoolGauge:
+    """Counts connections in use and requests waiting for one, per engine."""
+
+    def __init__(self, engine: str) -> None:
+        self.in_use = POOL_IN_USE.labels(engine)
+        self.waiting = POOL_WAITING.labels(engine)
+
+
+class RequestMetrics:
+    """Count and time every request by its route template (`/runs/{run_id}`), not its path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            REQUESTS.labels(method, template, str(status)).inc()
+            REQUEST_SECONDS.labels(method, template, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def _registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return DEFAULT_REGISTRY
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Text format 0.0.4"}},
+)
+async def metrics() -> Response:
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_metrics(app: FastAPI) -> None:
+    app.include_router(router)
+    app.add_middleware(RequestMetrics)
+
+
+def measured(name: str) -> Callable[[F], F]:
+    """Decorate an async query function so that its latency is recorded under `name`."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

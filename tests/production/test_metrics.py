@@ -1,0 +1,54 @@
+"""`/metrics` is scraped and parsed with the Prometheus text parser."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.factories import layer_run
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(parsed: dict, name: str, **labels: str) -> float:
+    return parsed.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    before = samples((await client.get("/metrics")).text)
+    body = layer_run(status="failed")
+    assert (await client.post("/runs", json=body)).status_code == 201
+    for _ in range(3):
+        assert (await client.get(f"/runs/{body['id']}")).status_code == 200
+    assert (await client.get("/runs/nope")).status_code == 404
+
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    after = samples(response.text)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    route = "/runs/{run_id}"
+    assert delta("runwatch_http_requests_total", method="GET", route=route, status="200") == 3
+    assert delta("runwatch_http_requests_total", method="GET", route=route, status="404") == 1
+    assert (
+        delta(
+            "runwatch_http_request_duration_seconds_count", method="GET", route=route, status="200"
+        )
+        == 3
+    )
+    assert delta("runwatch_runs_recorded_total", kind="layer", status="failed") == 1
+    # Three reads, the 404, and the read-back inside the create.
+    assert delta("runwatch_db_query_duration_seconds_count", query="get_layer_run") == 5
+    # Every connection taken was given back, and nobody is waiting.
+    for engine in ("primary", "write"):
+        assert value(after, "runwatch_db_pool_in_use", engine=engine) == 0
+        assert value(after, "runwatch_db_pool_waiting", engine=engine) == 0
