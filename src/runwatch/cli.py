@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runwatch.config import Settings
 
@@ -74,19 +76,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except InsecureStart as exc:
         print(f"runwatch: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "proxy_headers": False,
+        # On SIGTERM, stop accepting connections and let requests in flight
+        # finish for up to this long.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
+    workers = args.workers or settings.workers
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Worker processes build their own app from the environment: hand them
+    # the settings given on this command line, and a shared metrics directory.
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"RUNWATCH_{name.upper()}"] = str(value)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runwatch-metrics-")
+    uvicorn.run("runwatch.app:create_app", factory=True, workers=workers, **options)
     return 0
 
 
-async def _with_write_conn(
-    settings: Settings, fn: Callable[[AsyncConnection], Awaitable[T]]
-) -> T:
+async def _with_write_conn(settings: Settings, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     from runwatch.db.engine import create_engines
     from runwatch.migrate import upgrade
 
@@ -268,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--demo-runs", type=int, default=5000, help="runs --demo loads")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=int, help="worker processes (default RUNWATCH_WORKERS, 1)")
     serve.add_argument(
         "--insecure",
         action="store_true",

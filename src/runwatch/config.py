@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `runwatch serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `runwatch serve` listens on.")
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes of `runwatch serve` (each has its own pool)."
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, gt=0, description="On SIGTERM, how long requests in flight may take to finish."
+    )
     auto_migrate: bool | None = Field(
         None,
         description="Upgrade the schema at start. Default: on for SQLite, off for PostgreSQL.",
