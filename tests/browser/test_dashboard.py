@@ -49,12 +49,22 @@ def card(page: Any, key: str) -> tuple[str, str, str]:
     )
 
 
+def wait_for_cards(page: Any, server: Server, selector: str = ".cards[data-days]") -> None:
+    """Wait for the summary cards; on timeout, fail with what the page and server said."""
+    try:
+        page.wait_for_selector(selector, timeout=WAIT_S * 1000)
+    except Exception as exc:  # Playwright's TimeoutError; add the context it lacks
+        state = [page.locator("#conn").inner_text(), page.locator("#banner").inner_text()]
+        log = server.log_path.read_text()[-3000:]
+        pytest.fail(f"the cards did not load ({exc}); page said {state}; server log:\n{log}")
+
+
 def open_overview(page: Any, server: Server, days: int) -> None:
     page.goto(f"{server.base_url}/#/overview")
-    page.wait_for_selector(".cards[data-days]")
+    wait_for_cards(page, server)
     label = {1: "24 h", 7: "7 d", 30: "30 d"}[days]
     page.get_by_role("radio", name=label).check()
-    page.wait_for_selector(f'.cards[data-days="{days}"]')
+    wait_for_cards(page, server, f'.cards[data-days="{days}"]')
 
 
 def test_overview_cards_show_the_stats_summary(
@@ -309,7 +319,7 @@ def test_unreachable_api_is_reported_not_shown_as_current(
     own = start_server(tmp_path, demo_runs=300)
     try:
         page.goto(f"{own.base_url}/#/overview")
-        page.wait_for_selector(".cards[data-days]")
+        wait_for_cards(page, own)
         assert page.locator("#conn").get_attribute("data-state") == "live"
         assert page.locator("#banner").is_hidden()
     finally:

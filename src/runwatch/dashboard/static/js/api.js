@@ -3,6 +3,7 @@
 
 const KEY_STORAGE = "runwatch.apiKey";
 const TIMEOUT_MS = 10000;
+const ETAG_CACHE_SIZE = 100;
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -127,7 +128,12 @@ export async function getJSON(path, params = {}, { signal } = {}) {
   const body = await parseBody(response);
   if (response.ok) {
     const etag = response.headers.get("ETag");
-    if (etag) etagCache.set(url, { etag, data: body });
+    if (etag) {
+      etagCache.delete(url);
+      etagCache.set(url, { etag, data: body });
+      // Relative time windows make new URLs every minute; keep only the recent ones.
+      while (etagCache.size > ETAG_CACHE_SIZE) etagCache.delete(etagCache.keys().next().value);
+    }
     setConnection("live");
     return { data: body, status: response.status, notModified: false };
   }

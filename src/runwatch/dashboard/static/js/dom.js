@@ -35,3 +35,19 @@ export function replace(el, ...children) {
   clear(el);
   return append(el, children);
 }
+
+/**
+ * Run `rebuild()` (which replaces `container`'s content) and give the keyboard focus back
+ * to the equivalent element afterwards, so a refresh never throws a keyboard user out.
+ */
+export function keepingFocus(container, rebuild) {
+  const active = document.activeElement;
+  let selector = null;
+  if (active && container.contains(active)) {
+    if (active.dataset && active.dataset.sortKey) selector = `[data-sort-key="${CSS.escape(active.dataset.sortKey)}"]`;
+    else if (active.getAttribute("href")) selector = `[href="${CSS.escape(active.getAttribute("href"))}"]`;
+    else if (active.id) selector = `#${CSS.escape(active.id)}`;
+  }
+  rebuild();
+  if (selector) container.querySelector(selector)?.focus();
+}

@@ -2,7 +2,7 @@
 
 import { getJSON } from "./api.js";
 import { normalizeSeries, stackedBars, statusMix } from "./chart.js";
-import { h, replace } from "./dom.js";
+import { h, keepingFocus, replace } from "./dom.js";
 import { COMPACT_FROM, DASH, fmtCompact, fmtCost, fmtDuration, fmtInt, fmtPct } from "./format.js";
 import { sortableTable } from "./table.js";
 
@@ -93,16 +93,19 @@ export class OverviewView {
     // Both are awaited together so that a failure of either is reported once.
     const [summary, series] = await Promise.all([summaryReq, seriesReq]);
     if (days !== this.days) return;
-    if (summary.data !== this.lastSummary) {
-      this.lastSummary = summary.data;
+    // `since` moves with every answer; only a change in the numbers is worth a redraw.
+    const summaryKey = JSON.stringify({ ...summary.data, since: null });
+    if (summaryKey !== this.lastSummary) {
+      this.lastSummary = summaryKey;
       this.renderCards(summary.data);
       // Tells a reader (and the browser tests) which period the cards now show.
       this.summaryEl.dataset.days = String(days);
       this.renderLayers(summary.data);
       if (!series) this.renderMix(summary.data);
     }
-    if (series && series.data !== this.lastSeries) {
-      this.lastSeries = series.data;
+    const seriesKey = series ? JSON.stringify(series.data) : null;
+    if (series && seriesKey !== this.lastSeries) {
+      this.lastSeries = seriesKey;
       this.renderSeries(series.data, hourly);
     }
   }
@@ -160,12 +163,12 @@ export class OverviewView {
         cell: (r) => fmtDuration(r[durationKey] ?? null) });
     }
     const rows = entries.map(([layer, v]) => ({ layer, ...v }));
-    replace(this.layersEl, rows.length
+    keepingFocus(this.layersEl, () => replace(this.layersEl, rows.length
       ? sortableTable({
         columns, rows, sort: this.layerSort, caption: "Runs per layer in the period",
         rowAttrs: (r) => ({ "data-layer": r.layer }),
         onSort: (sort) => { this.layerSort = sort; this.renderLayers(s); },
       })
-      : h("p", { class: "empty" }, "No runs in this period."));
+      : h("p", { class: "empty" }, "No runs in this period.")));
   }
 }

@@ -2,7 +2,7 @@
 
 import { ApiError, getJSON } from "./api.js";
 import { STATUSES, STATUS_LABELS } from "./chart.js";
-import { h, replace } from "./dom.js";
+import { h, keepingFocus, replace } from "./dom.js";
 import {
   DASH, fmtCost, fmtDuration, fmtInt, fmtTime, fromLocalInput, toLocalInput,
 } from "./format.js";
@@ -225,7 +225,7 @@ export class RunsView {
         h("td", { class: "num" }, fmtCost(r.estimated_cost_usd)),
         h("td", { class: "muted" }, r.model_name || DASH));
       })));
-    replace(this.tableEl, page.runs.length ? table : null);
+    keepingFocus(this.tableEl, () => replace(this.tableEl, page.runs.length ? table : null));
     const cursor = this.params.get("cursor");
     const base = Object.fromEntries(FILTER_KEYS.map((k) => [k, this.params.get(k)]));
     replace(this.pagerEl,

@@ -30,12 +30,7 @@ export function sortableTable({ columns, rows, sort, caption, onSort, rowAttrs }
       "aria-sort": active ? (sort.dir === "asc" ? "ascending" : "descending") : null,
     }, h("button", {
       type: "button", class: "sort", "data-sort-key": c.key,
-      onclick: (ev) => {
-        onSort({ key: c.key, dir: nextDir });
-        // The table is rebuilt; keep the keyboard where it was.
-        const key = ev.currentTarget.dataset.sortKey;
-        queueMicrotask(() => document.querySelector(`button.sort[data-sort-key="${key}"]`)?.focus());
-      },
+      onclick: () => onSort({ key: c.key, dir: nextDir }),
     }, c.label, h("span", { class: "sort-mark", "aria-hidden": "true" },
       active ? (sort.dir === "asc" ? " ▲" : " ▼") : "")));
   }));
