@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -136,6 +137,54 @@ def test_overview_cards_show_the_stats_summary(
             page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
             # The first screenful, as docs/overview.png shows it.
             page.screenshot(path=str(screenshots / "overview-top.png"))
+
+
+def legend_totals(page: Any) -> dict[str, int]:
+    items = page.locator(".chart-wrap .legend li").all_text_contents()
+    return {label.split()[0].lower(): int(label.split()[-1].replace(",", "")) for label in items}
+
+
+def test_chart_shows_the_timeseries_and_polling_moves_nothing(
+    page: Any, server: Server, api: httpx.Client
+) -> None:
+    if api.get("/runs/stats/timeseries", params={"days": 1}).status_code == 404:
+        pytest.skip("this server does not offer /runs/stats/timeseries")
+    for _attempt in range(3):
+        series = api.get("/runs/stats/timeseries", params={"days": 1, "bucket": "hour"}).json()
+        open_overview(page, server, 1)
+        page.wait_for_selector("svg.chart")
+        shown = legend_totals(page)
+        if series == api.get("/runs/stats/timeseries", params={"days": 1, "bucket": "hour"}).json():
+            break
+    expected = {
+        status: sum(b["by_status"][status] for b in series["buckets"])
+        for status in ("success", "partial", "failed", "dry", "running")
+    }
+    assert shown == expected
+    bars = page.locator("svg.chart g.bar").count()
+    assert bars == len(series["buckets"])
+
+    # A run recorded now reaches the cards by polling, and no card changes size or place.
+    boxes = [page.locator(".card").nth(i).bounding_box() for i in range(7)]
+    before = int(page.locator('[data-card="total_runs"] .card-value').get_attribute("data-value"))
+    now = datetime.now(UTC).replace(microsecond=0)
+    recorded = api.post(
+        "/runs",
+        json={
+            "layer_name": "browser-polling-check",
+            "layer_hash": "h1",
+            "status": "success",
+            "started_at": now.isoformat(),
+            "completed_at": now.isoformat(),
+            "insights_created": 1,
+        },
+    )
+    assert recorded.status_code == 201, recorded.text
+    total = page.locator('[data-card="total_runs"] .card-value')
+    wait_until(lambda: total.get_attribute("data-value"), str(before + 1))
+    assert [page.locator(".card").nth(i).bounding_box() for i in range(7)] == boxes
+    assert page.locator('tr[data-layer="browser-polling-check"]').count() == 1
+    assert api.delete(f"/runs/{recorded.json()['id']}").status_code == 204
 
 
 def test_layer_table_sorts_from_the_keyboard(page: Any, server: Server, api: httpx.Client) -> None:
