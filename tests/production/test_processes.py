@@ -1,0 +1,137 @@
+"""Real `runwatch serve` processes on one PostgreSQL: two servers agree, workers share metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from runwatch.migrate import upgrade
+from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres, free_port
+from tests.factories import layer_run
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    try:
+        server = TemporaryPostgres()
+        server.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        asyncio.run(upgrade(server.url))
+        yield server.url
+    finally:
+        server.stop()
+
+
+class Server:
+    def __init__(self, database_url: str, tmp_path: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"server-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runwatch", "--database-url", database_url, "serve",
+             "--port", str(self.port), "--log-level", "info", *extra],
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log.read_text()}")
+            try:
+                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server not ready: {self.log.read_text()}")
+
+    def stop(self) -> bool:
+        """SIGTERM; True if the server shut down gracefully (uvicorn then re-raises the signal)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return False
+        log = self.log.read_text()
+        return (
+            code in (0, -signal.SIGTERM)
+            and "Finished server process" in log
+            and ("Traceback" not in log)
+        )
+
+
+@pytest.fixture
+def servers(database_url: str, tmp_path: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+
+    def start(*extra: str) -> Server:
+        server = Server(database_url, tmp_path, *extra)
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield started.__class__([start(), start()])  # two single-worker servers
+    for server in started:
+        if server.proc.poll() is None:
+            server.stop()
+
+
+def test_a_write_through_one_server_is_seen_through_the_other(servers: list[Server]) -> None:
+    one, two = servers
+    for path in ("/runs", "/runs/stats/summary?days=30"):
+        etag = httpx.get(two.base + path).headers["etag"]
+        assert httpx.get(two.base + path, headers={"If-None-Match": etag}).status_code == 304
+        body = layer_run(started_at=None)
+        assert httpx.post(one.base + "/runs", json=body).status_code == 201
+        status = 0
+        for _ in range(100):  # the other process hears of the commit by notification
+            status = httpx.get(two.base + path, headers={"If-None-Match": etag}).status_code
+            if status == 200:
+                break
+            time.sleep(0.02)
+        assert status == 200, f"{path} still 304 on the other server after a write"
+    assert httpx.get(two.base + "/runs").json()["total"] >= 2
+    for server in servers:
+        assert server.stop(), "graceful shutdown on SIGTERM"
+
+
+def test_workers_share_one_metrics_view(database_url: str, tmp_path: Path) -> None:
+    server = Server(database_url, tmp_path, "--workers", "2")
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.base) as client:
+            for _ in range(40):  # new connections, spread over both workers
+                assert (
+                    client.get("/runs/stats/summary", headers={"Connection": "close"}).status_code
+                    == 200
+                )
+            text = client.get("/metrics").text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if (
+                    sample.name == "runwatch_http_requests_total"
+                    and sample.labels.get("route") == "/runs/stats/summary"
+                ):
+                    total += sample.value
+        assert total == 40, "every worker's requests are in the one scrape"
+    finally:
+        assert server.stop()
