@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import tempfile
@@ -13,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runwatch.config import Settings
+from runwatch.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -80,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "host": settings.host,
         "port": settings.port,
         "log_level": args.log_level,
+        "log_config": logging_config(fmt=settings.log_format, level=args.log_level),
         "proxy_headers": False,
         # On SIGTERM, stop accepting connections and let requests in flight
         # finish for up to this long.
@@ -354,6 +355,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(fmt=Settings().log_format)
     args = build_parser().parse_args(argv)
     return int(args.func(args))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `runwatch serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `runwatch serve` listens on.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json` for one JSON object per log line, `text` for plain lines."
+    )
     workers: int = Field(
         1, ge=1, le=64, description="Worker processes of `runwatch serve` (each has its own pool)."
     )

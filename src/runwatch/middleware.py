@@ -74,13 +74,25 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            route = getattr(scope.get("route"), "path", None)
+            state = scope.get("state", {})
             access_logger.info(
                 "%s %s %s %.1fms request_id=%s",
                 scope.get("method", ""),
                 scope.get("path", ""),
                 status or "-",
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 request_id,
+                extra={
+                    "request_id": request_id,
+                    "method": scope.get("method", ""),
+                    "path": scope.get("path", ""),
+                    "route": route,
+                    "status": status or None,
+                    "duration_ms": duration_ms,
+                    "key_name": state.get("api_key_name"),
+                },
             )
             request_id_var.reset(token)
 

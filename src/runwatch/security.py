@@ -145,6 +145,7 @@ async def authorize(request: Request) -> None:
     if not scope_allows(key.scope, needed):
         raise Forbidden(f"This key has scope {key.scope!r}; this request needs {needed!r}.")
     request.state.api_key_id = key.id
+    request.state.api_key_name = key.name  # for the request log; never the token
 
 
 NO_KEYS_MESSAGE = (
