@@ -23,6 +23,7 @@ from runwatch.metrics import install_metrics
 from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_options
 from runwatch.migrate import upgrade
 from runwatch.queries.api_keys import load_key_set
+from runwatch.schemas.common import problem_responses
 from runwatch.security import KeyCache, KeySet, authorize, check_open_access
 
 logger = logging.getLogger("runwatch")
@@ -121,8 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_not_modified_handler(app)
     app.include_router(health.router)
     # Health checks stay open; every data route needs a key once one exists.
-    app.include_router(layer_runs.router, dependencies=[Depends(authorize)])
-    app.include_router(extraction_runs.router, dependencies=[Depends(authorize)])
+    guarded = {"dependencies": [Depends(authorize)], "responses": problem_responses(401, 403)}
+    app.include_router(layer_runs.router, **guarded)
+    app.include_router(extraction_runs.router, **guarded)
     install_dashboard(app)
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

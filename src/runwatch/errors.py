@@ -162,6 +162,17 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot decode (bytes that are not
+            # UTF-8): the same 422 as any other body that is not valid JSON.
+            return problem_response(
+                status=422,
+                code="invalid_argument",
+                title="Invalid argument",
+                detail="body: not a valid UTF-8 JSON document",
+                errors=[{"loc": ["body"], "msg": "not a valid UTF-8 JSON document"}],
+                instance=request.url.path,
+            )
         code, title = _HTTP_CODES.get(exc.status_code, ("invalid_argument", "Bad request"))
         if exc.status_code >= 500:
             code, title = "internal", "Internal error"
