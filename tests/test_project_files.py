@@ -30,3 +30,16 @@ def test_compose_uses_only_real_settings_and_migrates_first() -> None:
         "service_completed_successfully"
     )
     assert services["postgres"]["image"].startswith("postgres:15")
+    assert services["api"]["deploy"]["replicas"] == 2
+    assert "standby" in services
+    for mounted in ("deploy/nginx.conf", "deploy/primary-init.sh", "deploy/standby-entrypoint.sh"):
+        assert (ROOT / mounted).is_file(), mounted
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in ("root", "0")
+    assert any(line.startswith("HEALTHCHECK") for line in lines)
+    assert "/healthz" in (ROOT / "Dockerfile").read_text()
