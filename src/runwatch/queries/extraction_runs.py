@@ -253,19 +253,22 @@ async def claim_extraction_runs(
     """
     now = _now(now)
     await expire_extraction_leases(conn, max_attempts=max_attempts, now=now)
-    candidates = lock_rows_skipping_locked(
-        select(t.c.id)
-        .where(t.c.status == "pending")
-        .order_by(t.c.created_at, t.c.id)
-        .limit(max_runs),
-        conn.dialect.name,
+    # One statement: pick and lock the oldest pending rows, then update them.
+    # The pick is MATERIALIZED so PostgreSQL locks exactly the rows it hands out.
+    picked = (
+        lock_rows_skipping_locked(
+            select(t.c.id)
+            .where(t.c.status == "pending")
+            .order_by(t.c.created_at, t.c.id)
+            .limit(max_runs),
+            conn.dialect.name,
+        )
+        .cte("picked")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    ids = list((await conn.execute(candidates)).scalars())
-    if not ids:
-        return []
     stmt = (
         update(t)
-        .where(t.c.id.in_(ids), t.c.status == "pending")
+        .where(t.c.id.in_(select(picked.c.id)), t.c.status == "pending")
         .values(
             status="running",
             started_at=now,
