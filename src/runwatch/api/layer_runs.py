@@ -271,5 +271,6 @@ async def update_run(conn: WriteConn, run_id: RunIdPath, body: LayerRunUpdate) -
     responses=problem_responses(404, 422, 503),
 )
 async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
+    """Delete the run (204); its contribution to the stats goes with it. 404 if none."""
     await q.delete_layer_run(conn, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
