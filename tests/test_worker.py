@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from runwatch.app import create_app
+from runwatch.config import Settings
+from runwatch.db.engine import Engines
+from runwatch.queries.api_keys import create_api_key
 from runwatch.scoring import score
 from runwatch.worker import (
     ExecutionError,
@@ -20,6 +24,7 @@ from runwatch.worker import (
     as_result,
     command_executor,
     load_callable,
+    make_client,
     python_executor,
 )
 
@@ -248,3 +253,22 @@ def test_result_forms() -> None:
         "status": "completed",
         "output": {},
     }
+
+
+async def test_the_worker_sends_its_api_key(settings: Settings, engines: Engines) -> None:
+    async with engines.write.begin() as conn:
+        write_key = (await create_api_key(conn, name="worker", scope="write")).token
+        read_key = (await create_api_key(conn, name="viewer", scope="read")).token
+    app = create_app(settings.model_copy(update={"api_key_cache_seconds": 0}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with make_client("http://t", api_key=write_key, transport=transport) as client:
+            run_id = await create(client, "keyed.pdf")
+            for key in (None, read_key):
+                async with make_client("http://t", api_key=key, transport=transport) as other:
+                    refused = Worker(other, python_executor(extract_async), exit_when_idle=True)
+                    with pytest.raises(PermissionError, match="write key"):
+                        await refused.run()
+            worker = Worker(client, python_executor(extract_async), exit_when_idle=True)
+            assert await worker.run() == 1
+            assert (await get(client, run_id))["status"] == "completed"

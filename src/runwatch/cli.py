@@ -264,6 +264,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
             grace_seconds=args.grace_seconds,
             max_runs=args.max_runs,
             exit_when_idle=args.exit_when_idle,
+            api_key=args.api_key,
         )
     )
     return 0
@@ -337,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a shell command: run JSON on stdin, result JSON on stdout",
     )
     worker.add_argument("--url", default="http://127.0.0.1:8000", help="the runwatch API")
+    worker.add_argument(
+        "--api-key",
+        default=os.environ.get("RUNWATCH_API_KEY"),
+        help="a write-scoped API key (default: $RUNWATCH_API_KEY)",
+    )
     worker.add_argument("--worker-id", help="default: hostname-pid")
     worker.add_argument("--batch", type=int, default=1, help="runs claimed at a time (1-100)")
     worker.add_argument("--lease-seconds", type=int, default=300)

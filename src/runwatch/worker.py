@@ -297,6 +297,12 @@ class Worker:
             "/extraction-runs/claim",
             {"worker_id": self.worker_id, "max_runs": want, "lease_seconds": self.lease_seconds},
         )
+        if response.status_code in (401, 403):
+            raise PermissionError(
+                f"the API refused the claim ({response.status_code}): "
+                f"{response.json().get('detail', '')} Give a write key with --api-key or "
+                "RUNWATCH_API_KEY."
+            )
         response.raise_for_status()
         return response.json()["runs"]
 
@@ -406,12 +412,21 @@ def _public_run(run: Mapping[str, Any]) -> dict[str, Any]:
     return {key: run[key] for key in keys if key in run}
 
 
+def make_client(
+    url: str, *, api_key: str | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The worker's HTTP client: `api_key` (a `write` key) goes out as a bearer token."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.AsyncClient(base_url=url, timeout=30.0, headers=headers, transport=transport)
+
+
 async def run_worker(
     *,
     url: str,
     executor_spec: str | None = None,
     command: str | None = None,
     command_timeout: float | None = None,
+    api_key: str | None = None,
     **options: Any,
 ) -> int:
     """Build the executor, run a worker against `url`, and stop it on SIGTERM/SIGINT."""
@@ -424,7 +439,7 @@ async def run_worker(
     )
     # One line per request from httpx would drown the worker's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+    async with make_client(url, api_key=api_key) as client:
         worker = Worker(client, executor, **options)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
