@@ -164,13 +164,14 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot decode (bytes that are not
-            # UTF-8): the same 422 as any other body that is not valid JSON.
+            # UTF-8, or nesting deeper than the parser's recursion limit): the
+            # same 422 as any other body that is not valid JSON.
             return problem_response(
                 status=422,
                 code="invalid_argument",
                 title="Invalid argument",
-                detail="body: not a valid UTF-8 JSON document",
-                errors=[{"loc": ["body"], "msg": "not a valid UTF-8 JSON document"}],
+                detail="body: not a JSON document (invalid UTF-8 or nested too deeply)",
+                errors=[{"loc": ["body"], "msg": "invalid UTF-8 or nested too deeply"}],
                 instance=request.url.path,
             )
         code, title = _HTTP_CODES.get(exc.status_code, ("invalid_argument", "Bad request"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from runwatch.schemas.common import Name, OptionalName, RunId, UtcTimestamp
+from runwatch.schemas.extraction_runs import MAX_JSON_BYTES, MAX_JSON_DEPTH, _check_json
 
 LayerRunStatus = Literal["running", "success", "partial", "failed", "dry"]
 FinalLayerRunStatus = Literal["success", "partial", "failed", "dry"]
@@ -15,13 +17,27 @@ INT32_MAX = 2**31 - 1
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Tokens = Annotated[int, Field(ge=0, le=INT32_MAX)] | None
 Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+
+
+def _bounded_errors(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # The same bounds as extraction runs' JSON: deep or huge documents would
+    # cost every reader of the run, not only the writer.
+    _check_json(value)
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{size} bytes of JSON; at most {MAX_JSON_BYTES}")
+    return value
+
+
 ErrorList = (
     Annotated[
         list[dict[str, Any]],
+        AfterValidator(_bounded_errors),
         Field(
             max_length=1000,
             description="Structured errors, each an object (for example "
-            '`{"message": "rate limited", "target": "user-42"}`).',
+            '`{"message": "rate limited", "target": "user-42"}`): at most 1,000, '
+            f"{MAX_JSON_BYTES // 1024 // 1024} MiB serialized and {MAX_JSON_DEPTH} levels deep.",
         ),
     ]
     | None
