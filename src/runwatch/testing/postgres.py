@@ -131,7 +131,8 @@ class TemporaryPostgres:
         pidfile = self.datadir / "postmaster.pid"
         self.pid = int(pidfile.read_text().splitlines()[0])
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop the server but keep its data, so that `start_server()` brings it back."""
         if self.pid is not None:
             subprocess.run(
                 [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "stop"],
@@ -141,6 +142,13 @@ class TemporaryPostgres:
                 check=False,
             )
             self.pid = None
+
+    def start_server(self) -> None:
+        """Start a server stopped by `stop_server()` again, on the same port and data."""
+        self._start_server()
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> TemporaryPostgres:
