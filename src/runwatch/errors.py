@@ -244,6 +244,11 @@ def _dbapi_error_handler(on_database_error: Any) -> Any:
 def _is_unavailable(exc: DBAPIError) -> bool:
     """asyncpg reports timeouts and shutdowns as DBAPIError subclasses with these names."""
     name = type(exc.orig).__name__ if exc.orig is not None else ""
+    # SQLAlchemy's asyncpg adapter wraps the driver's error in a generic one
+    # and chains the original, whose class names the cause.
+    cause = getattr(exc.orig, "__cause__", None)
+    if cause is not None:
+        name += " " + type(cause).__name__
     return any(
         marker in name
         for marker in (
