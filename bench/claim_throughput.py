@@ -2,13 +2,16 @@
 
 Each worker is its own process with its own connection, as separate worker
 machines would be, and loops: claim up to `batch` runs in one transaction,
-then complete each in its own transaction, until nothing is pending. The
-script checks afterwards that every run was completed exactly once (one
-attempt each) and prints runs per second for each (workers, batch) pair.
+then (mode `complete`, the default) complete each in its own transaction,
+until nothing is pending. Mode `claim` only claims, to measure the claim
+alone. The script checks afterwards that every run was handed out exactly
+once (one attempt each, and completed in mode `complete`) and prints runs
+per second for each (workers, batch) pair.
 
     python bench/claim_throughput.py                      # throwaway PostgreSQL
     python bench/claim_throughput.py --database-url postgresql+asyncpg://…/db
     python bench/claim_throughput.py --workers 1,4,16 --batch 1,10 --runs 4000
+    python bench/claim_throughput.py --mode claim
 
 Work goes straight to the query layer (no HTTP), so the numbers measure the
 database side of a claim: row locking, SKIP LOCKED and commits.
@@ -62,7 +65,7 @@ async def _seed(url: str, runs: int) -> None:
         await engines.dispose()
 
 
-async def _work(url: str, name: str, batch: int) -> int:
+async def _work(url: str, name: str, batch: int, complete: bool) -> int:
     engines = create_engines(_settings(url))
     done = 0
     try:
@@ -73,6 +76,9 @@ async def _work(url: str, name: str, batch: int) -> int:
                 )
             if not runs:
                 return done
+            if not complete:
+                done += len(runs)
+                continue
             for run in runs:
                 async with engines.write.begin() as conn:
                     await q.update_extraction_run(
@@ -86,9 +92,11 @@ async def _work(url: str, name: str, batch: int) -> int:
         await engines.dispose()
 
 
-def _worker_process(url: str, name: str, batch: int, start: Any, results: Any) -> None:
+def _worker_process(
+    url: str, name: str, batch: int, complete: bool, start: Any, results: Any
+) -> None:
     start.wait()
-    results.put((name, asyncio.run(_work(url, name, batch))))
+    results.put((name, asyncio.run(_work(url, name, batch, complete))))
 
 
 async def _verify(url: str, runs: int) -> dict[str, int]:
@@ -98,20 +106,26 @@ async def _verify(url: str, runs: int) -> dict[str, int]:
             query = select(
                 func.count().label("total"),
                 func.count().filter(extraction_runs.c.status == "completed").label("completed"),
+                func.count().filter(extraction_runs.c.status == "running").label("running"),
                 func.count().filter(extraction_runs.c.attempts != 1).label("retried"),
             )
             row = (await conn.execute(query)).one()
-            return {"total": row.total, "completed": row.completed, "retried": row.retried}
+            return {
+                "total": row.total,
+                "completed": row.completed,
+                "running": row.running,
+                "retried": row.retried,
+            }
     finally:
         await engines.dispose()
 
 
-def measure(url: str, *, workers: int, batch: int, runs: int) -> dict[str, Any]:
+def measure(url: str, *, workers: int, batch: int, runs: int, complete: bool) -> dict[str, Any]:
     asyncio.run(_seed(url, runs))
     ctx = mp.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
     processes = [
-        ctx.Process(target=_worker_process, args=(url, f"w{i}", batch, start, results))
+        ctx.Process(target=_worker_process, args=(url, f"w{i}", batch, complete, start, results))
         for i in range(workers)
     ]
     for p in processes:
@@ -124,7 +138,8 @@ def measure(url: str, *, workers: int, batch: int, runs: int) -> dict[str, Any]:
     for p in processes:
         p.join()
     check = asyncio.run(_verify(url, runs))
-    ok = check == {"total": runs, "completed": runs, "retried": 0}
+    done, held = (runs, 0) if complete else (0, runs)
+    ok = check == {"total": runs, "completed": done, "running": held, "retried": 0}
     return {
         "workers": workers,
         "batch": batch,
@@ -143,6 +158,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=4000)
     parser.add_argument("--workers", default="1,4,16")
     parser.add_argument("--batch", default="1,10")
+    parser.add_argument("--mode", choices=("complete", "claim"), default="complete")
     args = parser.parse_args()
     server = None
     url = args.database_url
@@ -153,6 +169,7 @@ def main() -> int:
         url = server.start()
     try:
         asyncio.run(upgrade(url))
+        print(f"mode: {args.mode}")
         print(
             f"{'workers':>7} {'batch':>5} {'runs':>6} {'seconds':>8} {'runs/s':>8} "
             f"{'max/min per worker':>19}  each run once"
@@ -160,7 +177,13 @@ def main() -> int:
         failures = 0
         for batch in (int(b) for b in args.batch.split(",")):
             for workers in (int(w) for w in args.workers.split(",")):
-                r = measure(url, workers=workers, batch=batch, runs=args.runs)
+                r = measure(
+                    url,
+                    workers=workers,
+                    batch=batch,
+                    runs=args.runs,
+                    complete=args.mode == "complete",
+                )
                 failures += not r["each_run_once"]
                 print(
                     f"{r['workers']:>7} {r['batch']:>5} {r['runs']:>6} {r['seconds']:>8} "
