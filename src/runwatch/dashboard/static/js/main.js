@@ -69,8 +69,11 @@ async function resolveView(parts) {
   return null;
 }
 
+const TITLES = { overview: "Overview", runs: "Runs", extraction: "Extraction runs" };
+
 function markNav(parts) {
   const section = parts[0] || "overview";
+  document.title = `${TITLES[section] || "Not found"} · runwatch`;
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -93,11 +96,17 @@ async function route() {
   if (current && current.name === found.name && current.view.update) {
     current.view.update(params);
   } else {
-    if (current) current.view.unmount?.();
+    const previous = current;
+    if (previous) previous.view.unmount?.();
     const view = found.make();
     current = { name: found.name, view };
     replace(main, view.el);
     view.update(params);
+    // A new view is announced like a new page: focus goes to its content.
+    if (previous) {
+      main.focus({ preventScroll: true });
+      window.scrollTo(0, 0);
+    }
   }
   schedulePoll();
 }

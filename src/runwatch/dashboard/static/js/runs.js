@@ -232,7 +232,6 @@ export class RunsView {
       cursor ? h("button", { type: "button", onclick: () => { this.cursors = []; this.ctx.navigate(["runs"], base); } }, "« First page") : null,
       this.cursors.length ? h("button", { type: "button", onclick: () => {
         const prev = this.cursors.pop();
-        this.keepCursors = true;
         this.ctx.navigate(["runs"], { ...base, cursor: prev || "" });
       } }, "‹ Newer") : null,
       page.next_cursor ? h("button", { type: "button", class: "primary", onclick: () => {
