@@ -111,7 +111,9 @@ def test_overview_cards_show_the_stats_summary(
         tokens_text, tokens_value, tokens_sub = shown["total_tokens"]
         assert int(tokens_value) == s["total_tokens"]
         if s["total_tokens"] >= 1_000_000:
-            assert tokens_text == f"{s['total_tokens'] / 1e6:.2f} M"
+            millions = s["total_tokens"] / 1e6
+            decimals = 0 if millions >= 100 else 1 if millions >= 10 else 2
+            assert tokens_text == f"{millions:.{decimals}f} M"
             assert f"{s['total_tokens']:,}" in tokens_sub
         else:
             assert tokens_text == f"{s['total_tokens']:,}"

@@ -22,8 +22,10 @@ export const COMPACT_FROM = 1_000_000;
 export function fmtCompact(n) {
   if (n === null || n === undefined) return DASH;
   if (Math.abs(n) < COMPACT_FROM) return intFmt.format(n);
-  if (Math.abs(n) < 1e9) return `${(n / 1e6).toFixed(2)} M`;
-  return `${(n / 1e9).toFixed(2)} B`;
+  const [scaled, unit] = Math.abs(n) < 1e9 ? [n / 1e6, "M"] : [n / 1e9, "B"];
+  // Three significant digits: 8.61 M, 32.4 M, 228 M.
+  const decimals = Math.abs(scaled) >= 100 ? 0 : Math.abs(scaled) >= 10 ? 1 : 2;
+  return `${scaled.toFixed(decimals)} ${unit}`;
 }
 
 export function fmtNumber(n) {

@@ -21,16 +21,16 @@ const DURATION_KEYS = [
 
 const CARDS = [
   { key: "total_runs", label: "Runs", value: (s) => s.total_runs, fmt: fmtInt,
-    sub: (s) => (s.running_runs ? `${fmtInt(s.running_runs)} running now` : "started in the period") },
+    sub: (s) => (s.running_runs ? `${fmtInt(s.running_runs)} running now` : "in the period") },
   { key: "success_rate", label: "Success rate",
     value: (s) => (s.total_runs ? s.successful_runs / s.total_runs : null), fmt: fmtPct,
-    sub: (s) => `${fmtInt(s.successful_runs)} of ${fmtInt(s.total_runs)} runs` },
+    sub: (s) => `${fmtInt(s.successful_runs)} of ${fmtInt(s.total_runs)}` },
   { key: "failed_runs", label: "Failed", value: (s) => s.failed_runs, fmt: fmtInt, alert: true,
     sub: (s) => (typeof s.partial_runs === "number" ? `${fmtInt(s.partial_runs)} partial` : "") },
   { key: "dry_runs", label: "Dry", value: (s) => s.dry_runs, fmt: fmtInt, sub: () => "no model calls" },
   { key: "total_insights", label: "Insights", value: (s) => s.total_insights, fmt: fmtInt, sub: () => "created" },
   { key: "total_tokens", label: "Tokens", value: (s) => s.total_tokens, fmt: fmtCompact,
-    sub: (s) => (s.total_tokens >= COMPACT_FROM ? `${fmtInt(s.total_tokens)} in + out` : "input + output") },
+    sub: (s) => (s.total_tokens >= COMPACT_FROM ? fmtInt(s.total_tokens) : "input + output") },
   { key: "total_cost_usd", label: "Cost", value: (s) => s.total_cost_usd, fmt: fmtCost, sub: () => "estimated, USD" },
 ];
 
