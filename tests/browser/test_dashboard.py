@@ -326,6 +326,11 @@ def test_failed_run_detail_shows_its_errors(
     page.screenshot(path=str(screenshots / "run-detail-failed.png"), full_page=True)
     page.get_by_role("link", name="Back to runs").click()
     wait_until(lambda: row_ids(page)[:5], [r["id"] for r in failed])
+    # From the keyboard: focus the next run's link and press Enter.
+    page.locator(f'tr[data-run-id="{failed[1]["id"]}"] a').focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/#/runs/{failed[1]['id']}")
+    page.wait_for_selector(".error-item")
 
 
 def test_an_api_key_is_asked_for_kept_in_the_session_and_sent(page: Any, server: Server) -> None:
