@@ -32,14 +32,6 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
-class RequestIdLogFilter(logging.Filter):
-    """Adds `request_id` to every record, so a format string can show it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get() or "-"
-        return True
-
-
 class RequestContext:
     """Give each request an id (the client's `X-Request-ID` or a new one) and security headers.
 
@@ -114,7 +106,6 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "CORSMiddleware",
     "RequestContext",
-    "RequestIdLogFilter",
     "cors_middleware_options",
     "current_request_id",
 ]
