@@ -57,6 +57,7 @@ class Problem(BaseModel):
         "forbidden, payload_too_large, unavailable, internal."
     )
     instance: str | None = None
+    request_id: str | None = Field(None, description="The request's `X-Request-ID`.")
     errors: list[ValidationItem] | None = None
 
 
