@@ -24,6 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from bench.load import percentiles_ms
+from runwatch.app import create_app
+from runwatch.config import Settings
 
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -60,9 +62,6 @@ async def capture_statements(
     database_url: str, requests: Sequence[tuple[str, dict[str, str]]]
 ) -> list[Capture]:
     """Call each `(path, headers)` in-process once and record the SQL it ran."""
-    from runwatch.app import create_app
-    from runwatch.config import Settings
-
     settings = Settings(database_url=database_url, auto_migrate=False)
     app = create_app(settings)
     recorder = _Recorder()

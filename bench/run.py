@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -28,6 +27,8 @@ import httpx
 from ulid import ULID
 
 from bench import datagen, dbref, load, report
+from runwatch.app import create_app
+from runwatch.config import Settings
 from runwatch.demo import generate_layer_runs
 from runwatch.migrate import upgrade
 from runwatch.queries.layer_runs import sort_spec
@@ -327,9 +328,6 @@ def endpoints_for(ds: Dataset) -> list[Endpoint]:
 
 async def conditional_endpoint(url: str) -> Endpoint | None:
     """`stats/summary` polled with `If-None-Match`, if the service sends an ETag."""
-    from runwatch.app import create_app
-    from runwatch.config import Settings
-
     app = create_app(Settings(database_url=url, auto_migrate=False))
     path = "/runs/stats/summary?days=30"
     async with (
@@ -630,7 +628,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             elif pg is not None:
                 pg.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    # The databases go; the server logs stay, to explain any error in the table.
+    for leftover in workdir.glob("bench.db*"):
+        leftover.unlink()
 
     report.add_ratios(rows)
     result = {
@@ -668,7 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result["headlines"] = headlines(rows, datasets)
     md, js = report.write_results(result, args.out_dir)
     print(report.render_markdown(result))
-    log(f"wrote {md} and {js} in {result['elapsed_s']} s")
+    log(f"wrote {md} and {js} in {result['elapsed_s']} s; server logs in {workdir}")
     return 0
 
 
