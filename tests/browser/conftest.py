@@ -86,16 +86,38 @@ class Server:
         return httpx.Client(base_url=self.base_url, timeout=10)
 
 
+def _clean_env() -> dict[str, str]:
+    # The server is configured by its command line only, not by the caller's RUNWATCH_*.
+    return {key: value for key, value in os.environ.items() if not key.startswith("RUNWATCH_")}
+
+
+def database_url(tmp_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_dir / 'dashboard.db'}"
+
+
+def runwatch_cli(tmp_dir: Path, *args: str) -> str:
+    """Run `runwatch` on the same database as `start_server(tmp_dir)`; returns its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "runwatch", "--database-url", database_url(tmp_dir), *args],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def start_server(tmp_dir: Path, *, demo_runs: int) -> Server:
     port = free_port()
-    database = tmp_dir / "dashboard.db"
     log_path = tmp_dir / "server.log"
     command = [
         sys.executable,
         "-m",
         "runwatch",
         "--database-url",
-        f"sqlite+aiosqlite:///{database}",
+        database_url(tmp_dir),
         "serve",
         "--demo",
         "--demo-runs",
@@ -107,9 +129,8 @@ def start_server(tmp_dir: Path, *, demo_runs: int) -> Server:
         "--log-level",
         "warning",
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RUNWATCH_")}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_clean_env())
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

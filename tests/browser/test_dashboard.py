@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.browser.conftest import Server, start_server
+from tests.browser.conftest import Server, runwatch_cli, start_server
 
 WAIT_S = 20
 
@@ -333,40 +333,42 @@ def test_failed_run_detail_shows_its_errors(
     page.wait_for_selector(".error-item")
 
 
-def test_an_api_key_is_asked_for_kept_in_the_session_and_sent(page: Any, server: Server) -> None:
-    """With keys on, the API answers 401 without a bearer token (simulated at the network)."""
-    key = "rw_read_test_key"
-    seen: list[str | None] = []
+def test_an_api_key_is_asked_for_kept_in_the_session_and_sent(
+    page: Any, tmp_path: Path, screenshots: Path
+) -> None:
+    """Against a server with a read key: the page asks for it, keeps it, sends it."""
+    key = runwatch_cli(tmp_path, "keys", "create", "--name", "dashboard", "--scope", "read")
+    key = key.strip().splitlines()[0]
+    own = start_server(tmp_path, demo_runs=200)
+    try:
+        assert httpx.get(f"{own.base_url}/runs/stats/summary").status_code == 401
+        page.goto(f"{own.base_url}/#/overview")
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for()
+        assert "read" in dialog.inner_text()
+        assert page.locator("#conn").get_attribute("data-state") == "auth"
+        page.screenshot(path=str(screenshots / "api-key-dialog.png"))
 
-    def gate(route: Any) -> None:
-        auth = route.request.headers.get("authorization")
-        seen.append(auth)
-        if auth != f"Bearer {key}":
-            route.fulfill(
-                status=401,
-                content_type="application/problem+json",
-                headers={"WWW-Authenticate": "Bearer"},
-                body='{"type":"about:blank","title":"Unauthorized","status":401,'
-                '"detail":"An API key is required.","code":"unauthorized"}',
-            )
-        else:
-            route.continue_()
+        page.get_by_label("Read key").fill("rw_not_a_real_key")
+        page.get_by_role("button", name="Use key").click()
+        page.wait_for_selector("#key-error:not([hidden])")
+        assert "did not accept" in page.locator("#key-error").inner_text()
 
-    def is_api(url: str) -> bool:
-        return urlsplit(url).path.startswith(("/runs", "/extraction-runs"))
-
-    page.route(is_api, gate)
-    page.goto(f"{server.base_url}/#/overview")
-    dialog = page.get_by_role("dialog")
-    dialog.wait_for()
-    assert "read" in dialog.inner_text()
-    page.get_by_label("Read key").fill(key)
-    page.get_by_role("button", name="Use key").click()
-    page.wait_for_selector(".cards[data-days]")
-    assert page.evaluate("sessionStorage.getItem('runwatch.apiKey')") == key
-    assert page.evaluate("localStorage.length") == 0
-    assert seen[-1] == f"Bearer {key}"
-    assert page.locator("#conn").get_attribute("data-state") == "live"
+        page.get_by_label("Read key").fill(key)
+        page.get_by_role("button", name="Use key").click()
+        wait_for_cards(page, own)
+        expected = httpx.get(
+            f"{own.base_url}/runs/stats/summary",
+            params={"days": 7},
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()
+        shown = page.locator('[data-card="total_runs"] .card-value').get_attribute("data-value")
+        assert shown == str(expected["total_runs"])
+        assert page.evaluate("sessionStorage.getItem('runwatch.apiKey')") == key
+        assert page.evaluate("localStorage.length") == 0
+        assert page.locator("#conn").get_attribute("data-state") == "live"
+    finally:
+        own.stop()
 
 
 def test_unreachable_api_is_reported_not_shown_as_current(

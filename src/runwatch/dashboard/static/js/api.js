@@ -138,7 +138,7 @@ export async function getJSON(path, params = {}, { signal } = {}) {
     return { data: body, status: response.status, notModified: false };
   }
   if (response.status === 401 || response.status === 403) {
-    setConnection("auth", response.status === 403 ? "key lacks the read scope" : "key needed");
+    setConnection("auth", response.status === 403 ? "this key may not read" : "");
     throw new AuthRequired(response.status, body);
   }
   if (response.status >= 500) {

@@ -184,7 +184,8 @@ function renderConnection(state) {
   } else if (state.state === "auth") {
     connText.textContent = "API key needed";
     banner.hidden = false;
-    replace(banner, h("strong", {}, "An API key is needed"), ` (${state.message}). `,
+    replace(banner, h("strong", {}, "An API key is needed"),
+      state.message ? ` (${state.message}). ` : ". ",
       h("button", { type: "button", class: "linklike", onclick: () => askForKey("") }, "Enter a key"));
     document.body.classList.add("is-stale");
   }
