@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -107,13 +108,25 @@ class KeyCache:
         self.ttl_seconds = ttl_seconds
         self._keys: KeySet | None = None
         self._loaded_at = 0.0
+        # One reload at a time: requests arriving as the TTL ends wait for it
+        # instead of each sending the same query.
+        self._reloading = asyncio.Lock()
+
+    def _fresh(self) -> KeySet | None:
+        if self._keys is None or time.monotonic() - self._loaded_at >= self.ttl_seconds:
+            return None
+        return self._keys
 
     async def get(self) -> KeySet:
-        now = time.monotonic()
-        if self._keys is None or now - self._loaded_at >= self.ttl_seconds:
-            self._keys = await self._load()
-            self._loaded_at = now
-        return self._keys
+        keys = self._fresh()
+        if keys is not None:
+            return keys
+        async with self._reloading:
+            keys = self._fresh()
+            if keys is None:
+                keys = await self._load()
+                self._keys, self._loaded_at = keys, time.monotonic()
+            return keys
 
     def invalidate(self) -> None:
         self._keys = None

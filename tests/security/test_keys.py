@@ -143,3 +143,25 @@ def test_serve_refuses_a_public_bind_without_keys(
     assert code == 2
     assert "runwatch keys create" in err
     assert "--insecure" in err
+
+
+async def test_key_cache_reloads_once_for_concurrent_requests() -> None:
+    import asyncio
+
+    from runwatch.security import KeyCache
+
+    loads = 0
+
+    async def load() -> KeySet:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.01)
+        return KeySet(by_hash={}, any_created=False)
+
+    cache = KeyCache(load, ttl_seconds=3600)
+    results = await asyncio.gather(*(cache.get() for _ in range(10)))
+    assert loads == 1
+    assert all(result is results[0] for result in results)
+    cache.invalidate()
+    await cache.get()
+    assert loads == 2
