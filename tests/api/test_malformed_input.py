@@ -162,3 +162,44 @@ async def test_unknown_route_and_method_are_problems(client: httpx.AsyncClient) 
     wrong_method = await client.put("/runs")
     assert wrong_method.status_code == 405
     assert wrong_method.headers["content-type"] == "application/problem+json"
+
+
+def _cursor(payload: Any) -> str:
+    import base64
+    import json
+
+    raw = json.dumps(payload).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("sort", "payload"),
+    [
+        ("tokens_total", {"s": "tokens_total", "v": 2**40, "i": "a"}),
+        ("tokens_total", {"s": "tokens_total", "v": 1.5, "i": "a"}),
+        ("estimated_cost_usd", {"s": "estimated_cost_usd", "v": 10**30, "i": "a"}),
+        ("-started_at", {"s": "-started_at", "v": {"t": 5}, "i": "a"}),
+        ("-started_at", {"s": "-started_at", "v": {"t": "2026-01-01T00:00:00Z"}, "i": "a\u0000"}),
+        ("-started_at", {"s": "-started_at", "v": {"t": "2026-01-01T00:00:00Z"}, "i": "a\n"}),
+        ("-started_at", ["not", "an", "object"]),
+    ],
+)
+async def test_forged_cursors_are_422(client: httpx.AsyncClient, sort: str, payload: Any) -> None:
+    response = await client.get("/runs", params={"sort": sort, "cursor": _cursor(payload)})
+    assert_422_naming(response, "cursor")
+
+
+async def test_nul_characters_are_422_not_500(client: httpx.AsyncClient) -> None:
+    for change in (
+        {"layer_name": "a\u0000b"},
+        {"model_name": "\u0000"},
+        {"errors": [{"message": "x\u0000"}]},
+        {"errors": [{"k\u0000": 1}]},
+    ):
+        response = await client.post("/runs", json={**layer_run(), **change})
+        assert response.status_code == 422, (change, response.text)
+    for params in ({"layer_name": "a\u0000"}, {"model_name": "\u0000x"}):
+        assert (await client.get("/runs", params=params)).status_code == 422
+    summary = await client.get("/runs/stats/summary", params={"layer_name": "\u0000"})
+    assert summary.status_code == 422
+    assert (await client.get("/runs")).json()["total"] == 0

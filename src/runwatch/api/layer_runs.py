@@ -19,7 +19,7 @@ from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
-from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.common import NO_NUL_PATTERN, RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchItemResult,
     BatchResult,
@@ -50,7 +50,8 @@ StatusQuery = Annotated[
 ]
 NOT_MODIFIED = NOT_MODIFIED_RESPONSE
 LayerNameQuery = Annotated[
-    str | None, Query(min_length=1, max_length=200, description="Exact layer name.")
+    str | None,
+    Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact layer name."),
 ]
 
 
@@ -68,7 +69,10 @@ async def list_runs(
     layer_name: LayerNameQuery = None,
     status_: Annotated[StatusQuery, Query(alias="status")] = None,
     model_name: Annotated[
-        str | None, Query(min_length=1, max_length=200, description="Exact model name.")
+        str | None,
+        Query(
+            min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact model name."
+        ),
     ] = None,
     sort: Annotated[
         LayerRunSort,

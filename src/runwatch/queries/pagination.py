@@ -5,17 +5,22 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, or_, tuple_
+from sqlalchemy import ColumnElement, Integer, and_, literal, or_, tuple_
 from sqlalchemy.sql.elements import UnaryExpression
 
 from runwatch.db.types import as_utc
 from runwatch.errors import InvalidArgument
 
 CURSOR_LOC = ("query", "cursor")
+_RUN_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_INT64 = 2**63 - 1
+_INT32 = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,15 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
         token, value, run_id = payload["s"], payload["v"], payload["i"]
-        if not isinstance(run_id, str):
+        if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
             raise TypeError("id")
         if isinstance(value, dict):
             value = as_utc(datetime.fromisoformat(value["t"]))
-        elif value is not None and not isinstance(value, (int, float)):
+        elif value is not None and (
+            not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value))
+            or (isinstance(value, int) and abs(value) > _INT64)
+        ):
             raise TypeError("value")
         if isinstance(value, bool):
             raise TypeError("value")
@@ -82,6 +91,10 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
         )
     if (value is None and not sort.nullable) or (
         value is not None and isinstance(value, datetime) != sort.is_time
+    ):
+        raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
+    if isinstance(sort.column.type, Integer) and value is not None and (
+        not isinstance(value, int) or abs(value) > _INT32
     ):
         raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
     return value, run_id

@@ -36,8 +36,10 @@ RunId = Annotated[
     ),
 ]
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-OptionalName = Annotated[str, StringConstraints(max_length=200)] | None
+# PostgreSQL text cannot hold U+0000, so no name may contain it (on either database).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
+OptionalName = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL_PATTERN)] | None
 
 
 class ValidationItem(BaseModel):
