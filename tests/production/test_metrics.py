@@ -52,3 +52,44 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     for engine in ("primary", "write"):
         assert value(after, "runwatch_db_pool_in_use", engine=engine) == 0
         assert value(after, "runwatch_db_pool_waiting", engine=engine) == 0
+
+
+async def test_metrics_count_extraction_worker_events(client: httpx.AsyncClient) -> None:
+    before = samples((await client.get("/metrics")).text)
+    for n in range(2):
+        created = await client.post(
+            "/extraction-runs",
+            json={"prompt_id": "p", "config_id": "c", "document_name": f"doc-{n}"},
+        )
+        assert created.status_code == 202
+    claim = await client.post(
+        "/extraction-runs/claim", json={"worker_id": "w1", "max_runs": 5, "lease_seconds": 60}
+    )
+    runs = claim.json()["runs"]
+    assert len(runs) == 2
+    first, second = (run["id"] for run in runs)
+    extend = await client.patch(
+        f"/extraction-runs/{first}",
+        json={"status": "running", "worker_id": "w1", "lease_seconds": 120},
+    )
+    assert extend.status_code == 200
+    done = await client.patch(
+        f"/extraction-runs/{first}",
+        json={"status": "completed", "worker_id": "w1", "output": {"total": 1}},
+    )
+    assert done.status_code == 200
+    released = await client.post(f"/extraction-runs/{second}/release", json={"worker_id": "w1"})
+    assert released.status_code == 200
+
+    after = samples((await client.get("/metrics")).text)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    events = "runwatch_extraction_worker_events_total"
+    assert delta(events, event="claimed") == 2
+    assert delta(events, event="lease_extended") == 1
+    assert delta(events, event="completed") == 1
+    assert delta(events, event="released") == 1
+    assert delta("runwatch_runs_recorded_total", kind="extraction", status="pending") == 2
+    assert delta("runwatch_runs_recorded_total", kind="extraction", status="completed") == 1

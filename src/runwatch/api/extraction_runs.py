@@ -16,6 +16,7 @@ from runwatch.api.deps import (
 )
 from runwatch.db.tables import EXTRACTION_RUN_STATUSES
 from runwatch.errors import InvalidArgument
+from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
 from runwatch.queries import extraction_runs as q
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.extraction_runs import (
@@ -215,6 +216,9 @@ async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest)
         lease_seconds=body.lease_seconds or settings.extraction_default_lease_seconds,
         max_attempts=settings.extraction_max_attempts,
     )
+    if runs:
+        EXTRACTION_WORKER_EVENTS.labels("claimed").inc(len(runs))
+        RUNS_RECORDED.labels("extraction", "running").inc(len(runs))
     return ClaimResult(runs=[ClaimedRun.model_validate(dict(run)) for run in runs])
 
 
@@ -267,6 +271,8 @@ async def create_run(
     current status; with different content, 409.
     """
     run, created = await q.create_extraction_run(conn, body.model_dump())
+    if created:
+        RUNS_RECORDED.labels("extraction", "pending").inc()
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/extraction-runs/{run['id']}"
     message = (
@@ -298,6 +304,11 @@ async def update_run(
     row = await q.update_extraction_run(
         conn, run_id, changes, default_lease_seconds=settings.extraction_default_lease_seconds
     )
+    if row["status"] in ("completed", "failed"):
+        EXTRACTION_WORKER_EVENTS.labels(row["status"]).inc()
+        RUNS_RECORDED.labels("extraction", row["status"]).inc()
+    elif body.lease_seconds is not None:
+        EXTRACTION_WORKER_EVENTS.labels("lease_extended").inc()
     return ExtractionRunDetail.from_row(row)
 
 
@@ -316,6 +327,7 @@ async def release_run(
     holds it.
     """
     row = await q.release_extraction_run(conn, run_id, worker_id=body.worker_id)
+    EXTRACTION_WORKER_EVENTS.labels("released").inc()
     return ExtractionRunDetail.from_row(row)
 
 
@@ -326,5 +338,6 @@ async def release_run(
     responses=problem_responses(404, 422, 503),
 )
 async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
+    """Delete the run (204); 404 if there is none."""
     await q.delete_extraction_run(conn, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,6 +14,7 @@ from ulid import ULID
 from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows_skipping_locked
 from runwatch.db.tables import FINAL_EXTRACTION_RUN_STATUSES, extraction_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
+from runwatch.metrics import EXTRACTION_WORKER_EVENTS
 from runwatch.queries.pagination import CURSOR_LOC, SortSpec, decode_cursor, encode_cursor
 from runwatch.scoring import diff_fields, difference, percentile, score
 
@@ -232,6 +233,10 @@ async def expire_extraction_leases(
                 updated_at=now,
             )
         )
+    if requeue:
+        EXTRACTION_WORKER_EVENTS.labels("lease_expired_requeued").inc(len(requeue))
+    if give_up:
+        EXTRACTION_WORKER_EVENTS.labels("lease_expired_failed").inc(len(give_up))
     return len(requeue), len(give_up)
 
 
