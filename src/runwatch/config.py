@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     stats_etag_seconds: int = Field(
         10,
         ge=1,
-        description="Rolling-window answers (stats) get a new ETag at least this often, "
-        "as runs leave the window with time.",
+        le=3600,
+        description="Rolling windows (the summary, the timeseries) move in steps of this many "
+        "seconds: `days=7` means from the start of the current step, 7 days back.",
     )
 
     extraction_default_lease_seconds: int = Field(

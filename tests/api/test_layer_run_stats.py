@@ -15,9 +15,18 @@ from tests.factories import layer_run
 STATUSES = ("running", "success", "partial", "failed", "dry")
 
 
-def expected_summary(bodies: list[dict[str, Any]], days: int, layer: str | None) -> dict[str, Any]:
+def window_start(summary: dict[str, Any], days: int) -> datetime:
+    """The `since` the API reports, checked: `days` back from now, in steps of at most 10 s."""
+    since = datetime.fromisoformat(summary["since"].replace("Z", "+00:00"))
+    expected = datetime.now(UTC) - timedelta(days=days)
+    assert expected - timedelta(seconds=11) <= since <= expected
+    return since
+
+
+def expected_summary(
+    bodies: list[dict[str, Any]], days: int, layer: str | None, since: datetime
+) -> dict[str, Any]:
     """The summary computed in plain Python from the request bodies."""
-    since = datetime.now(UTC) - timedelta(days=days)
     chosen = [
         b
         for b in bodies
@@ -102,9 +111,10 @@ async def test_summary_matches_independent_sums(
 ) -> None:
     response = await client.get("/runs/stats/summary", params={"days": days})
     assert response.status_code == 200
-    expected = expected_summary(recorded, days, None)
+    actual = response.json()
+    expected = expected_summary(recorded, days, None, window_start(actual, days))
     assert expected["total_runs"] > 0
-    assert_matches(response.json(), expected)
+    assert_matches(actual, expected)
 
 
 async def test_summary_for_one_layer(
@@ -113,7 +123,8 @@ async def test_summary_for_one_layer(
     params = {"days": 30, "layer_name": "hourly-digest"}
     actual = (await client.get("/runs/stats/summary", params=params)).json()
     assert list(actual["by_layer"]) == ["hourly-digest"]
-    assert_matches(actual, expected_summary(recorded, 30, "hourly-digest"))
+    since = window_start(actual, 30)
+    assert_matches(actual, expected_summary(recorded, 30, "hourly-digest", since))
 
 
 async def test_default_window_is_seven_days(
@@ -121,7 +132,7 @@ async def test_default_window_is_seven_days(
 ) -> None:
     actual = (await client.get("/runs/stats/summary")).json()
     assert actual["period_days"] == 7
-    assert_matches(actual, expected_summary(recorded, 7, None))
+    assert_matches(actual, expected_summary(recorded, 7, None, window_start(actual, 7)))
 
 
 async def test_empty_window_gives_zeros_not_nulls(client: httpx.AsyncClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -52,7 +53,12 @@ def _matches(if_none_match: str, etag: str) -> bool:
 async def _check(request: Request, response: Response, window_seconds: int) -> None:
     version = await current_data_version(request)
     query = "&".join(f"{k}={v}" for k, v in sorted(request.query_params.multi_items()))
-    slot = int(time.time() // window_seconds) if window_seconds else ""
+    slot: int | str = ""
+    if window_seconds:
+        slot = int(time.time() // window_seconds)
+        # The route computes its rolling window as of the start of this slot,
+        # so within a slot the answer depends on the data alone: the tag is exact.
+        request.state.window_now = datetime.fromtimestamp(slot * window_seconds, UTC)
     digest = hashlib.blake2b(f"{request.url.path}?{query}#{slot}".encode(), digest_size=8)
     etag = f'"{version}-{digest.hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
@@ -74,7 +80,7 @@ async def _unchanged_in_window(request: Request, response: Response) -> None:
 # route's own database connection is even taken from the pool.
 Conditional = Annotated[None, Depends(_unchanged_since)]
 # Rolling windows ("the last 7 days") change as time passes, not only on
-# writes: their tag also changes every RUNWATCH_STATS_ETAG_SECONDS.
+# writes: they move in steps of RUNWATCH_STATS_ETAG_SECONDS, and so does the tag.
 ConditionalWindow = Annotated[None, Depends(_unchanged_in_window)]
 
 

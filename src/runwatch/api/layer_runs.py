@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from runwatch.api.conditional import NOT_MODIFIED_RESPONSE, Conditional, ConditionalWindow
 from runwatch.api.deps import (
@@ -121,6 +121,7 @@ async def list_runs(
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def stats_summary(
+    request: Request,
     _fresh: ConditionalWindow,
     conn: ReadConn,
     settings: SettingsDep,
@@ -137,13 +138,16 @@ async def stats_summary(
     Sums over no runs are 0. `by_layer` has one entry per layer with runs in the window.
     Answered from the hourly and daily rollups plus the raw rows of the first,
     partial hour, so it is exact and its cost does not grow with the table; runs
-    removed by `runwatch purge` still count here. Poll with `If-None-Match`: the
-    `ETag` changes on every write and, as the window moves, at least every
-    `RUNWATCH_STATS_ETAG_SECONDS` (10) seconds.
+    removed by `runwatch purge` still count here. The window moves in steps of
+    `RUNWATCH_STATS_ETAG_SECONDS` (10): `since` is `days` before the start of the
+    current step. Poll with `If-None-Match`: the `ETag` changes on every write and
+    at each step.
     """
     if days > settings.max_stats_days:
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
-    summary = await q.summarize_layer_runs(conn, days=days, layer_name=layer_name)
+    summary = await q.summarize_layer_runs(
+        conn, days=days, layer_name=layer_name, now=request.state.window_now
+    )
     return StatsSummary.model_validate(summary)
 
 
@@ -154,6 +158,7 @@ async def stats_summary(
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def stats_timeseries(
+    request: Request,
     _fresh: ConditionalWindow,
     conn: ReadConn,
     settings: SettingsDep,
@@ -177,7 +182,9 @@ async def stats_timeseries(
     limit = settings.max_stats_days if bucket == "hour" else settings.max_daily_timeseries_days
     if days > limit:
         raise InvalidArgument.at(("query", "days"), f"must be at most {limit} for {bucket}s")
-    series = await q.layer_run_timeseries(conn, grain=bucket, days=days, layer_name=layer_name)
+    series = await q.layer_run_timeseries(
+        conn, grain=bucket, days=days, layer_name=layer_name, now=request.state.window_now
+    )
     return Timeseries.model_validate(series)
 
 

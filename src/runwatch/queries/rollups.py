@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, union_all, update
+from sqlalchemy import ColumnElement, func, literal, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import (
@@ -358,4 +358,6 @@ async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
             .group_by(bucket, t.c.layer_name, t.c.status)
         )
         await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], rows))
+    # Fresh statistics, or the planner may scan the whole table for a window.
+    await conn.execute(text("ANALYZE layer_run_rollups"))
     await bump_data_version(conn)
