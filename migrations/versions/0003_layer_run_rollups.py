@@ -1,4 +1,4 @@
-"""Hourly and daily rollups of layer runs, and the shared state table.
+"""Hourly, daily and monthly rollups of layer runs, and the shared state table.
 
 Revision ID: 0003
 Revises: 0002
@@ -23,10 +23,12 @@ _BUCKETS = {
     "postgresql": {
         "hour": "date_trunc('hour', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
         "day": "date_trunc('day', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        "month": "date_trunc('month', started_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
     },
     "sqlite": {
         "hour": "strftime('%Y-%m-%d %H:00:00.000000', started_at)",
         "day": "strftime('%Y-%m-%d 00:00:00.000000', started_at)",
+        "month": "strftime('%Y-%m-01 00:00:00.000000', started_at)",
     },
 }
 _ROUND = {
@@ -48,7 +50,9 @@ def upgrade() -> None:
         sa.Column("cost_nanousd", sa.BigInteger(), nullable=False),
         sa.Column("duration_us", sa.BigInteger(), nullable=False),
         sa.Column("completed_runs", sa.BigInteger(), nullable=False),
-        sa.CheckConstraint("grain IN ('hour', 'day')", name=op.f("ck_layer_run_rollups_grain")),
+        sa.CheckConstraint(
+            "grain IN ('hour', 'day', 'month')", name=op.f("ck_layer_run_rollups_grain")
+        ),
         sa.PrimaryKeyConstraint(
             "grain", "bucket_start", "layer_name", "status", name=op.f("pk_layer_run_rollups")
         ),

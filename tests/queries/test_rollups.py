@@ -28,9 +28,13 @@ STATUSES = ("running", "success", "partial", "failed", "dry")
 
 def random_moment(rng: random.Random) -> datetime:
     # Some runs exactly on hour and day boundaries, where off-by-one bugs live.
-    if rng.random() < 0.2:
-        return T0 + timedelta(hours=rng.randint(0, 24 * 6))
-    return T0 + timedelta(seconds=rng.uniform(0, 6 * 86400), microseconds=rng.randint(0, 999))
+    # Across ten weeks, so that windows span whole months as well as days and hours.
+    roll = rng.random()
+    if roll < 0.1:
+        return datetime(2026, rng.choice([6, 7]), 1, tzinfo=UTC)  # a month boundary
+    if roll < 0.25:
+        return T0 + timedelta(hours=rng.randint(0, 24 * 70))
+    return T0 + timedelta(seconds=rng.uniform(0, 70 * 86400), microseconds=rng.randint(0, 999))
 
 
 def random_run(rng: random.Random, n: int) -> dict[str, Any]:
@@ -56,11 +60,15 @@ def random_bound(rng: random.Random) -> datetime | None:
     roll = rng.random()
     if roll < 0.15:
         return None
-    if roll < 0.35:
-        return T0 + timedelta(days=rng.randint(-1, 7))
+    if roll < 0.25:
+        return datetime(2026, rng.choice([5, 6, 7, 8]), 1, tzinfo=UTC)
+    if roll < 0.4:
+        return T0 + timedelta(days=rng.randint(-1, 72))
     if roll < 0.55:
-        return T0 + timedelta(hours=rng.randint(-5, 24 * 7))
-    return T0 + timedelta(seconds=rng.uniform(-3600, 7 * 86400))
+        return T0 + timedelta(hours=rng.randint(-5, 24 * 72))
+    if roll < 0.7:  # a short window: both ends near each other is decided by the caller
+        return T0 + timedelta(days=rng.choice([20, 21, 22]), hours=rng.randint(0, 3))
+    return T0 + timedelta(seconds=rng.uniform(-3600, 72 * 86400))
 
 
 def raw_totals(rows: list[Any], since: Any, until: Any, layer: Any, statuses: Any) -> dict:
@@ -168,14 +176,19 @@ def test_segments_cover_the_window_exactly(seed: int) -> None:
             assert before.end == after.start
             assert before.end is not None
         for s in segments:
-            if s.source == "day":
-                for edge in (s.start, s.end):
+            for edge in (s.start, s.end):
+                if s.source == "month":
                     assert edge is None or edge == edge.replace(
-                        hour=0, minute=0, second=0, microsecond=0
+                        day=1, hour=0, minute=0, second=0, microsecond=0
                     )
-            if s.source == "hour":
-                for edge in (s.start, s.end):
+                elif s.source == "day":
+                    assert edge == edge.replace(hour=0, minute=0, second=0, microsecond=0)
+                elif s.source == "hour":
                     assert edge == edge.replace(minute=0, second=0, microsecond=0)
+        # Raw rows only at the partial hours of the ends.
+        for s in segments:
+            if s.source == "raw":
+                assert s.end - s.start <= timedelta(hours=2)
 
 
 async def test_rebuild_reproduces_incremental_rollups(conn: AsyncConnection) -> None:

@@ -101,9 +101,13 @@ def lock_rows(query: Select[Any], dialect_name: str) -> Select[Any]:
 
 
 def truncate_to(grain: str, column: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
-    """The start of the UTC hour or day of a timestamp column, in the column's own storage."""
+    """The start of the UTC hour, day or month of a timestamp, in the column's own storage."""
     if dialect_name == SQLITE:
-        pattern = "%Y-%m-%d %H:00:00.000000" if grain == "hour" else "%Y-%m-%d 00:00:00.000000"
+        pattern = {
+            "hour": "%Y-%m-%d %H:00:00.000000",
+            "day": "%Y-%m-%d 00:00:00.000000",
+            "month": "%Y-%m-01 00:00:00.000000",
+        }[grain]
         return func.strftime(pattern, column)
     return func.timezone("UTC", func.date_trunc(grain, func.timezone("UTC", column)))
 

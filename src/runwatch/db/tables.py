@@ -182,11 +182,11 @@ Index(
     extraction_runs.c.lease_expires_at,
 )
 
-# Hourly and daily aggregates of layer runs by (bucket, layer, status), kept
+# Hourly, daily and monthly aggregates of layer runs by (bucket, layer, status), kept
 # exact in the same transaction as every insert, update and delete of a run.
 # Sums are integers (cost in nano-dollars, duration in microseconds) so that
 # adding and later subtracting a run's contribution leaves no rounding residue.
-ROLLUP_GRAINS = ("hour", "day")
+ROLLUP_GRAINS = ("hour", "day", "month")
 
 layer_run_rollups = Table(
     "layer_run_rollups",

@@ -7,6 +7,7 @@ either end, so the answer is exact and its cost does not grow with the table.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -69,6 +70,30 @@ def ceil_day(moment: datetime) -> datetime:
     return start if start == moment else start + DAY
 
 
+def floor_month(moment: datetime) -> datetime:
+    return floor_day(moment).replace(day=1)
+
+
+def ceil_month(moment: datetime) -> datetime:
+    start = floor_month(moment)
+    if start == moment:
+        return start
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+
+
+# Finest first: a window is covered by whole months in the middle, whole days
+# and hours towards its edges, and raw rows for the partial hours at its ends.
+GRAINS = (
+    ("hour", floor_hour, ceil_hour),
+    ("day", floor_day, ceil_day),
+    ("month", floor_month, ceil_month),
+)
+
+
 # --- keeping the rollups exact -------------------------------------------------
 
 
@@ -84,8 +109,8 @@ def _contributions(
         sign * (row["completed_at"] is not None),
     ]
     started = row["started_at"]
-    for grain, bucket in (("hour", floor_hour(started)), ("day", floor_day(started))):
-        yield (grain, bucket, row["layer_name"], row["status"]), values
+    for grain, floor, _ceil in GRAINS:
+        yield (grain, floor(started), row["layer_name"], row["status"]), values
 
 
 async def record_layer_run_changes(
@@ -172,29 +197,33 @@ class Segment:
 
 
 def plan_segments(since: datetime | None, until: datetime | None) -> list[Segment]:
-    """Cover `[since, until)` with as few rows as possible, exactly."""
+    """Cover `[since, until)` exactly with as few rows as possible (None = unbounded)."""
     if since is not None and until is not None and until <= since:
         return []
-    if since is not None and until is not None and ceil_hour(since) >= floor_hour(until):
+    start = None if since is None else ceil_hour(since)
+    end = None if until is None else floor_hour(until)
+    if start is not None and end is not None and start >= end:
         return [Segment("raw", since, until)]  # within one or two partial hours
-    segments: list[Segment] = []
-    hours_from = None if since is None else ceil_hour(since)
-    hours_to = None if until is None else floor_hour(until)
-    if since is not None and since != hours_from:
-        segments.append(Segment("raw", since, hours_from))
-    days_from = None if hours_from is None else ceil_day(hours_from)
-    days_to = None if hours_to is None else floor_day(hours_to)
-    if days_from is not None and days_to is not None and days_from >= days_to:
-        segments.append(Segment("hour", hours_from, hours_to))
-    else:
-        if hours_from is not None and hours_from != days_from:
-            segments.append(Segment("hour", hours_from, days_from))
-        segments.append(Segment("day", days_from, days_to))
-        if hours_to is not None and hours_to != days_to:
-            segments.append(Segment("hour", days_to, hours_to))
-    if until is not None and until != hours_to:
-        segments.append(Segment("raw", hours_to, until))
-    return segments
+    left: list[Segment] = []
+    right: list[Segment] = []
+    if since is not None and since != start:
+        left.append(Segment("raw", since, start))
+    if until is not None and until != end:
+        right.append(Segment("raw", end, until))
+    # Climb from hours to months: at each grain, take the part of [start, end)
+    # that is not made of whole units of the next grain.
+    for (grain, _floor, _ceil), (_next, next_floor, next_ceil) in itertools.pairwise(GRAINS):
+        next_start = None if start is None else next_ceil(start)
+        next_end = None if end is None else next_floor(end)
+        if next_start is not None and next_end is not None and next_start >= next_end:
+            middle = [Segment(grain, start, end)] if start != end else []
+            return left + middle + right[::-1]
+        if start is not None and start != next_start:
+            left.append(Segment(grain, start, next_start))
+        if end is not None and end != next_end:
+            right.append(Segment(grain, next_end, end))
+        start, end = next_start, next_end
+    return [*left, Segment(GRAINS[-1][0], start, end), *right[::-1]]
 
 
 @dataclass(frozen=True)
@@ -335,7 +364,7 @@ async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
     horizon = await purged_before(conn)
     keep_before = [] if horizon is None else [r.c.bucket_start < floor_day(horizon)]
     await conn.execute(r.delete().where(*(~c for c in keep_before)))
-    for grain in ("hour", "day"):
+    for grain, _floor, _ceil in GRAINS:
         bucket = truncate_to(grain, t.c.started_at, dialect_name)
         rows = (
             select(
