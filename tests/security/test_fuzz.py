@@ -1,7 +1,8 @@
 """schemathesis over every operation of the app's own OpenAPI schema: no 5xx, answers as documented.
 
-Runs in-process over ASGI on SQLite with a bounded number of examples per
-operation (`RUNWATCH_FUZZ_EXAMPLES`, default 50), valid and invalid inputs.
+Runs in-process over ASGI, on SQLite and on a private PostgreSQL, with a bounded
+number of examples per operation (`RUNWATCH_FUZZ_EXAMPLES`, default 50), valid
+and invalid inputs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -27,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from runwatch.app import create_app
 from runwatch.config import Settings
+from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres, find_bindir
 
 EXAMPLES = int(os.environ.get("RUNWATCH_FUZZ_EXAMPLES", "50"))
 CHECKS = [
@@ -36,38 +39,85 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-CASES: dict[str, int] = {}
+CASES: dict[str, dict[str, int]] = {"sqlite": {}, "postgresql": {}}
+GENERATION = {
+    "modes": [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
+    "max_examples": EXAMPLES,
+    "deterministic": True,
+}
 
 
-# The schema is needed when tests are collected, so the app is built at import;
-# its lifespan (and the database) only starts with the first request.
+class _PostgresApp:
+    """The app over a private PostgreSQL that starts with the app's lifespan, not at import."""
+
+    def __init__(self) -> None:
+        self.server: TemporaryPostgres | None = None
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.app is None:
+            self.server = TemporaryPostgres()
+            self.server.start()
+            self.app = create_app(Settings(database_url=self.server.url, auto_migrate=True))
+        await self.app(scope, receive, send)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def _postgres_available() -> bool:
+    try:
+        find_bindir()
+    except PostgresUnavailable:
+        return False
+    return True
+
+
+# The schema is needed when tests are collected, so the apps are built at import;
+# their lifespans (and databases) only start with the first request.
 _DB_DIR = Path(tempfile.mkdtemp(prefix="runwatch-fuzz-"))
 _APP = create_app(Settings(database_url=f"sqlite+aiosqlite:///{_DB_DIR / 'fuzz.db'}"))
+_PG_APP = _PostgresApp()
 schema = schemathesis.openapi.from_dict(_APP.openapi())
 schema.app = _APP
-schema.config.generation.update(
-    modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-    max_examples=EXAMPLES,
-    deterministic=True,
-)
+schema.config.generation.update(**GENERATION)
+pg_schema = schemathesis.openapi.from_dict(_APP.openapi())
+pg_schema.app = _PG_APP
+pg_schema.config.generation.update(**GENERATION)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fuzz_app() -> Iterator[None]:
+def _fuzz_apps() -> Iterator[None]:
     yield
     shutdown_lifespans()
+    _PG_APP.stop()
     shutil.rmtree(_DB_DIR, ignore_errors=True)
-    print(f"\nschemathesis: {sum(CASES.values())} cases over {len(CASES)} operations")
+    for dialect, cases in CASES.items():
+        print(f"\nschemathesis {dialect}: {sum(cases.values())} cases over {len(cases)} operations")
 
 
-@schema.parametrize()
-@settings(
+FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
 def test_no_server_errors_and_documented_answers(case: schemathesis.Case) -> None:
-    key = case.operation.label
-    CASES[key] = CASES.get(key, 0) + 1
+    cases = CASES["sqlite"]
+    cases[case.operation.label] = cases.get(case.operation.label, 0) + 1
+    case.call_and_validate(checks=CHECKS)
+
+
+@pg_schema.parametrize()
+@FUZZ_SETTINGS
+def test_no_server_errors_and_documented_answers_on_postgres(case: schemathesis.Case) -> None:
+    if not _postgres_available():
+        pytest.skip("no PostgreSQL server binaries")
+    cases = CASES["postgresql"]
+    cases[case.operation.label] = cases.get(case.operation.label, 0) + 1
     case.call_and_validate(checks=CHECKS)
