@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./runwatch.db"
@@ -118,6 +118,16 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser, comma-separated "
         "(`https://a.example,https://b.example`); empty = CORS off.",
     )
+
+    @model_validator(mode="after")
+    def _default_page_fits(self) -> Settings:
+        # Otherwise every request without `limit` would be refused.
+        if self.default_page_size > self.max_page_size:
+            raise ValueError(
+                f"default_page_size ({self.default_page_size}) must not exceed "
+                f"max_page_size ({self.max_page_size})"
+            )
+        return self
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -206,3 +206,11 @@ async def test_time_windows(settings: Settings, engines: Engines) -> None:
                 "invalid_argument",
             )
             assert f"at most {limit}" in body["detail"]
+
+
+def test_default_page_size_must_fit_the_maximum() -> None:
+    from pydantic import ValidationError
+
+    assert Settings(default_page_size=7, max_page_size=7).default_page_size == 7
+    with pytest.raises(ValidationError, match="must not exceed"):
+        Settings(default_page_size=8, max_page_size=7)
