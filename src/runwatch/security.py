@@ -11,7 +11,10 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
+from fastapi import Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
 from runwatch.config import Settings
@@ -136,7 +139,19 @@ def _settings_of(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def authorize(request: Request) -> None:
+# Declared so that the OpenAPI description shows the scheme; the header is
+# parsed by `bearer_token`, which also bounds its length.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key from `runwatch keys create`, as `Authorization: Bearer <key>`.",
+)
+
+
+async def authorize(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
+) -> None:
     """Reads need a `read` key, writes a `write` key, once any key exists.
 
     With no key ever created, requests are let in: the server only starts that

@@ -185,3 +185,17 @@ async def test_key_set_is_cached_between_requests(settings: Settings, engines: E
         finally:
             event.remove(engine, "before_cursor_execute", record)
         assert not [s for s in statements if "api_keys" in s]
+
+
+async def test_openapi_documents_the_scheme_and_the_answers(
+    settings: Settings, engines: Engines
+) -> None:
+    async with serve(settings) as client:
+        spec = app_of(client).openapi()
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    for template, operations in spec["paths"].items():
+        for operation in operations.values():
+            guarded = template.startswith(("/runs", "/extraction-runs"))
+            assert (operation.get("security") == [{"apiKey": []}]) is guarded, template
+            if guarded:
+                assert {"401", "403"} <= set(operation["responses"]), template
