@@ -16,7 +16,9 @@ FinalLayerRunStatus = Literal["success", "partial", "failed", "dry"]
 INT32_MAX = 2**31 - 1
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Tokens = Annotated[int, Field(ge=0, le=INT32_MAX)] | None
-Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)] | None
+# Bounded so that the rollups' integer nano-dollar sums cannot overflow.
+MAX_COST_USD = 1_000_000
+Cost = Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] | None
 
 
 def _bounded_errors(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
