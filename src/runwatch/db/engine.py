@@ -88,7 +88,13 @@ def create_engines(settings: Settings) -> Engines:
 
 
 def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
-    server_settings = {"application_name": "runwatch"}
+    server_settings = {
+        "application_name": "runwatch",
+        # Statements are prepared once per connection; a generic plan made
+        # without the time bounds can scan a whole table where the actual
+        # bounds select one hour. Plan each execution with its values.
+        "plan_cache_mode": "force_custom_plan",
+    }
     if settings.db_statement_timeout_ms:
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     connect_args: dict[str, Any] = {

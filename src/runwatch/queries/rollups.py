@@ -316,17 +316,21 @@ async def rollup_totals(
         else _rollup_part(s, rollup_dims)
         for s in segments
     ]
-    query = parts[0] if len(parts) == 1 else union_all(*parts)
-    merged: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * len(ROLLUP_SUMS))
-    for row in await conn.execute(query):
-        total = merged[(row.layer_name, row.status)]
-        for i, name in enumerate(ROLLUP_SUMS):
-            total[i] += int(row._mapping[name] or 0)
-    return [
-        GroupTotals(layer, status, *values)
-        for (layer, status), values in sorted(merged.items())
-        if values[0]
+    if len(parts) == 1:
+        query = parts[0]
+    else:
+        # Merge the parts in the database: one row per (layer, status) comes back.
+        union = union_all(*parts).subquery("parts")
+        query = select(
+            union.c.layer_name,
+            union.c.status,
+            *(func.sum(union.c[name]).label(name) for name in ROLLUP_SUMS),
+        ).group_by(union.c.layer_name, union.c.status)
+    groups = [
+        GroupTotals(row[0], row[1], *(int(v or 0) for v in row[2:]))
+        for row in await conn.execute(query)
     ]
+    return sorted((g for g in groups if g.runs), key=lambda g: (g.layer_name, g.status))
 
 
 async def rollup_buckets(
