@@ -56,9 +56,10 @@ class Engines:
                 replica.down_until = time.monotonic() + self.replica_retry_seconds
 
     async def dispose(self) -> None:
-        await self.read.dispose()
-        if self.write is not self.read:
-            await self.write.dispose()
+        # `read` may share `write`'s pool (an autocommit view of the same engine).
+        await self.write.dispose()
+        if self.read.sync_engine.pool is not self.write.sync_engine.pool:
+            await self.read.dispose()
         for replica in self.replicas:
             await replica.engine.dispose()
 
@@ -76,15 +77,24 @@ def create_engines(settings: Settings) -> Engines:
         )
     engine = create_postgres_engine(settings.database_url, settings)
     replicas = tuple(
-        Replica(name=f"replica-{i}", engine=create_postgres_engine(url, settings))
+        Replica(name=f"replica-{i}", engine=_autocommit(create_postgres_engine(url, settings)))
         for i, url in enumerate(settings.read_database_urls)
     )
     return Engines(
-        read=engine,
+        read=_autocommit(engine),
         write=engine,
         replicas=replicas,
         replica_retry_seconds=settings.replica_retry_seconds,
     )
+
+
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, without BEGIN/COMMIT around reads.
+
+    At READ COMMITTED a transaction gives a read nothing (each statement sees
+    its own snapshot either way), and costs two round trips per request.
+    """
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
