@@ -10,6 +10,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -71,17 +72,25 @@ def run_wrk(
     connections: int,
     seconds: int,
     headers: dict[str, str] | None = None,
+    poll: bool = False,
 ) -> LoadResult:
-    """Run wrk with one thread (the server needs the other core) against `paths`."""
+    """Run wrk with one thread (the server needs the other core) against `paths`.
+
+    `poll`: each connection sends back the ETag of its last answer (bench/wrk/poll.lua),
+    as a polling dashboard does, instead of fixed headers.
+    """
     wrk = wrk_path()
     if wrk is None:
         raise RuntimeError(WRK_INSTALL_HINT)
     args = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     for name, value in (headers or {}).items():
-        args += ["-H", f"{name}: {value}"]
+        if not (poll and name.lower() == "if-none-match"):
+            args += ["-H", f"{name}: {value}"]
     paths_file = None
     try:
-        if len(paths) == 1:
+        if poll:
+            args += ["-s", str(WRK_DIR / "poll.lua"), base_url + paths[0]]
+        elif len(paths) == 1:
             args += ["-s", str(WRK_DIR / "report.lua"), base_url + paths[0]]
         else:
             with tempfile.NamedTemporaryFile(
@@ -99,6 +108,13 @@ def run_wrk(
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout}\n{proc.stderr}")
     data = json.loads(line.removeprefix("WRK_RESULT "))
     errors = sum(data[k] for k in data if k.startswith("errors_"))
+    polled = next((ln for ln in proc.stdout.splitlines() if ln.startswith("WRK_POLL ")), None)
+    if polled is not None:
+        counts = json.loads(polled.removeprefix("WRK_POLL "))
+        print(
+            f"[bench] polling: {counts['not_modified']} answers 304, {counts['fresh']} fresh",
+            file=sys.stderr,
+        )
     return LoadResult(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,

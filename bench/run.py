@@ -67,6 +67,7 @@ class Endpoint:
     paths: list[str]
     headers: dict[str, str] = field(default_factory=dict)
     db: dbref.ReplayResult | None = None
+    poll: bool = False  # send back each answer's ETag (wrk only)
 
 
 @dataclass
@@ -151,6 +152,7 @@ def drive(
             connections=connections,
             seconds=seconds,
             headers=endpoint.headers,
+            poll=endpoint.poll,
         )
     return load.run_httpx(
         base_url, endpoint.paths, connections=connections, seconds=seconds, headers=endpoint.headers
@@ -344,6 +346,7 @@ async def conditional_endpoint(url: str) -> Endpoint | None:
         "GET /runs/stats/summary?days=30, If-None-Match (304)",
         [path],
         headers={"If-None-Match": etag},
+        poll=True,
     )
 
 

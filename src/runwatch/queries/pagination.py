@@ -93,8 +93,10 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
         value is not None and isinstance(value, datetime) != sort.is_time
     ):
         raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
-    if isinstance(sort.column.type, Integer) and value is not None and (
-        not isinstance(value, int) or abs(value) > _INT32
+    if (
+        isinstance(sort.column.type, Integer)
+        and value is not None
+        and (not isinstance(value, int) or abs(value) > _INT32)
     ):
         raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
     return value, run_id
