@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows_skipping_lo
 from runwatch.db.tables import FINAL_EXTRACTION_RUN_STATUSES, extraction_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import EXTRACTION_WORKER_EVENTS
-from runwatch.queries.pagination import CURSOR_LOC, SortSpec, decode_cursor, encode_cursor
+from runwatch.queries.pagination import Page, SortSpec, fetch_page
 from runwatch.scoring import diff_fields, difference, percentile, score
 
 t = extraction_runs
@@ -115,19 +115,6 @@ def sort_spec(token: str) -> SortSpec:
     )
 
 
-def _check_cursor(value: Any, run_id: str) -> None:
-    # A forged cursor must not reach the database with a value it cannot take.
-    bad_number = isinstance(value, (int, float)) and not abs(value) < 1e300  # NaN too
-    if "\x00" in run_id or bad_number:
-        raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: Sequence[Mapping[str, Any]]
-    next_cursor: str | None
-
-
 async def list_extraction_runs(
     conn: AsyncConnection,
     *,
@@ -138,22 +125,8 @@ async def list_extraction_runs(
     cursor: str | None = None,
 ) -> Page:
     """One page of light run metadata in `sort` order, by offset or after a keyset cursor."""
-    spec = sort_spec(sort)
     query = select(*SUMMARY_COLUMNS).where(*extraction_run_conditions(filters))
-    if cursor is not None:
-        value, run_id = decode_cursor(cursor, spec)
-        _check_cursor(value, run_id)
-        query = query.where(spec.after(value, run_id))
-    query = query.order_by(*spec.order_by()).limit(limit + 1)
-    if offset:
-        query = query.offset(offset)
-    rows = [row._mapping for row in await conn.execute(query)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(spec, last[spec.name], last["id"])
-    return Page(rows=rows, next_cursor=next_cursor)
+    return await fetch_page(conn, query, sort_spec(sort), limit=limit, offset=offset, cursor=cursor)
 
 
 async def count_extraction_runs(conn: AsyncConnection, *, filters: ExtractionRunFilter) -> int:

@@ -15,7 +15,7 @@ from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
-from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
+from runwatch.queries.pagination import Page, SortSpec, fetch_page
 from runwatch.queries.rollups import (
     bump_data_version,
     floor_day,
@@ -96,12 +96,6 @@ def sort_spec(token: str) -> SortSpec:
     )
 
 
-@dataclass(frozen=True)
-class Page:
-    rows: Sequence[Mapping[str, Any]]
-    next_cursor: str | None
-
-
 @measured("list_layer_runs")
 async def list_layer_runs(
     conn: AsyncConnection,
@@ -113,21 +107,8 @@ async def list_layer_runs(
     cursor: str | None = None,
 ) -> Page:
     """One page of runs in `sort` order, by offset or after a keyset cursor."""
-    spec = sort_spec(sort)
     query = select(*SUMMARY_COLUMNS).where(*layer_run_conditions(filters))
-    if cursor is not None:
-        value, run_id = decode_cursor(cursor, spec)
-        query = query.where(spec.after(value, run_id))
-    query = query.order_by(*spec.order_by()).limit(limit + 1)
-    if offset:
-        query = query.offset(offset)
-    rows = [row._mapping for row in await conn.execute(query)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(spec, last[spec.name], last["id"])
-    return Page(rows=rows, next_cursor=next_cursor)
+    return await fetch_page(conn, query, sort_spec(sort), limit=limit, offset=offset, cursor=cursor)
 
 
 def rollups_can_answer(filters: LayerRunFilter) -> bool:

@@ -7,11 +7,13 @@ import binascii
 import json
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, literal, or_, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, and_, literal, or_, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import UnaryExpression
 
 from runwatch.db.types import as_utc
@@ -100,3 +102,38 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
     ):
         raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
     return value, run_id
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: Sequence[Mapping[str, Any]]
+    next_cursor: str | None
+
+
+async def fetch_page(
+    conn: AsyncConnection,
+    query: Select[Any],
+    spec: SortSpec,
+    *,
+    limit: int,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Page:
+    """One page of `query` in `spec` order, by offset or after a keyset cursor.
+
+    Fetches `limit + 1` rows to know whether there is a next page; the cursor
+    of the next page is the `(sort key, id)` of the last row returned.
+    """
+    if cursor is not None:
+        value, run_id = decode_cursor(cursor, spec)
+        query = query.where(spec.after(value, run_id))
+    query = query.order_by(*spec.order_by()).limit(limit + 1)
+    if offset:
+        query = query.offset(offset)
+    rows = [row._mapping for row in await conn.execute(query)]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(spec, last[spec.name], last["id"])
+    return Page(rows=rows, next_cursor=next_cursor)
