@@ -11,7 +11,11 @@ from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, u
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ulid import ULID
 
-from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
+from runwatch.db.dialect import (
+    insert_ignoring_conflicts,
+    insert_many_ignoring_conflicts,
+    lock_rows,
+)
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
@@ -333,8 +337,7 @@ async def create_layer_runs(
         if run_id in seen:
             raise InvalidArgument.at(("body", "runs", index, "id"), f"duplicate id '{run_id}'")
         seen.add(run_id)
-    stmt = insert_ignoring_conflicts(t, conn.dialect.name).returning(t.c.id)
-    inserted = set((await conn.execute(stmt, rows)).scalars())
+    inserted = set(await insert_many_ignoring_conflicts(conn, t, rows, returning="id"))
     if inserted:
         await record_layer_run_changes(conn, added=[r for r in rows if r["id"] in inserted])
     existing_rows = [row for row in rows if row["id"] not in inserted]

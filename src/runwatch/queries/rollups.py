@@ -35,7 +35,7 @@ from runwatch.db.dialect import (
     announce_new_version,
     round_half_up_to_int,
     truncate_to,
-    upsert_adding,
+    upsert_many_adding,
     upsert_replacing,
 )
 from runwatch.db.tables import (
@@ -153,9 +153,7 @@ async def record_layer_run_changes(
         )
         if any(v)
     ]
-    if params:
-        stmt = upsert_adding(r, conn.dialect.name, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
-        await conn.execute(stmt, params)
+    await upsert_many_adding(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
     await bump_data_version(conn)
 
 
