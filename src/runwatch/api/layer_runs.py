@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -246,9 +247,11 @@ async def create_runs_batch(
             ("body", "runs"), f"at most {settings.max_batch_size} runs per batch"
         )
     outcome = await q.create_layer_runs(conn, [run.model_dump() for run in body.runs])
-    for run, (_, created) in zip(body.runs, outcome, strict=True):
-        if created:
-            RUNS_RECORDED.labels("layer", run.status).inc()
+    recorded = Counter(
+        run.status for run, (_, created) in zip(body.runs, outcome, strict=True) if created
+    )
+    for run_status, count in recorded.items():
+        RUNS_RECORDED.labels("layer", run_status).inc(count)
     results = [
         BatchItemResult(id=run_id, result="created" if created else "already_present")
         for run_id, created in outcome

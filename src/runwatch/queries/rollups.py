@@ -146,12 +146,9 @@ async def record_layer_run_changes(
                 total = deltas[key]
                 for i, v in enumerate(values):
                     total[i] += v
+    columns = (*ROLLUP_KEY, *ROLLUP_SUMS)
     params = [
-        {**dict(zip(ROLLUP_KEY, key, strict=True)), **dict(zip(ROLLUP_SUMS, v, strict=True))}
-        for key, v in sorted(
-            deltas.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])
-        )
-        if any(v)
+        dict(zip(columns, (*key, *v), strict=True)) for key, v in sorted(deltas.items()) if any(v)
     ]
     await upsert_many_adding(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
     await bump_data_version(conn)
