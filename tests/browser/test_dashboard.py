@@ -461,8 +461,8 @@ def test_extraction_compare_highlights_the_differences_of_two_known_runs(
     }
     assert counts == {"same": "1", "different": "1", "only_in_a": "1", "only_in_b": "1"}
     f1_cells = page.locator('tr[data-metric="f1"] td').all_inner_texts()
-    assert f1_cells[:2] == ["0.8", "0.9"]
-    assert f1_cells[2].startswith("+0.1 (+12.5 %)")
+    assert f1_cells[:2] == ["0.800", "0.900"]
+    assert f1_cells[2].startswith("+0.100 (+12.5 %)")
     page.screenshot(path=str(screenshots / "extraction-compare.png"), full_page=True)
 
     # Run A's detail shows its output as a tree and its metrics.
@@ -471,7 +471,7 @@ def test_extraction_compare_highlights_the_differences_of_two_known_runs(
     tree = page.locator(".tree").first.inner_text()
     for text in ("invoice", "total", "120", "currency", '"EUR"', "vendor", '"Acme"'):
         assert text in tree
-    assert "0.8" in page.locator(".detail").inner_text()
+    assert "0.800" in page.locator(".detail").inner_text()
     page.screenshot(path=str(screenshots / "extraction-detail.png"), full_page=True)
 
 
