@@ -83,7 +83,8 @@ function valueOf(b, metric) {
 export function bucketText(b, { hourly, last }) {
   const when = `${bucketLabel(b.start, hourly)} UTC${last ? " (in progress)" : ""}`;
   const mix = STATUSES.filter((s) => b.counts[s]).map((s) => `${fmtInt(b.counts[s])} ${s}`).join(", ");
-  return `${when}: ${fmtInt(b.total)} runs${mix ? ` (${mix})` : ""}, ${fmtInt(b.tokens)} tokens, ${fmtCost(b.cost)}`;
+  const runs = `${fmtInt(b.total)} run${b.total === 1 ? "" : "s"}`;
+  return `${when}: ${runs}${mix ? ` (${mix})` : ""}, ${fmtInt(b.tokens)} tokens, ${fmtCost(b.cost)}`;
 }
 
 function legend(totals) {

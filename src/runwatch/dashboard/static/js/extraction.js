@@ -482,12 +482,22 @@ function sameJson(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function matchCell(value, present, expected) {
-  if (!present) return h("span", { class: "muted" }, "absent");
-  if (expected === ABSENT) return leaf(value);
-  const ok = sameJson(value, expected);
+/**
+ * Whether one side's value at `path` is what its ground truth says: the same value, or no
+ * value where the ground truth has none. null when the run has no ground truth.
+ */
+function sideMatches(expectedDoc, path, present, value) {
+  if (!expectedDoc) return null;
+  const expected = atPath(expectedDoc, path);
+  if (expected === ABSENT) return !present;
+  return present && sameJson(value, expected);
+}
+
+function matchCell(value, present, ok) {
+  const shown = present ? leaf(value) : h("span", { class: "muted" }, "absent");
+  if (ok === null) return shown;
   return h("span", { class: ok ? "match" : "mismatch" },
-    h("span", { class: "match-mark", "aria-hidden": "true" }, ok ? "✓ " : "✗ "), leaf(value),
+    h("span", { class: "match-mark", "aria-hidden": "true" }, ok ? "✓ " : "✗ "), shown,
     h("span", { class: "visually-hidden" }, ok ? " (matches expected)" : " (does not match expected)"));
 }
 
@@ -548,13 +558,12 @@ export class ExtractionCompareView {
       }
       return leaf(ea !== ABSENT ? ea : eb);
     };
+    const okA = (d) => sideMatches(expA, d.field, d.status !== "only_in_b", d.run_a);
+    const okB = (d) => sideMatches(expB, d.field, d.status !== "only_in_a", d.run_b);
     const verdict = (d) => {
-      const ea = expA ? atPath(expA, d.field) : ABSENT;
-      const eb = expB ? atPath(expB, d.field) : ABSENT;
-      if (ea === ABSENT && eb === ABSENT) return null;
-      const okA = d.status !== "only_in_b" && sameJson(d.run_a, ea);
-      const okB = d.status !== "only_in_a" && sameJson(d.run_b, eb);
-      return okA && okB ? "both" : okA ? "a" : okB ? "b" : "neither";
+      const [a, b] = [okA(d), okB(d)];
+      if (a === null && b === null) return null;
+      return a && b ? "both" : a ? "a" : b ? "b" : "neither";
     };
     const VERDICT_TEXT = { a: "A is right", b: "B is right", both: "Both right", neither: "Neither right" };
     replace(this.body,
@@ -579,8 +588,8 @@ export class ExtractionCompareView {
             return h("tr", { class: `field-${d.status}`, "data-field": d.field, "data-status": d.status, "data-match": v },
               h("th", { scope: "row" }, h("code", {}, d.field)),
               h("td", { class: "lead-wide" }, h("span", { class: `badge field-${d.status}` }, FIELD_LABELS[d.status] || d.status)),
-              h("td", { "data-label": "A", "data-side": "a" }, matchCell(d.run_a, d.status !== "only_in_b", expA ? atPath(expA, d.field) : ABSENT)),
-              h("td", { "data-label": "B", "data-side": "b" }, matchCell(d.run_b, d.status !== "only_in_a", expB ? atPath(expB, d.field) : ABSENT)),
+              h("td", { "data-label": "A", "data-side": "a" }, matchCell(d.run_a, d.status !== "only_in_b", okA(d))),
+              h("td", { "data-label": "B", "data-side": "b" }, matchCell(d.run_b, d.status !== "only_in_a", okB(d))),
               hasExpected ? h("td", { "data-label": "Expected" }, expectedCell(d)) : null,
               hasExpected ? h("td", { "data-label": "Verdict" }, v ? VERDICT_TEXT[v] : DASH) : null);
           }))))
