@@ -86,6 +86,15 @@ def showing(first: int, last: int, total: int) -> str:
     return f"Showing {first}\N{EN DASH}{last} of {total:,} runs"
 
 
+def phone_screenshot(page: Any, path: Path, max_height: int = 1800) -> None:
+    """The top of the page, up to `max_height` pixels (docs/ shows these)."""
+    height = min(max_height, page.evaluate("document.documentElement.scrollHeight"))
+    width = page.viewport_size["width"]
+    page.screenshot(
+        path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height}
+    )
+
+
 def no_page_scroll(page: Any) -> None:
     width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"the page is {width[0]} px wide in a {width[1]} px window"
@@ -156,7 +165,7 @@ def test_every_view_fits_the_screen(
     within_viewport(page, first_layer.locator('td[data-label="Failed"]'))
     assert smallest_chart_text_px(page) >= 11
     if width == PHONE["width"]:
-        page.screenshot(path=str(screenshots / "phone-overview.png"), full_page=True)
+        phone_screenshot(page, screenshots / "phone-overview.png")
 
     page.goto(f"{base}/#/runs")
     page.wait_for_selector("tr[data-run-id]")
@@ -174,7 +183,7 @@ def test_every_view_fits_the_screen(
     else:
         assert page.locator("table.runs-table thead th:visible").count() == 9
     if width == PHONE["width"]:
-        page.screenshot(path=str(screenshots / "phone-runs.png"), full_page=True)
+        phone_screenshot(page, screenshots / "phone-runs.png")
 
     failed = api.get("/runs", params={"status": "failed", "limit": 1}).json()["runs"][0]
     page.goto(f"{base}/#/runs/{failed['id']}")
@@ -199,7 +208,7 @@ def test_every_view_fits_the_screen(
     within_viewport(page, page.locator('tr[data-metric="f1"] td').nth(2))
     within_viewport(page, page.locator('tr[data-field="invoice.total"] td[data-side="b"]'))
     if width == PHONE["width"]:
-        page.screenshot(path=str(screenshots / "phone-compare.png"), full_page=True)
+        phone_screenshot(page, screenshots / "phone-compare.png", max_height=2400)
 
     stats = api.get("/extraction-runs/stats/summary", params={"days": 30}).json()
     prompts = sorted(p for p in stats["by_prompt"] if stats["by_prompt"][p]["completed"] >= 3)
@@ -455,16 +464,18 @@ def test_extraction_list_summary_and_detail(
     assert page.locator('[data-lease="expired"]').count() == 0
 
 
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_run_compare_says_which_side_matches_the_ground_truth(
     open_page: Callable[..., Any],
     server: Server,
     api: httpx.Client,
     compare_pair: tuple[str, str, str],
+    viewport: dict[str, int],
 ) -> None:
     _prompt, run_a, run_b = compare_pair
     comparison = api.get(f"/extraction-runs/{run_a}/compare/{run_b}").json()
     metrics = {m["metric"]: m for m in comparison["metric_comparisons"]}
-    page = open_page(*PHONE.values())
+    page = open_page(viewport["width"], viewport["height"])
     page.goto(f"{server.base_url}/#/extraction/compare/{run_a}/{run_b}")
     page.wait_for_selector("tr[data-field]")
     total = page.locator('tr[data-field="invoice.total"]')
@@ -490,8 +501,9 @@ def test_run_compare_says_which_side_matches_the_ground_truth(
     assert page.locator('tr[data-metric="f1"] td').nth(0).inner_text().endswith("1.000")
 
 
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_group_compare_shows_cost_and_sorts_by_regression(
-    open_page: Callable[..., Any], server: Server, api: httpx.Client
+    open_page: Callable[..., Any], server: Server, api: httpx.Client, viewport: dict[str, int]
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     a, b = f"ga-{suffix}", f"gb-{suffix}"
@@ -503,7 +515,7 @@ def test_group_compare_shows_cost_and_sorts_by_regression(
     comparison = api.get(
         "/extraction-runs/compare", params={"a_prompt_id": a, "b_prompt_id": b}
     ).json()
-    page = open_page(*PHONE.values())
+    page = open_page(viewport["width"], viewport["height"])
     page.goto(f"{server.base_url}/#/extraction/groups?a_prompt_id={a}&b_prompt_id={b}")
     page.wait_for_selector("tr[data-document]")
     for side, prompt in (("a", a), ("b", b)):
@@ -534,11 +546,12 @@ def test_group_compare_shows_cost_and_sorts_by_regression(
     wait_until(docs, worst_first)
 
 
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_the_chart_shows_cost_and_tokens_and_leads_to_runs(
-    open_page: Callable[..., Any], server: Server, api: httpx.Client
+    open_page: Callable[..., Any], server: Server, api: httpx.Client, viewport: dict[str, int]
 ) -> None:
     series = api.get("/runs/stats/timeseries", params={"days": 1, "bucket": "hour"}).json()
-    page = open_page(*DESKTOP.values())
+    page = open_page(viewport["width"], viewport["height"])
     page.goto(f"{server.base_url}/#/overview?days=1&chart=cost")
     wait_for_cards(page, server)
     page.wait_for_selector("svg.chart")
