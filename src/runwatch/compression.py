@@ -66,4 +66,6 @@ class GZipWithETags:
                         out["etag"] = etag[:-1] + f'{GZIP_SUFFIX}"'
             await send(message)
 
-        await self.gzip({**scope, "headers": headers}, receive, send_tagged)
+        # In place: the middleware around this one reads what the router adds to the scope.
+        scope["headers"] = headers
+        await self.gzip(scope, receive, send_tagged)

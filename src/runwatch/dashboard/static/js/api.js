@@ -197,13 +197,16 @@ export async function getJSON(path, params = {}, { signal } = {}) {
   throw new ApiError(response.status, body);
 }
 
-/** True when GET `path` is served: any answer but 404/405 from the router. */
-export async function probe(path, params = {}) {
+/**
+ * True when GET `path` is served: any answer but 404/405 from the router, or, with
+ * `okOnly`, only a successful one (for a path that another route would also match).
+ */
+export async function probe(path, params = {}, { okOnly = false } = {}) {
   try {
     await getJSON(path, params);
     return true;
   } catch (err) {
-    if (err instanceof ApiError) return err.status !== 404 && err.status !== 405;
+    if (err instanceof ApiError) return !okOnly && err.status !== 404 && err.status !== 405;
     throw err;
   }
 }

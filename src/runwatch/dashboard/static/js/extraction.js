@@ -309,17 +309,17 @@ export class ExtractionListView {
       throw err;
     }
     if (p !== this.params) return;
-    const runs = result.data.runs || [];
+    if (result.data !== this.lastData) {
+      this.lastData = result.data;
+      this.listKey = listKey;
+      this.render(result.data);
+    }
     // F1 and latency are in each run's metrics, which the list leaves out: read them from
-    // the runs' details (once per finished run; a finished run does not change).
-    const needed = runs.filter((r) => !r.metrics && FINAL.has(r.status) && !finalDetails.has(r.id));
-    if (needed.length) await inBatches(needed, 6, (r) => runDetail(r.id).catch(() => null));
-    const metricsKey = runs.map((r) => (finalDetails.has(r.id) ? r.id : "")).join();
-    if (result.data === this.lastData && metricsKey === this.metricsKey) return;
-    this.lastData = result.data;
-    this.metricsKey = metricsKey;
-    this.listKey = listKey;
-    this.render(result.data);
+    // the runs' details (once per finished run; a finished run does not change), then show them.
+    const needed = (result.data.runs || []).filter((r) => !r.metrics && FINAL.has(r.status) && !finalDetails.has(r.id));
+    if (!needed.length) return;
+    await inBatches(needed, 6, (r) => runDetail(r.id).catch(() => null));
+    if (p === this.params && result.data === this.lastData) this.render(result.data);
   }
 
   toggle(id, checked) {
@@ -389,6 +389,7 @@ export class ExtractionDetailView {
 
   /** A finished run does not change; a pending or running one does (status, attempts, lease). */
   pollMs() {
+    if (this.missing) return null;
     return this.lastData && FINAL.has(this.lastData.status) ? null : ACTIVE_RUN_POLL_MS;
   }
 
@@ -398,6 +399,7 @@ export class ExtractionDetailView {
       result = await getJSON(`/extraction-runs/${encodeURIComponent(this.runId)}`);
     } catch (err) {
       if (err instanceof ApiError) {
+        this.missing = err.status === 404;
         replace(this.body, h("p", { class: "error-text" }, err.status === 404 ? "There is no extraction run with this id." : problemText(err)));
         return;
       }

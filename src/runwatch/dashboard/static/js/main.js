@@ -284,11 +284,12 @@ async function detectFeatures() {
   ]);
   features.timeseries = timeseries;
   features.extraction = extraction;
-  // A valid question (two prompts no run has) so that a server that has the endpoint answers
-  // 200 rather than 422, which the browser would log as an error.
+  // A valid question (two prompts no run has), so that a server that has the endpoint answers
+  // 200 rather than 422, which the browser would log as an error. Only a 200 counts: on a
+  // server without it, the path is taken for a run id.
   features.extractionGroups = extraction && (await probe("/extraction-runs/compare", {
     a_prompt_id: "runwatch-probe-a", b_prompt_id: "runwatch-probe-b", document_name: "runwatch-probe",
-  }));
+  }, { okOnly: true }));
   for (const el of document.querySelectorAll("[data-feature]")) {
     el.hidden = !features[el.dataset.feature];
   }

@@ -278,6 +278,7 @@ export class RunDetailView {
 
   /** A completed run never changes again; only a running one is worth polling. */
   pollMs() {
+    if (this.missing) return null;
     return this.lastData && this.lastData.status !== "running" ? null : 5000;
   }
 
@@ -287,6 +288,7 @@ export class RunDetailView {
       result = await getJSON(`/runs/${encodeURIComponent(this.runId)}`);
     } catch (err) {
       if (err instanceof ApiError) {
+        this.missing = err.status === 404;
         this.body.removeAttribute("aria-busy");
         replace(this.body, h("p", { class: "error-text" },
           err.status === 404 ? "There is no run with this id (it may have been deleted)." : err.message));
