@@ -101,11 +101,17 @@ def no_page_scroll(page: Any) -> None:
 
 
 def within_viewport(page: Any, locator: Any) -> None:
-    """The element is shown and lies inside the window's width (read in one step, so a
-    redraw between two reads cannot confuse it)."""
-    left, right, height = locator.evaluate(
-        "el => { const r = el.getBoundingClientRect(); return [r.left, r.right, r.height]; }"
-    )
+    """The element is shown and lies inside the window's width.
+
+    Read in one step, and again if the element was just replaced by a redraw (a detached
+    element measures 0 by 0).
+    """
+    measure = "el => { const r = el.getBoundingClientRect(); return [r.left, r.right, r.height]; }"
+    deadline = time.monotonic() + WAIT_S
+    left, right, height = locator.evaluate(measure)
+    while height == 0 and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+        left, right, height = locator.evaluate(measure)
     width = page.viewport_size["width"]
     assert height > 0
     assert left >= 0

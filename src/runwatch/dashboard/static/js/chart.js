@@ -59,19 +59,27 @@ function bucketLabel(date, hourly) {
   return hourly ? `${day} ${pad(date.getUTCHours())}:00` : day;
 }
 
-/** A round axis maximum at or above `value`: 4, 10, 20, 25, 50, 100, … (or 0.5, 1, … for money). */
+/**
+ * The axis maximum: four round steps (1, 2, 2.5 or 5 times a power of ten) reaching `value`;
+ * whole steps for counts, so that every gridline is labelled exactly.
+ */
 function niceMax(value, integers) {
-  if (integers && value <= 4) return 4;
-  if (value <= 0) return 1;
-  const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
-    if (step * magnitude >= value) return step * magnitude;
+  const raw = value / 4;
+  if (raw <= 0) return integers ? 4 : 1;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5, 10]) {
+    const step = m * magnitude;
+    if (integers && Math.abs(step - Math.round(step)) > 1e-9) continue;
+    if (step >= raw) return 4 * (integers ? Math.round(step) : step);
   }
-  return 10 * magnitude;
+  return 4 * 10 * magnitude;
 }
 
 function axisText(metric, value) {
-  if (metric === "cost") return value === 0 ? "$0" : value < 1 ? `$${value.toFixed(2)}` : `$${fmtInt(value)}`;
+  if (metric === "cost") {
+    if (value === 0) return "$0";
+    return Number.isInteger(value) ? `$${fmtInt(value)}` : `$${value.toFixed(value < 0.1 ? 3 : 2)}`;
+  }
   if (metric === "tokens") return value >= 1e6 ? fmtCompact(value) : value >= 1e3 ? `${fmtInt(value / 1e3)} k` : fmtInt(value);
   return fmtInt(value);
 }

@@ -283,7 +283,7 @@ export class ExtractionListView {
         statCard("completed_runs", "Completed", fmtInt(s.completed_runs), rate === null ? "\u00a0" : `${(rate * 100).toFixed(1)} % of runs`),
         statCard("failed_runs", "Failed", fmtInt(s.failed_runs)),
         statCard("mean_f1", "Mean F1", fmtScore(s.mean_f1),
-          `precision ${fmtScore(s.mean_precision)}, recall ${fmtScore(s.mean_recall)}`),
+          `P ${fmtScore(s.mean_precision)} · R ${fmtScore(s.mean_recall)}`),
         statCard("latency", "Latency p50", fmtMs(s.p50_latency_ms), `p95 ${fmtMs(s.p95_latency_ms)}`),
         statCard("total_cost_usd", "Cost", fmtCost(s.total_cost_usd), `${fmtInt(tokens)} tokens`)),
       h("h3", { class: "subhead" }, "By prompt"),
