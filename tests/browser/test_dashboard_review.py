@@ -205,6 +205,8 @@ def test_every_view_fits_the_screen(
     page.wait_for_selector(".x-cards")
     no_page_scroll(page)
     within_viewport(page, page.locator("tr[data-run-id] .badge").first)
+    # The per-prompt and per-config tables start folded on a phone, open on a desktop.
+    assert page.locator("details.x-group-stats[open]").count() == (0 if phone else 2)
 
     page.goto(f"{base}/#/extraction/{run_b}")
     page.wait_for_selector(".tree")
@@ -535,7 +537,7 @@ def test_group_compare_shows_cost_and_sorts_by_regression(
         assert card.locator(".card-value").inner_text() == (
             f"${stats['total_cost_usd'] / stats['total_runs']:,.4f}"
         )
-        assert f"for {stats['total_runs']:,} runs" in card.inner_text()
+        assert f"({stats['total_runs']:,} runs" in card.inner_text()
 
     def f1_difference(doc: dict[str, Any]) -> float:
         return next(m for m in doc["metric_comparisons"] if m["metric"] == "f1")["difference"]

@@ -179,6 +179,8 @@ export class ExtractionListView {
     this.tableEl = h("div", { class: "table-box" });
     this.pagerEl = h("nav", { class: "pager", "aria-label": "Pages" });
     this.statsSort = { prompt: { key: "runs", dir: "desc" }, config: { key: "runs", dir: "desc" } };
+    const wide = !window.matchMedia("(max-width: 700px)").matches;
+    this.statsOpen = { prompt: wide, config: wide };
     this.periodInputs = PERIODS.map((d) => h("input", {
       type: "radio", name: "x-period", value: d, id: `x-period-${d}`,
       onchange: () => this.ctx.navigate(["extraction"], { ...this.listParams(), days: d === 7 ? "" : d }),
@@ -286,12 +288,15 @@ export class ExtractionListView {
           `P ${fmtScore(s.mean_precision)} · R ${fmtScore(s.mean_recall)}`),
         statCard("latency", "Latency p50", fmtMs(s.p50_latency_ms), `p95 ${fmtMs(s.p95_latency_ms)}`),
         statCard("total_cost_usd", "Cost", fmtCost(s.total_cost_usd), `${fmtInt(tokens)} tokens`)),
-      h("h3", { class: "subhead" }, "By prompt"),
-      h("div", { class: "table-box" }, statsTable(s.by_prompt, { name: "Prompt", caption: "Extraction runs per prompt",
-        sort: this.statsSort.prompt, onSort: (sort) => { this.statsSort.prompt = sort; this.renderStats(); } })),
-      h("h3", { class: "subhead" }, "By config"),
-      h("div", { class: "table-box" }, statsTable(s.by_config, { name: "Config", caption: "Extraction runs per config",
-        sort: this.statsSort.config, onSort: (sort) => { this.statsSort.config = sort; this.renderStats(); } }))));
+      // On a phone the tables start folded, so that the list is not pushed far down.
+      h("details", { class: "x-group-stats", open: this.statsOpen.prompt, ontoggle: (ev) => { this.statsOpen.prompt = ev.target.open; } },
+        h("summary", { class: "subhead" }, `By prompt (${fmtInt(Object.keys(s.by_prompt || {}).length)})`),
+        h("div", { class: "table-box" }, statsTable(s.by_prompt, { name: "Prompt", caption: "Extraction runs per prompt",
+          sort: this.statsSort.prompt, onSort: (sort) => { this.statsSort.prompt = sort; this.renderStats(); } }))),
+      h("details", { class: "x-group-stats", open: this.statsOpen.config, ontoggle: (ev) => { this.statsOpen.config = ev.target.open; } },
+        h("summary", { class: "subhead" }, `By config (${fmtInt(Object.keys(s.by_config || {}).length)})`),
+        h("div", { class: "table-box" }, statsTable(s.by_config, { name: "Config", caption: "Extraction runs per config",
+          sort: this.statsSort.config, onSort: (sort) => { this.statsSort.config = sort; this.renderStats(); } })))));
   }
 
   async refreshList(p, listKey) {
@@ -716,7 +721,7 @@ export class ExtractionGroupsView {
       ? h("div", { class: "card", "data-cost": label.toLowerCase() },
         h("div", { class: "card-label" }, `Cost ${label}`),
         h("div", { class: "card-value num" }, c.runs ? perRun(c.total / c.runs) : DASH),
-        h("div", { class: "card-sub" }, `per run; ${fmtCost(c.total)} for ${fmtInt(c.runs)} runs`))
+        h("div", { class: "card-sub" }, `per run (${fmtInt(c.runs)} runs, ${fmtCost(c.total)})`))
       : null);
     this.documentsEl = h("div", { class: "table-box" });
     replace(this.body,
