@@ -15,6 +15,7 @@ from runwatch import __version__
 from runwatch.api import extraction_runs, health, layer_runs
 from runwatch.api.deps import reject_unknown_query_params
 from runwatch.api.reads import EarlyAnswers, ReadRoutes, ResponseCache, StateMemo
+from runwatch.compression import GZipWithETags
 from runwatch.config import Settings
 from runwatch.dashboard import install_dashboard
 from runwatch.db.engine import create_engines
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequireKey, settings=settings, keys=lambda: app.state.key_cache)
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, **cors_middleware_options(settings.cors_origin_list))
+    app.add_middleware(GZipWithETags)
     # Outermost, so that every answer (a 413 too) carries the request id.
     app.add_middleware(RequestContext)
     return app

@@ -1,5 +1,6 @@
-// The API client: same-origin JSON reads, ETag revalidation, a session-only bearer key,
-// and one connection state that the page shows (live, unreachable, key needed).
+// The API client: same-origin JSON reads, ETag revalidation, a bearer key kept for the tab
+// or (when asked) on the device, and one connection state the page shows (live, unreachable,
+// key needed).
 
 const KEY_STORAGE = "runwatch.apiKey";
 const TIMEOUT_MS = 10000;
@@ -22,25 +23,64 @@ export class Unreachable extends Error {
 }
 
 export class AuthRequired extends Error {
-  constructor(status, problem) {
+  constructor(status, problem, { rejectedKey = false } = {}) {
     super((problem && problem.detail) || "An API key is needed.");
     this.status = status;
     this.problem = problem || {};
+    // A key was sent and the server refused it (401); it has been dropped.
+    this.rejectedKey = rejectedKey;
   }
+}
+
+// Used when storage is disabled, so that a key still works until the next reload.
+let memoryKey = "";
+
+function stores() {
+  const found = [];
+  for (const name of ["sessionStorage", "localStorage"]) {
+    try {
+      if (window[name]) found.push(window[name]);
+    } catch {
+      // Access to storage can throw (disabled by the browser's settings).
+    }
+  }
+  return found;
 }
 
 export function getKey() {
+  for (const store of stores()) {
+    try {
+      const key = store.getItem(KEY_STORAGE);
+      if (key) return key;
+    } catch {
+      // Treated as absent.
+    }
+  }
+  return memoryKey;
+}
+
+/** True when the key is kept on this device (localStorage) rather than for this tab. */
+export function keyRemembered() {
   try {
-    return sessionStorage.getItem(KEY_STORAGE) || "";
+    return Boolean(localStorage.getItem(KEY_STORAGE));
   } catch {
-    return "";
+    return false;
   }
 }
 
-export function setKey(key) {
+/** Keep `key` for this tab, or on this device when `remember`; an empty key forgets it. */
+export function setKey(key, { remember = false } = {}) {
+  memoryKey = key || "";
+  for (const store of stores()) {
+    try {
+      store.removeItem(KEY_STORAGE);
+    } catch {
+      // Nothing to remove.
+    }
+  }
+  if (!key) return;
   try {
-    if (key) sessionStorage.setItem(KEY_STORAGE, key);
-    else sessionStorage.removeItem(KEY_STORAGE);
+    (remember ? localStorage : sessionStorage).setItem(KEY_STORAGE, key);
   } catch {
     // Storage may be disabled; the key then lasts only until the next reload.
   }
@@ -94,7 +134,7 @@ async function parseBody(response) {
 }
 
 /**
- * GET a JSON resource. Resolves to {data, status, notModified}. 404 and other 4xx reject
+ * GET a JSON resource. Resolves to {data, status, notModified, etag}. 404 and other 4xx reject
  * with ApiError; no answer, a timeout or a 5xx rejects with Unreachable; 401/403 with
  * AuthRequired. `probe` requests do not change the connection state on a 4xx.
  */
@@ -123,7 +163,7 @@ export async function getJSON(path, params = {}, { signal } = {}) {
 
   if (response.status === 304 && cached) {
     setConnection("live");
-    return { data: cached.data, status: 304, notModified: true };
+    return { data: cached.data, status: 304, notModified: true, etag: cached.etag };
   }
   const body = await parseBody(response);
   if (response.ok) {
@@ -135,11 +175,15 @@ export async function getJSON(path, params = {}, { signal } = {}) {
       while (etagCache.size > ETAG_CACHE_SIZE) etagCache.delete(etagCache.keys().next().value);
     }
     setConnection("live");
-    return { data: body, status: response.status, notModified: false };
+    return { data: body, status: response.status, notModified: false, etag };
   }
   if (response.status === 401 || response.status === 403) {
-    setConnection("auth", response.status === 403 ? "this key may not read" : "");
-    throw new AuthRequired(response.status, body);
+    // A refused key is dropped, so that a reload asks again instead of sending it forever.
+    const rejectedKey = response.status === 401 && Boolean(key);
+    if (rejectedKey && getKey() === key) setKey("");
+    setConnection("auth", response.status === 403 ? "this key may not read"
+      : rejectedKey ? "the key was not accepted" : "");
+    throw new AuthRequired(response.status, body, { rejectedKey });
   }
   if (response.status >= 500) {
     const why = response.status === 503
@@ -153,13 +197,16 @@ export async function getJSON(path, params = {}, { signal } = {}) {
   throw new ApiError(response.status, body);
 }
 
-/** True when GET `path` is served: any answer but 404/405 from the router. */
-export async function probe(path, params = {}) {
+/**
+ * True when GET `path` is served: any answer but 404/405 from the router, or, with
+ * `okOnly`, only a successful one (for a path that another route would also match).
+ */
+export async function probe(path, params = {}, { okOnly = false } = {}) {
   try {
     await getJSON(path, params);
     return true;
   } catch (err) {
-    if (err instanceof ApiError) return err.status !== 404 && err.status !== 405;
+    if (err instanceof ApiError) return !okOnly && err.status !== 404 && err.status !== 405;
     throw err;
   }
 }

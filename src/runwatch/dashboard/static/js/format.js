@@ -39,6 +39,30 @@ export function fmtCost(usd) {
   return usd !== 0 && Math.abs(usd) < 0.01 ? smallCostFmt.format(usd) : costFmt.format(usd);
 }
 
+/**
+ * One formatter for a column of costs, so that the column does not mix `$0.08` and
+ * `$0.0088`: four decimals for all when any value is a fraction of a cent, else two.
+ */
+export function costFormatter(values) {
+  const fine = values.some((v) => typeof v === "number" && v !== 0 && Math.abs(v) < 0.01);
+  return (usd) => {
+    if (usd === null || usd === undefined) return DASH;
+    return (fine ? smallCostFmt : costFmt).format(usd);
+  };
+}
+
+const scoreFmt = new Intl.NumberFormat("en-US", { minimumFractionDigits: 3, maximumFractionDigits: 3 });
+
+/** Scores between 0 and 1 (precision, recall, F1) always with three decimals: 1.000, 0.476. */
+export function fmtScore(v) {
+  return v === null || v === undefined ? DASH : scoreFmt.format(v);
+}
+
+/** Milliseconds as a whole number of ms. */
+export function fmtMs(v) {
+  return v === null || v === undefined ? DASH : `${intFmt.format(Math.round(v))} ms`;
+}
+
 export function fmtPct(ratio) {
   return ratio === null || ratio === undefined || Number.isNaN(ratio)
     ? DASH

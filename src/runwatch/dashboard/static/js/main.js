@@ -1,11 +1,14 @@
 // Entry point: hash routing, feature detection, polling, the connection banner and the key dialog.
 
-import { AuthRequired, Unreachable, connection, getKey, onConnection, probe, setKey } from "./api.js";
+import {
+  AuthRequired, Unreachable, connection, getKey, keyRemembered, onConnection, probe, setKey,
+} from "./api.js";
 import { fmtClock } from "./format.js";
 import { OverviewView } from "./overview.js";
 import { RunDetailView, RunsView } from "./runs.js";
 import { h, replace } from "./dom.js";
 
+// The default refresh period; a view may ask for another one (see `pollMs` below).
 export const POLL_MS = 5000;
 
 const main = document.getElementById("main");
@@ -16,8 +19,7 @@ const keyDialog = document.getElementById("key-dialog");
 const forgetKey = document.getElementById("forget-key");
 
 const features = { timeseries: false, extraction: false, extractionGroups: false };
-let extractionModule = null;
-let current = null; // {name, view}
+let current = null; // {name, view, loadedAt}
 let pollTimer = null;
 let detected = false;
 
@@ -44,40 +46,96 @@ const ctx = {
     if (target === window.location.hash) return;
     if (replaceEntry) history.replaceState(null, "", target);
     else window.location.hash = target;
-    if (replaceEntry) route();
+    if (replaceEntry) route().catch(handleError);
   },
   report(err) {
     handleError(err);
   },
+  /** Ask for a refresh sooner or later than planned (after a view's state changed). */
+  reschedule() {
+    schedulePoll();
+  },
 };
 
-async function resolveView(parts) {
-  const [head, second, third, fourth] = parts;
-  if (!head || head === "overview") return { name: "overview", make: () => new OverviewView(ctx) };
-  if (head === "runs" && second) return { name: `run:${second}`, make: () => new RunDetailView(ctx, second) };
-  if (head === "runs") return { name: "runs", make: () => new RunsView(ctx) };
-  if (head === "extraction" && features.extraction) {
-    extractionModule = extractionModule || (await import("./extraction.js"));
-    const m = extractionModule;
-    if (second === "compare" && third && fourth) {
-      return { name: `xcompare:${third}:${fourth}`, make: () => new m.ExtractionCompareView(ctx, third, fourth) };
-    }
-    if (second === "groups") return { name: "xgroups", make: () => new m.ExtractionGroupsView(ctx) };
-    if (second) return { name: `xrun:${second}`, make: () => new m.ExtractionDetailView(ctx, second) };
-    return { name: "extraction", make: () => new m.ExtractionListView(ctx) };
-  }
-  return null;
+/*
+ * The views, one entry per section of the navigation. `resolve(parts, module)` returns
+ * {name, make} for a path of its section, or null; `load` imports the section's module on
+ * first use; `feature` hides the section unless the server offers its endpoint. A new
+ * section is one more entry here and one link in index.html (`data-nav` = its `section`).
+ */
+const ROUTES = [
+  {
+    section: "overview",
+    title: "Overview",
+    resolve: () => ({ name: "overview", make: () => new OverviewView(ctx) }),
+  },
+  {
+    section: "runs",
+    title: "Runs",
+    resolve: ([, id]) => (id
+      ? { name: `run:${id}`, make: () => new RunDetailView(ctx, id) }
+      : { name: "runs", make: () => new RunsView(ctx) }),
+  },
+  {
+    section: "extraction",
+    title: "Extraction runs",
+    feature: "extraction",
+    load: () => import("./extraction.js"),
+    resolve: ([, second, third, fourth], m) => {
+      if (second === "compare" && third && fourth) {
+        return { name: `xcompare:${third}:${fourth}`, make: () => new m.ExtractionCompareView(ctx, third, fourth) };
+      }
+      if (second === "groups") return { name: "xgroups", make: () => new m.ExtractionGroupsView(ctx) };
+      if (second) return { name: `xrun:${second}`, make: () => new m.ExtractionDetailView(ctx, second) };
+      return { name: "extraction", make: () => new m.ExtractionListView(ctx) };
+    },
+  },
+];
+const modules = new Map();
+
+function routeFor(parts) {
+  const section = parts[0] || "overview";
+  return ROUTES.find((r) => r.section === section && (!r.feature || features[r.feature])) || null;
 }
 
-const TITLES = { overview: "Overview", runs: "Runs", extraction: "Extraction runs" };
+async function resolveView(parts) {
+  const entry = routeFor(parts);
+  if (!entry) return null;
+  let module = null;
+  if (entry.load) {
+    if (!modules.has(entry.section)) modules.set(entry.section, await entry.load());
+    module = modules.get(entry.section);
+  }
+  return entry.resolve(parts, module);
+}
 
 function markNav(parts) {
   const section = parts[0] || "overview";
-  document.title = `${TITLES[section] || "Not found"} · runwatch`;
+  const entry = routeFor(parts);
+  document.title = `${entry ? entry.title : "Not found"} · runwatch`;
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+}
+
+/**
+ * Every view's `refresh()` goes through here, so the page knows when the view last showed
+ * data from the API (for the banner) without each view having to say so.
+ */
+function tracked(entry) {
+  const refresh = entry.view.refresh.bind(entry.view);
+  entry.view.refresh = async (...args) => {
+    const result = await refresh(...args);
+    if (current === entry) {
+      const first = !entry.loadedAt;
+      entry.loadedAt = new Date();
+      // The first data sets the view's own pace (it may not need polling at all).
+      if (first) schedulePoll();
+    }
+    return result;
+  };
+  return entry;
 }
 
 async function route() {
@@ -99,7 +157,7 @@ async function route() {
     const previous = current;
     if (previous) previous.view.unmount?.();
     const view = found.make();
-    current = { name: found.name, view };
+    current = tracked({ name: found.name, view, loadedAt: null });
     replace(main, view.el);
     view.update(params);
     // A new view is announced like a new page: focus goes to its content.
@@ -108,12 +166,25 @@ async function route() {
       window.scrollTo(0, 0);
     }
   }
+  renderConnection(connection);
   schedulePoll();
+}
+
+/*
+ * How long until the current view refreshes: its own `pollMs()` (null = nothing it shows
+ * can change), else POLL_MS. A view with no data yet, or an API that is away, is retried
+ * every POLL_MS whatever the view says.
+ */
+function nextPollMs() {
+  if (!current || !current.view.refresh) return null;
+  if (!current.loadedAt || connection.state === "unreachable") return POLL_MS;
+  return current.view.pollMs ? current.view.pollMs() : POLL_MS;
 }
 
 function schedulePoll() {
   clearTimeout(pollTimer);
-  pollTimer = setTimeout(poll, POLL_MS);
+  const ms = nextPollMs();
+  if (ms !== null && ms !== undefined) pollTimer = setTimeout(poll, ms);
 }
 
 async function poll() {
@@ -131,7 +202,7 @@ function handleError(err) {
   if (err instanceof AuthRequired) {
     askForKey(err.status === 403
       ? "This key is not allowed to read. Use a key with the read scope."
-      : getKey() ? "The server did not accept this key." : "");
+      : err.rejectedKey ? "The server did not accept this key." : "");
     return;
   }
   if (err && err.name === "AbortError") return;
@@ -144,15 +215,18 @@ function askForKey(message) {
   const errorEl = document.getElementById("key-error");
   errorEl.hidden = !message;
   errorEl.textContent = message;
+  forgetKey.hidden = !getKey();
   if (!keyDialog.open) keyDialog.showModal();
   document.getElementById("key-input").focus();
 }
 
 keyDialog.addEventListener("close", () => {
-  const value = document.getElementById("key-input").value.trim();
+  const input = document.getElementById("key-input");
+  const remember = document.getElementById("key-remember");
+  const value = input.value.trim();
   if (!value) return;
-  setKey(value);
-  document.getElementById("key-input").value = "";
+  setKey(value, { remember: remember.checked });
+  input.value = "";
   forgetKey.hidden = false;
   start();
 });
@@ -163,6 +237,13 @@ forgetKey.addEventListener("click", () => {
   window.location.reload();
 });
 
+// The skip link moves focus to the content without touching the address (which holds the view).
+document.querySelector(".skip-link").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  main.focus();
+  main.scrollIntoView();
+});
+
 function renderConnection(state) {
   connEl.dataset.state = state.state;
   const last = state.lastOk ? fmtClock(state.lastOk) : null;
@@ -171,14 +252,16 @@ function renderConnection(state) {
     banner.hidden = true;
     document.body.classList.remove("is-stale");
   } else if (state.state === "unreachable") {
+    // Only figures the current view actually shows are "from" a time.
+    const shownAt = current && current.loadedAt ? fmtClock(current.loadedAt) : null;
     connText.textContent = `API unreachable since ${fmtClock(state.failedSince)}`;
     banner.hidden = false;
     replace(banner,
       h("strong", {}, "The runwatch API is unreachable"),
       ` (${state.message}). `,
-      last
-        ? `The figures below are from ${last} and may be out of date. `
-        : "No data could be loaded yet. ",
+      shownAt
+        ? `The figures below are from ${shownAt} and may be out of date. `
+        : "Nothing could be loaded for this view yet. ",
       `Retrying every ${POLL_MS / 1000} s.`);
     document.body.classList.add("is-stale");
   } else if (state.state === "auth") {
@@ -201,7 +284,12 @@ async function detectFeatures() {
   ]);
   features.timeseries = timeseries;
   features.extraction = extraction;
-  features.extractionGroups = extraction && (await probe("/extraction-runs/compare"));
+  // A valid question (two prompts no run has), so that a server that has the endpoint answers
+  // 200 rather than 422, which the browser would log as an error. Only a 200 counts: on a
+  // server without it, the path is taken for a run id.
+  features.extractionGroups = extraction && (await probe("/extraction-runs/compare", {
+    a_prompt_id: "runwatch-probe-a", b_prompt_id: "runwatch-probe-b", document_name: "runwatch-probe",
+  }, { okOnly: true }));
   for (const el of document.querySelectorAll("[data-feature]")) {
     el.hidden = !features[el.dataset.feature];
   }
@@ -210,6 +298,7 @@ async function detectFeatures() {
 
 async function start() {
   forgetKey.hidden = !getKey();
+  document.getElementById("key-remember").checked = keyRemembered();
   try {
     await detectFeatures();
     detected = true;
@@ -227,7 +316,7 @@ window.addEventListener("hashchange", () => {
   route().catch(handleError);
 });
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) poll();
+  if (!document.hidden && nextPollMs() !== null) poll();
 });
 
 start();

@@ -4,8 +4,9 @@ import { ApiError, getJSON } from "./api.js";
 import { STATUSES, STATUS_LABELS } from "./chart.js";
 import { h, keepingFocus, replace } from "./dom.js";
 import {
-  DASH, fmtCost, fmtDuration, fmtInt, fmtTime, fromLocalInput, toLocalInput,
+  DASH, costFormatter, fmtCost, fmtDuration, fmtInt, fmtTime, fromLocalInput, toLocalInput,
 } from "./format.js";
+import { isFirstPage, pagePosition, pagerButtons } from "./pager.js";
 
 const RANGES = [
   { value: "", label: "Any time" },
@@ -44,7 +45,6 @@ function rangeWindow(params) {
 export class RunsView {
   constructor(ctx) {
     this.ctx = ctx;
-    this.cursors = []; // cursors of the pages before this one, for "Previous"
     this.layerList = h("datalist", { id: "layer-names" });
     this.form = this.buildForm();
     this.summaryEl = h("p", { class: "result-count", role: "status" }, "\u00a0");
@@ -129,7 +129,6 @@ export class RunsView {
   }
 
   apply() {
-    this.cursors = [];
     this.ctx.navigate(["runs"], this.formParams());
   }
 
@@ -149,7 +148,6 @@ export class RunsView {
     if (!f.sort.value) f.sort.value = "-started_at";
     f.limit.value = params.get("limit") || String(PAGE_SIZES[0]);
     if (!f.limit.value) f.limit.value = String(PAGE_SIZES[0]);
-    if (!params.get("cursor")) this.cursors = [];
     lastListHash = window.location.hash || "#/runs";
     this.lastData = null;
     this.tableEl.setAttribute("aria-busy", "true");
@@ -169,8 +167,14 @@ export class RunsView {
       until: window_.until,
       sort: p.get("sort"),
       limit: this.f.limit.value,
-      cursor: p.get("cursor"),
+      cursor: pagePosition(p).cursor,
+      offset: pagePosition(p).offset,
     };
+  }
+
+  /** The first page polls (new runs arrive there); deeper pages stay until you move. */
+  pollMs() {
+    return this.params && isFirstPage(this.params) ? 5000 : null;
   }
 
   async refresh() {
@@ -196,7 +200,7 @@ export class RunsView {
   }
 
   render(page) {
-    const first = this.cursors.length * Number(this.f.limit.value);
+    const first = pagePosition(this.params).at;
     this.summaryEl.textContent = page.total === 0
       ? "No runs match these filters."
       : `Showing ${fmtInt(first + 1)}–${fmtInt(first + page.runs.length)} of ${fmtInt(page.total)} runs`;
@@ -204,7 +208,8 @@ export class RunsView {
     const head = (key, label, cls = "") => h("th", { scope: "col", class: cls,
       "aria-sort": key === sortKey ? ((this.params.get("sort") || "-started_at").startsWith("-") ? "descending" : "ascending") : null },
     label);
-    const table = h("table", { class: "data-table runs-table" },
+    const cost = costFormatter(page.runs.map((r) => r.estimated_cost_usd));
+    const table = h("table", { class: "data-table runs-table reflow" },
       h("caption", { class: "visually-hidden" }, "Runs matching the filters; select a run to see its detail"),
       h("thead", {}, h("tr", {},
         head("started_at", "Started (UTC)"), head("", "Layer"), head("", "Status"),
@@ -215,29 +220,22 @@ export class RunsView {
         const href = `#/runs/${encodeURIComponent(r.id)}`;
         return h("tr", { "data-run-id": r.id, class: "clickable",
           onclick: (ev) => { if (!ev.target.closest("a")) window.location.hash = href; } },
-        h("td", { class: "nowrap" }, h("a", { href, "aria-label": `Run ${r.id} of ${r.layer_name}, started ${fmtTime(r.started_at)}` }, fmtTime(r.started_at))),
-        h("td", { class: "layer-cell" }, r.layer_name),
-        h("td", {}, statusBadge(r.status)),
-        h("td", { class: "num" }, fmtDuration(r.duration_seconds)),
-        h("td", { class: "num" }, fmtInt(r.targets_processed)),
-        h("td", { class: "num" }, fmtInt(r.insights_created)),
-        h("td", { class: "num" }, fmtInt(r.tokens_total)),
-        h("td", { class: "num" }, fmtCost(r.estimated_cost_usd)),
-        h("td", { class: "muted" }, r.model_name || DASH));
+        h("td", { class: "nowrap lead-start" }, h("a", { href, "aria-label": `Run ${r.id} of ${r.layer_name}, started ${fmtTime(r.started_at)}` }, fmtTime(r.started_at))),
+        h("td", { class: "layer-cell lead-wide" }, r.layer_name),
+        h("td", { class: "lead-end" }, statusBadge(r.status)),
+        h("td", { class: "num", "data-label": "Duration" }, fmtDuration(r.duration_seconds)),
+        h("td", { class: "num wide-only", "data-label": "Processed" }, fmtInt(r.targets_processed)),
+        h("td", { class: "num wide-only", "data-label": "Insights" }, fmtInt(r.insights_created)),
+        h("td", { class: "num", "data-label": "Tokens" }, fmtInt(r.tokens_total)),
+        h("td", { class: "num", "data-label": "Cost" }, cost(r.estimated_cost_usd)),
+        h("td", { class: "muted model-cell", "data-label": "Model" }, r.model_name || DASH));
       })));
     keepingFocus(this.tableEl, () => replace(this.tableEl, page.runs.length ? table : null));
-    const cursor = this.params.get("cursor");
     const base = Object.fromEntries(FILTER_KEYS.map((k) => [k, this.params.get(k)]));
-    replace(this.pagerEl,
-      cursor ? h("button", { type: "button", onclick: () => { this.cursors = []; this.ctx.navigate(["runs"], base); } }, "« First page") : null,
-      this.cursors.length ? h("button", { type: "button", onclick: () => {
-        const prev = this.cursors.pop();
-        this.ctx.navigate(["runs"], { ...base, cursor: prev || "" });
-      } }, "‹ Newer") : null,
-      page.next_cursor ? h("button", { type: "button", class: "primary", onclick: () => {
-        this.cursors.push(cursor || "");
-        this.ctx.navigate(["runs"], { ...base, cursor: page.next_cursor });
-      } }, "Older ›") : null);
+    replace(this.pagerEl, pagerButtons({
+      params: this.params, base, size: Number(this.f.limit.value), page,
+      go: (params) => this.ctx.navigate(["runs"], params),
+    }));
   }
 }
 
@@ -278,12 +276,19 @@ export class RunDetailView {
     this.refresh().catch((err) => this.ctx.report(err));
   }
 
+  /** A completed run never changes again; only a running one is worth polling. */
+  pollMs() {
+    if (this.missing) return null;
+    return this.lastData && this.lastData.status !== "running" ? null : 5000;
+  }
+
   async refresh() {
     let result;
     try {
       result = await getJSON(`/runs/${encodeURIComponent(this.runId)}`);
     } catch (err) {
       if (err instanceof ApiError) {
+        this.missing = err.status === 404;
         this.body.removeAttribute("aria-busy");
         replace(this.body, h("p", { class: "error-text" },
           err.status === 404 ? "There is no run with this id (it may have been deleted)." : err.message));

@@ -11,9 +11,10 @@ function compare(a, b) {
 
 /**
  * columns: [{key, label, value(row), cell(row), text?}], sort: {key, dir}.
+ * The first column heads each row; with `reflow`, narrow screens show rows as blocks.
  * Missing values sort last in either direction.
  */
-export function sortableTable({ columns, rows, sort, caption, onSort, rowAttrs }) {
+export function sortableTable({ columns, rows, sort, caption, onSort, rowAttrs, reflow = false }) {
   const column = columns.find((c) => c.key === sort.key) || columns[0];
   const sign = sort.dir === "asc" ? 1 : -1;
   const sorted = [...rows].sort((ra, rb) => {
@@ -37,8 +38,9 @@ export function sortableTable({ columns, rows, sort, caption, onSort, rowAttrs }
   const body = h("tbody", {}, sorted.map((r) => h("tr", rowAttrs ? rowAttrs(r) : {},
     columns.map((c, i) => (i === 0
       ? h("th", { scope: "row" }, c.cell(r))
-      : h("td", { class: c.text ? "" : "num" }, c.cell(r)))))));
-  return h("table", { class: "data-table" },
+      : h("td", { class: c.text ? "" : "num", "data-label": reflow ? c.label : null }, c.cell(r)))))));
+  // `reflow`: on a narrow screen each row becomes a block of labelled values (see app.css).
+  return h("table", { class: reflow ? "data-table reflow" : "data-table" },
     caption ? h("caption", { class: "visually-hidden" }, caption) : null,
     h("thead", {}, head), body);
 }
