@@ -501,13 +501,15 @@ class HttpFreshener:
         self.client.close()
 
 
-def serve_runwatch(url: str, workdir: Path, log_level: str) -> load.ServerProcess:
+def serve_runwatch(
+    url: str, workdir: Path, log_level: str, env_extra: dict[str, str] | None = None
+) -> load.ServerProcess:
     port = load.free_port()
     exe = VENV_BIN / "runwatch"
     args = [str(exe)] if exe.exists() else [sys.executable, "-m", "runwatch"]
     args += ["--database-url", url, "serve", "--host", "127.0.0.1", "--port", str(port)]
     args += ["--log-level", log_level]
-    env = {**os.environ, "RUNWATCH_AUTO_MIGRATE": "false"}
+    env = {**os.environ, "RUNWATCH_AUTO_MIGRATE": "false", **(env_extra or {})}
     server = load.ServerProcess(args, env, workdir / f"server-{port}.log", port)
     server.start("/readyz")
     return server
@@ -601,16 +603,24 @@ def run_dataset(
     rows: list[dict[str, Any]] = []
     server = serve_runwatch(ds.url, workdir, args.server_log_level)
     log(f"{ds.dialect}: runwatch serve pid {server.proc.pid if server.proc else '?'}")
+    # The read measurements repeat their paths on unchanged data, which the
+    # encoded-answer cache would answer: every endpoint but the polled ones
+    # is measured on a second server with that cache off.
+    uncached = serve_runwatch(
+        ds.url, workdir, args.server_log_level, {"RUNWATCH_RESPONSE_CACHE_BYTES": "0"}
+    )
     bare = None
     try:
         if ds.dialect == "postgresql":
             bare = serve_bare(ds, endpoints, workdir, args.server_log_level)
             log(f"{ds.dialect}: bare app pid {bare.proc.pid if bare.proc else '?'}")
         for ep in endpoints:
+            target = uncached if ep.fresh else server
             for conns in args.connection_levels:
-                result = drive(driver, server.base_url, ep, conns, args.duration_s)
-                server.memory_kb()
+                result = drive(driver, target.base_url, ep, conns, args.duration_s)
+                target.memory_kb()
                 row = _row(ds, ep, conns, result)
+                row["response_cache"] = "on" if target is server else "off"
                 rows.append(row)
                 _log_result(ds, ep.name, conns, result)
                 if bare is not None and ep.bare:
@@ -686,6 +696,7 @@ def run_dataset(
     finally:
         if bare is not None:
             bare.stop()
+        uncached.stop()
         server.stop()
     return rows
 
