@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runwatch.domain import MAX_PROBLEM_ERRORS
 from runwatch.middleware import current_request_id
 
 logger = logging.getLogger("runwatch")
@@ -89,15 +90,22 @@ def problem_response(
     title: str,
     detail: str,
     errors: Sequence[dict[str, Any]] | None = None,
+    error_count: int | None = None,
     headers: dict[str, str] | None = None,
     instance: str | None = None,
 ) -> JSONResponse:
-    """The single shape of every error body."""
+    """The single shape of every error body.
+
+    At most `MAX_PROBLEM_ERRORS` validation errors are listed, and `error_count`
+    says how many there are, so that an answer stays small however invalid the
+    request. Text that cannot be encoded (a lone surrogate echoed from the
+    request) is escaped.
+    """
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": _encodable(detail),
         "code": code,
     }
     if instance:
@@ -106,8 +114,21 @@ def problem_response(
     if request_id:
         body["request_id"] = request_id
     if errors is not None:
-        body["errors"] = list(errors)
+        errors = list(errors)
+        body["errors"] = [_encodable_error(e) for e in errors[:MAX_PROBLEM_ERRORS]]
+        body["error_count"] = max(error_count or 0, len(errors))
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable_error(error: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "loc": [part if isinstance(part, int) else _encodable(str(part)) for part in error["loc"]],
+        "msg": _encodable(str(error["msg"])),
+    }
 
 
 _HTTP_CODES = {
@@ -123,7 +144,7 @@ _HTTP_CODES = {
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
-    for err in exc.errors():
+    for err in exc.errors()[:MAX_PROBLEM_ERRORS]:
         loc = [str(part) if not isinstance(part, int) else part for part in err.get("loc", ())]
         out.append({"loc": loc, "msg": str(err.get("msg", "invalid value"))})
     return out
@@ -150,6 +171,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
+        count = len(exc.errors())
         summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem_response(
             status=422,
@@ -157,6 +179,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
             title="Invalid argument",
             detail=summary or "The request is invalid.",
             errors=errors,
+            error_count=count,
             instance=request.url.path,
         )
 
