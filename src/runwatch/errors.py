@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from runwatch.domain import MAX_PROBLEM_ERRORS
 from runwatch.middleware import current_request_id
@@ -150,6 +151,25 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterable[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # an included APIRouter
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
+
+
 def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     """Route every exception the app can raise through `problem_response`."""
 
@@ -201,12 +221,15 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
         if exc.status_code >= 500:
             code, title = "internal", "Internal error"
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             status=exc.status_code,
             code=code,
             title=title,
             detail=detail,
-            headers=dict(exc.headers or {}),
+            headers=headers,
             instance=request.url.path,
         )
 
