@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import logging.config
+import re
 from datetime import UTC, datetime
 from typing import Any
 
