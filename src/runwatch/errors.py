@@ -236,17 +236,37 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         # Lost connections, refused connections, pool exhaustion and statement
         # timeouts: the request may be retried, so answer 503, never 500.
+        if is_unmigrated(exc):
+            return await on_unmigrated(request, exc)
         logger.warning(
             "database unavailable for %s (request_id=%s): %s",
             request.url.path,
             current_request_id(),
-            exc,
+            describe_database_error(exc),
         )
         return problem_response(
             status=503,
             code="unavailable",
             title="Service unavailable",
             detail="The database is unavailable or too slow; retry later.",
+            headers={"Retry-After": str(retry_after_seconds)},
+            instance=request.url.path,
+        )
+
+    async def on_unmigrated(request: Request, exc: Exception) -> JSONResponse:
+        # A database without runwatch's tables (never migrated, or behind
+        # this version): nothing to retry until someone migrates it.
+        logger.warning(
+            "database not migrated, answering 503 to %s: %s; run `runwatch migrate`",
+            request.url.path,
+            describe_database_error(exc),
+        )
+        return problem_response(
+            status=503,
+            code="unavailable",
+            title="Database not migrated",
+            detail="The database has not been migrated to this version of runwatch: "
+            "run `runwatch migrate`.",
             headers={"Retry-After": str(retry_after_seconds)},
             instance=request.url.path,
         )
@@ -273,7 +293,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
 def _dbapi_error_handler(on_database_error: Any) -> Any:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
-        if exc.connection_invalidated or _is_unavailable(exc):
+        if exc.connection_invalidated or _is_unavailable(exc) or is_unmigrated(exc):
             return await on_database_error(request, exc)
         logger.exception("database error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -287,14 +307,40 @@ def _dbapi_error_handler(on_database_error: Any) -> Any:
     return handler
 
 
-def _is_unavailable(exc: DBAPIError) -> bool:
-    """asyncpg reports timeouts and shutdowns as DBAPIError subclasses with these names."""
+def _driver_error_names(exc: DBAPIError) -> str:
     name = type(exc.orig).__name__ if exc.orig is not None else ""
     # SQLAlchemy's asyncpg adapter wraps the driver's error in a generic one
     # and chains the original, whose class names the cause.
     cause = getattr(exc.orig, "__cause__", None)
     if cause is not None:
         name += " " + type(cause).__name__
+    return name
+
+
+def is_unmigrated(exc: BaseException) -> bool:
+    """A missing table or column: the database is not at this version's schema."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    names = _driver_error_names(exc)
+    if "UndefinedTable" in names or "UndefinedColumn" in names:
+        return True
+    message = str(exc.orig)
+    return "no such table" in message or "no such column" in message
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """The driver's reason in one line, without the SQL statement SQLAlchemy appends."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = getattr(exc.orig, "__cause__", None) or exc.orig
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    """asyncpg reports timeouts and shutdowns as DBAPIError subclasses with these names."""
+    name = _driver_error_names(exc)
     return any(
         marker in name
         for marker in (

@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 
 from runwatch.config import Settings
-from runwatch.errors import Forbidden, Unauthorized
+from runwatch.errors import Forbidden, Unauthorized, describe_database_error, is_unmigrated
 
 logger = logging.getLogger("runwatch")
 
@@ -187,7 +187,17 @@ async def check_open_access(settings: Settings, cache: KeyCache) -> None:
     try:
         keys = await cache.get()
     except Exception as exc:  # the database may be down at start; requests are checked anyway
-        logger.warning("could not read the API keys at start (%s); checking per request", exc)
+        if is_unmigrated(exc):
+            logger.warning(
+                "the database is not migrated (%s): run `runwatch migrate`; until then "
+                "requests are answered 503",
+                describe_database_error(exc),
+            )
+        else:
+            logger.warning(
+                "could not read the API keys at start (%s); checking per request",
+                describe_database_error(exc),
+            )
         return
     if keys.any_created:
         logger.info("API keys configured: every request except health checks needs one")
