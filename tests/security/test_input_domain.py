@@ -61,14 +61,36 @@ async def test_a_huge_invalid_batch_is_one_short_answer(client: httpx.AsyncClien
     assert problem["error_count"] == 1
 
 
+async def test_a_batch_of_invalid_runs_stops_at_the_first_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    # 10,000 runs with 80 invalid errors each: 840,000 errors if all were
+    # collected (24 s and 1.2 GB once); validation stops after the first 20.
+    run = {"status": "x", "started_at": "9999-01-01T00:00:00Z", "errors": [1] * 80}
+    response = await client.post(
+        "/runs/batch", content=json.dumps({"runs": [run] * 10_000}).encode(), headers=JSON
+    )
+    problem = assert_invalid(response, "body", "runs", 0)
+    assert len(problem["errors"]) == MAX_PROBLEM_ERRORS
+    assert MAX_PROBLEM_ERRORS <= problem["error_count"] < 2 * MAX_PROBLEM_ERRORS + 5
+    assert len(response.content) < 10_000
+    # One run's own errors list stops early too.
+    many = layer_run(errors=[1] * 1000)
+    single = await client.post("/runs", json=many)
+    problem = assert_invalid(single, "body", "errors", 0)
+    assert problem["error_count"] == MAX_PROBLEM_ERRORS
+
+
 async def test_problem_bodies_list_twenty_errors_and_count_them_all(
     client: httpx.AsyncClient,
 ) -> None:
-    # 500 runs, each missing three required fields: 1,500 errors.
+    # 500 runs, each missing three required fields: validation stops at the
+    # run that brings the errors to 20 (the seventh: 21 errors found).
     response = await client.post("/runs/batch", json={"runs": [{"status": "dry"}] * 500})
     problem = assert_invalid(response, "body", "runs", 0)
     assert len(problem["errors"]) == MAX_PROBLEM_ERRORS
-    assert problem["error_count"] == 500 * 3
+    assert problem["error_count"] == 7 * 3
+    assert problem["errors"][-1]["loc"][:3] == ["body", "runs", 6]
     few = await client.post("/runs", json={"status": "dry"})
     assert len(few.json()["errors"]) == few.json()["error_count"] == 3
 
@@ -129,7 +151,7 @@ async def test_completed_in_9999_is_refused_and_the_layer_stays_writable(
         runs.append(run)
     response = await client.post("/runs/batch", json={"runs": runs})
     problem = assert_invalid(response, "body", "runs", 0, "completed_at")
-    assert problem["error_count"] == 37
+    assert problem["error_count"] == MAX_PROBLEM_ERRORS  # one per run, up to the first 20
     for run in runs[:3]:
         assert_invalid(await client.post("/runs", json=run), "body", "completed_at")
     later = await client.post("/runs", json=layer_run(started_at=started + timedelta(hours=2)))

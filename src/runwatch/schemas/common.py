@@ -12,11 +12,17 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from runwatch.db.types import as_utc
 from runwatch.domain import (
     MAX_NAME_CHARS,
+    MAX_PROBLEM_ERRORS,
     check_filter_timestamp,
     check_run_timestamp,
     check_text,
@@ -71,6 +77,40 @@ Name = Annotated[
 OptionalName = (
     Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(check_text)] | None
 )
+
+
+def first_errors_only(item_type: Any) -> WrapValidator:
+    """Validate a list's items one by one and stop after the first few invalid values.
+
+    A list of thousands of invalid items would otherwise cost an error object
+    each (time and memory), for an answer that lists only the first ones anyway.
+    """
+    adapter: TypeAdapter[Any] = TypeAdapter(item_type)
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(value, list):
+            return handler(value)
+        items: list[Any] = []
+        errors: list[InitErrorDetails] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(adapter.validate_python(item))
+            except ValidationError as exc:
+                errors += [
+                    InitErrorDetails(
+                        type=PydanticCustomError(e["type"], "{msg}", {"msg": e["msg"]}),
+                        loc=(index, *e["loc"]),
+                        input=e.get("input"),
+                    )
+                    for e in exc.errors()
+                ]
+                if len(errors) >= MAX_PROBLEM_ERRORS:
+                    break
+        if errors:
+            raise ValidationError.from_exception_data("items", errors)
+        return handler(items)
+
+    return WrapValidator(validate)
 
 
 def max_items(limit: int) -> BeforeValidator:

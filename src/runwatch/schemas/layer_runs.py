@@ -22,6 +22,7 @@ from runwatch.schemas.common import (
     RunId,
     RunTimestamp,
     UtcTimestamp,
+    first_errors_only,
     max_items,
 )
 from runwatch.schemas.extraction_runs import _check_json
@@ -49,6 +50,7 @@ def _bounded_errors(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
 ErrorList = (
     Annotated[
         list[dict[str, Any]],
+        first_errors_only(dict[str, Any]),
         max_items(MAX_RUN_ERRORS),
         AfterValidator(_bounded_errors),
         Field(
@@ -222,7 +224,9 @@ class StatsSummary(BaseModel):
 class LayerRunBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    runs: Annotated[list[LayerRunCreate], max_items(MAX_BATCH_RUNS)] = Field(
+    runs: Annotated[
+        list[LayerRunCreate], first_errors_only(LayerRunCreate), max_items(MAX_BATCH_RUNS)
+    ] = Field(
         min_length=1,
         max_length=MAX_BATCH_RUNS,
         description="Up to `RUNWATCH_MAX_BATCH_SIZE` (default 1,000) runs.",
