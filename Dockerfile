@@ -8,6 +8,7 @@ COPY src ./src
 COPY migrations ./migrations
 RUN pip install -c constraints.txt . \
     && useradd --system --uid 10001 --home-dir /home/runwatch --create-home runwatch \
+    && install -d -o runwatch -m 700 /home/runwatch/keys \
     && rm -rf /build
 WORKDIR /home/runwatch
 USER runwatch

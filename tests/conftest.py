@@ -147,3 +147,23 @@ async def client(settings: Settings, engines: Engines) -> AsyncIterator[httpx.As
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://runwatch.test") as c:
             yield c
+
+
+def _strict_ci() -> bool:
+    """Under the CI flags every external component is present, so nothing may skip."""
+    return all(
+        os.environ.get(flag) == "1"
+        for flag in ("RUNWATCH_REQUIRE_POSTGRES", "RUNWATCH_REQUIRE_BROWSER")
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and not hasattr(report, "wasxfail") and _strict_ci():
+        report.outcome = "failed"
+        report.longrepr = (
+            "skipped under RUNWATCH_REQUIRE_POSTGRES=1 and RUNWATCH_REQUIRE_BROWSER=1, where a "
+            f"skip would hide a test from CI: {report.longrepr}"
+        )

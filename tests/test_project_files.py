@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -43,3 +46,44 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     assert users[-1] not in ("root", "0")
     assert any(line.startswith("HEALTHCHECK") for line in lines)
     assert "/healthz" in (ROOT / "Dockerfile").read_text()
+
+
+def test_compose_is_secure_by_default(tmp_path: Path) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert services["api"]["environment"]["RUNWATCH_INSECURE"] == "${RUNWATCH_INSECURE:-false}"
+    for service in services.values():
+        for published in service.get("ports", []):
+            assert str(published).startswith("${RUNWATCH_PUBLISH_ADDRESS:-127.0.0.1}:"), published
+    assert services["api"]["depends_on"]["keys"]["condition"] == "service_completed_successfully"
+    assert services["keys"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+    # The keys service's script, run against a real database: the first start
+    # creates a key that opens the API, the next ones create none.
+    script = services["keys"]["command"][0].replace("/home/runwatch/keys", str(tmp_path))
+    database = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "RUNWATCH_DATABASE_URL": database,
+    }
+    subprocess.run([sys.executable, "-m", "runwatch", "migrate"], env=env, check=True)
+    first = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "created a write key" in first.stdout
+    token = (tmp_path / "write.key").read_text().strip()
+    assert token.startswith("rw_")
+    assert (tmp_path / "write.key").stat().st_mode & 0o077 == 0
+    again = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+    assert "the write key is in the keys volume" in again.stdout
+    (tmp_path / "write.key").unlink()
+    elsewhere = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+    assert "keys exist already" in elsewhere.stdout
+    assert not (tmp_path / "write.key").exists()
+    listed = subprocess.run(
+        [sys.executable, "-m", "runwatch", "keys", "list"], env=env, capture_output=True, text=True
+    )
+    assert len(listed.stdout.strip().splitlines()) == 2  # the header and one key
+    assert token[:9] in listed.stdout

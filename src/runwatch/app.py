@@ -50,6 +50,10 @@ Introspection API over the history of LLM pipeline runs.
   without an offset is taken as UTC.
 * Limits (all configurable, see the README): `limit` 1-100, `offset` ≤ 100,000,
   `days` 1-30, batches ≤ 1,000 runs, request bodies ≤ 8 MiB.
+* A run's `started_at` is from 2000-01-01T00:00:00Z to now + 1 day, its `completed_at`
+  no later than now + 1 day; `since` and `until` from 1970 to 2200. Text may not hold
+  U+0000 or lone surrogates. A problem lists at most 20 `errors` and counts them in
+  `error_count` (docs/security.md lists every bound).
 * Unknown query parameters are rejected (422) rather than ignored.
 """
 

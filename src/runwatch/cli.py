@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -96,9 +97,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(settings, name)
         if value is not None:
             os.environ[f"RUNWATCH_{name.upper()}"] = str(value)
+    created = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runwatch-metrics-")
-    uvicorn.run("runwatch.app:create_app", factory=True, workers=workers, **options)
+        created = tempfile.mkdtemp(prefix="runwatch-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
+    try:
+        uvicorn.run("runwatch.app:create_app", factory=True, workers=workers, **options)
+    finally:
+        if created is not None:  # made for this run only: leave nothing behind
+            shutil.rmtree(created, ignore_errors=True)
     return 0
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runwatch.domain import MAX_BATCH_RUNS
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./runwatch.db"
 
 
@@ -50,7 +52,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Largest `offset` accepted (422 above); use `cursor` to go deeper.",
     )
-    max_batch_size: int = Field(1000, ge=1, description="Most runs in one `POST /runs/batch`.")
+    max_batch_size: int = Field(
+        1000,
+        ge=1,
+        le=MAX_BATCH_RUNS,
+        description=f"Most runs in one `POST /runs/batch` (at most {MAX_BATCH_RUNS:,}).",
+    )
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body in bytes (413 above)."
     )

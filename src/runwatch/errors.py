@@ -12,7 +12,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from runwatch.domain import MAX_PROBLEM_ERRORS
 from runwatch.middleware import current_request_id
 
 logger = logging.getLogger("runwatch")
@@ -89,15 +91,22 @@ def problem_response(
     title: str,
     detail: str,
     errors: Sequence[dict[str, Any]] | None = None,
+    error_count: int | None = None,
     headers: dict[str, str] | None = None,
     instance: str | None = None,
 ) -> JSONResponse:
-    """The single shape of every error body."""
+    """The single shape of every error body.
+
+    At most `MAX_PROBLEM_ERRORS` validation errors are listed, and `error_count`
+    says how many there are, so that an answer stays small however invalid the
+    request. Text that cannot be encoded (a lone surrogate echoed from the
+    request) is escaped.
+    """
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": _encodable(detail),
         "code": code,
     }
     if instance:
@@ -106,8 +115,21 @@ def problem_response(
     if request_id:
         body["request_id"] = request_id
     if errors is not None:
-        body["errors"] = list(errors)
+        errors = list(errors)
+        body["errors"] = [_encodable_error(e) for e in errors[:MAX_PROBLEM_ERRORS]]
+        body["error_count"] = max(error_count or 0, len(errors))
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable_error(error: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "loc": [part if isinstance(part, int) else _encodable(str(part)) for part in error["loc"]],
+        "msg": _encodable(str(error["msg"])),
+    }
 
 
 _HTTP_CODES = {
@@ -123,7 +145,7 @@ _HTTP_CODES = {
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
-    for err in exc.errors():
+    for err in exc.errors()[:MAX_PROBLEM_ERRORS]:
         loc = [str(part) if not isinstance(part, int) else part for part in err.get("loc", ())]
         out.append({"loc": loc, "msg": str(err.get("msg", "invalid value"))})
     return out
@@ -148,11 +170,31 @@ def error_response(
 
 
 def unavailable_response(exc: Exception, *, retry_after_seconds: int, path: str) -> JSONResponse:
-    """503 for a database that is down, refusing, out of connections or too slow."""
+    """503 for a database that is down, refusing, out of connections, too slow or unmigrated."""
+    if is_unmigrated(exc):
+        # A database without runwatch's tables (never migrated, or behind
+        # this version): nothing to retry until someone migrates it.
+        logger.warning(
+            "database not migrated, answering 503 to %s: %s; run `runwatch migrate`",
+            path,
+            describe_database_error(exc),
+        )
+        return problem_response(
+            status=503,
+            code="unavailable",
+            title="Database not migrated",
+            detail="The database has not been migrated to this version of runwatch: "
+            "run `runwatch migrate`.",
+            headers={"Retry-After": str(retry_after_seconds)},
+            instance=path,
+        )
     # Lost connections, refused connections, pool exhaustion and statement
     # timeouts: the request may be retried, so answer 503, never 500.
     logger.warning(
-        "database unavailable for %s (request_id=%s): %s", path, current_request_id(), exc
+        "database unavailable for %s (request_id=%s): %s",
+        path,
+        current_request_id(),
+        describe_database_error(exc),
     )
     return problem_response(
         status=503,
@@ -162,6 +204,25 @@ def unavailable_response(exc: Exception, *, retry_after_seconds: int, path: str)
         headers={"Retry-After": str(retry_after_seconds)},
         instance=path,
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterable[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # an included APIRouter
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
 
 
 def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
@@ -176,6 +237,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
+        count = len(exc.errors())
         summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem_response(
             status=422,
@@ -183,6 +245,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
             title="Invalid argument",
             detail=summary or "The request is invalid.",
             errors=errors,
+            error_count=count,
             instance=request.url.path,
         )
 
@@ -204,12 +267,15 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
         if exc.status_code >= 500:
             code, title = "internal", "Internal error"
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(
             status=exc.status_code,
             code=code,
             title=title,
             detail=detail,
-            headers=dict(exc.headers or {}),
+            headers=headers,
             instance=request.url.path,
         )
 
@@ -240,7 +306,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
 def _dbapi_error_handler(on_database_error: Any) -> Any:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DBAPIError)
-        if exc.connection_invalidated or _is_unavailable(exc):
+        if exc.connection_invalidated or _is_unavailable(exc) or is_unmigrated(exc):
             return await on_database_error(request, exc)
         logger.exception("database error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -254,14 +320,40 @@ def _dbapi_error_handler(on_database_error: Any) -> Any:
     return handler
 
 
-def _is_unavailable(exc: DBAPIError) -> bool:
-    """asyncpg reports timeouts and shutdowns as DBAPIError subclasses with these names."""
+def _driver_error_names(exc: DBAPIError) -> str:
     name = type(exc.orig).__name__ if exc.orig is not None else ""
     # SQLAlchemy's asyncpg adapter wraps the driver's error in a generic one
     # and chains the original, whose class names the cause.
     cause = getattr(exc.orig, "__cause__", None)
     if cause is not None:
         name += " " + type(cause).__name__
+    return name
+
+
+def is_unmigrated(exc: BaseException) -> bool:
+    """A missing table or column: the database is not at this version's schema."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    names = _driver_error_names(exc)
+    if "UndefinedTable" in names or "UndefinedColumn" in names:
+        return True
+    message = str(exc.orig)
+    return "no such table" in message or "no such column" in message
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """The driver's reason in one line, without the SQL statement SQLAlchemy appends."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        cause = getattr(exc.orig, "__cause__", None) or exc.orig
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    """asyncpg reports timeouts and shutdowns as DBAPIError subclasses with these names."""
+    name = _driver_error_names(exc)
     return any(
         marker in name
         for marker in (

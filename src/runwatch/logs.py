@@ -5,8 +5,31 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import re
 from datetime import UTC, datetime
 from typing import Any
+
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph
+# separators: written as escapes, so that nothing logged can start a line.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """`text` with every control character written as a `\\xNN` or `\\uNNNN` escape."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class TextFormatter(logging.Formatter):
+    """One line per event: control characters in messages and tracebacks are escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_control(super().format(record))
+
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -37,7 +60,10 @@ def logging_config(*, fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
     formatter = (
         {"()": "runwatch.logs.JsonFormatter"}
         if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        else {
+            "()": "runwatch.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
     )
     return {
         "version": 1,

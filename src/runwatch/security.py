@@ -23,7 +23,9 @@ from runwatch.errors import (
     Forbidden,
     RunwatchError,
     Unauthorized,
+    describe_database_error,
     error_response,
+    is_unmigrated,
     unavailable_response,
 )
 
@@ -240,7 +242,17 @@ async def check_open_access(settings: Settings, cache: KeyCache) -> None:
     try:
         keys = await cache.get()
     except Exception as exc:  # the database may be down at start; requests are checked anyway
-        logger.warning("could not read the API keys at start (%s); checking per request", exc)
+        if is_unmigrated(exc):
+            logger.warning(
+                "the database is not migrated (%s): run `runwatch migrate`; until then "
+                "requests are answered 503",
+                describe_database_error(exc),
+            )
+        else:
+            logger.warning(
+                "could not read the API keys at start (%s); checking per request",
+                describe_database_error(exc),
+            )
         return
     if keys.any_created:
         logger.info("API keys configured: every request except health checks needs one")

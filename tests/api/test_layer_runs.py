@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,7 +52,10 @@ async def test_create_returns_detail_with_location(client: httpx.AsyncClient) ->
     assert run["id"] == body["id"]
     assert run["tokens_total"] == 15000  # input + output when not given
     assert run["duration_seconds"] == 150.0
-    assert run["started_at"] == "2026-01-23T03:01:00Z" or run["started_at"].endswith("Z")
+    # RFC 3339 in UTC with a Z, the same instant as sent (whole seconds: no fraction).
+    assert body["started_at"].endswith(":00.000000Z")
+    assert run["started_at"] == body["started_at"].removesuffix(".000000Z") + "Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", run["started_at"])
     assert run["errors"] == [{"message": "boom", "target": "user-1"}]
     assert "created_at" not in run
     assert "updated_at" not in run

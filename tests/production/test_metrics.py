@@ -51,8 +51,10 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert delta("runwatch_db_query_duration_seconds_count", query="get_layer_run") == 3
     # Every connection taken was given back, and nobody is waiting.
     for engine in ("primary", "write"):
-        assert value(after, "runwatch_db_pool_in_use", engine=engine) == 0
-        assert value(after, "runwatch_db_pool_waiting", engine=engine) == 0
+        for gauge in ("runwatch_db_pool_in_use", "runwatch_db_pool_waiting"):
+            key = (gauge, (("engine", engine),))
+            assert key in after, f"{gauge} for {engine} is not exported"
+            assert after[key] == 0
 
 
 async def test_metrics_count_extraction_worker_events(client: httpx.AsyncClient) -> None:

@@ -7,6 +7,7 @@ and invalid inputs.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres, find_bindir
+from tests.conftest import PostgresAdmin
 
 EXAMPLES = int(os.environ.get("RUNWATCH_FUZZ_EXAMPLES", "50"))
 CHECKS = [
@@ -52,24 +54,38 @@ class _PostgresApp:
 
     def __init__(self) -> None:
         self.server: TemporaryPostgres | None = None
+        self.database_url: str | None = None
         self.app: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if self.app is None:
-            self.server = TemporaryPostgres()
-            self.server.start()
-            self.app = create_app(Settings(database_url=self.server.url, auto_migrate=True))
+            admin_url = os.environ.get("RUNWATCH_TEST_POSTGRES_URL")
+            if admin_url:  # the suite's PostgreSQL: a database of our own on it
+                admin = PostgresAdmin(admin_url)
+                self.database_url = await asyncio.to_thread(admin.create_database, "runwatch_fuzz")
+                url = self.database_url
+            else:
+                self.server = TemporaryPostgres()
+                self.server.start()
+                url = self.server.url
+            self.app = create_app(Settings(database_url=url, auto_migrate=True))
         await self.app(scope, receive, send)
 
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        if self.database_url is not None:
+            PostgresAdmin(os.environ["RUNWATCH_TEST_POSTGRES_URL"]).drop_database(self.database_url)
 
 
 def _postgres_available() -> bool:
+    if os.environ.get("RUNWATCH_TEST_POSTGRES_URL"):
+        return True
     try:
         find_bindir()
-    except PostgresUnavailable:
+    except PostgresUnavailable as exc:
+        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
         return False
     return True
 

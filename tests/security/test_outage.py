@@ -6,6 +6,7 @@ Uses its own server (not the session's), since the test stops and restarts it.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +31,8 @@ def server() -> Iterator[TemporaryPostgres]:
         pg = TemporaryPostgres()
         pg.start()
     except PostgresUnavailable as exc:
+        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
         pytest.skip(f"PostgreSQL tests skipped: {exc}")
     try:
         asyncio.run(upgrade(pg.url))

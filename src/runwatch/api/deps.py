@@ -20,7 +20,7 @@ from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import PoolGauge
 from runwatch.queries.rollups import NEW_VERSION_INFO_KEY
-from runwatch.schemas.common import UtcTimestamp
+from runwatch.schemas.common import FilterTimestamp
 
 logger = logging.getLogger("runwatch")
 
@@ -209,12 +209,18 @@ class TimeWindow:
 
 async def time_window(
     since: Annotated[
-        UtcTimestamp | None,
-        Query(description="Runs started at or after this time (RFC 3339; no offset = UTC)."),
+        FilterTimestamp | None,
+        Query(
+            description="Runs started at or after this time (RFC 3339; no offset = UTC; "
+            "1970-01-01 to 2200-01-01)."
+        ),
     ] = None,
     until: Annotated[
-        UtcTimestamp | None,
-        Query(description="Runs started before this time (RFC 3339; no offset = UTC)."),
+        FilterTimestamp | None,
+        Query(
+            description="Runs started before this time (RFC 3339; no offset = UTC; "
+            "1970-01-01 to 2200-01-01)."
+        ),
     ] = None,
 ) -> TimeWindow:
     return check_window(since, until)

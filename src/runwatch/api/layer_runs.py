@@ -16,10 +16,11 @@ from runwatch.api.deps import (
 )
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.db.tables import LAYER_RUN_STATUSES
+from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
-from runwatch.schemas.common import NO_NUL_PATTERN, RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchItemResult,
     BatchResult,

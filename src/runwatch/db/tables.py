@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     Table,
     Text,
     text,
@@ -188,6 +189,23 @@ Index(
 # adding and later subtracting a run's contribution leaves no rounding residue.
 ROLLUP_GRAINS = ("hour", "day", "month")
 
+# How big a sum can get. One run adds at most (runwatch.domain):
+#   runs, completed_runs   1
+#   insights               2**31 - 1              (a 32-bit count)       ~2.1e9
+#   tokens                 2**31 - 1              (tokens_total, derived or given)
+#   cost_nanousd           1e6 USD * 1e9          (MAX_LAYER_RUN_COST_USD)  1e15
+#   duration_us            (now + 1 day - 2000-01-01) * 1e6, ~8.5e14 in 2026,
+#                          growing 3.2e13 a year (the timestamp domain)
+# The largest plausible bucket is a month of one layer and status at the write
+# ceiling of one primary (5,000 runs/s, docs/scaling.md): 1.3e10 runs. At the
+# maxima above that is 1.3e25 nano-dollars, more than BIGINT's 9.2e18, so on
+# PostgreSQL the sums are NUMERIC(38, 0) (1e38: a bucket would need 1e23 runs at
+# the largest cost, or 1e23 at the longest duration). SQLite has only 64-bit
+# integers: there a bucket holds 9,223 runs at the largest cost, 10,800 at the
+# longest duration (about 2,900 by 2100), and 4.3e9 at the largest token count;
+# the embedded database is for one small deployment (see docs/security.md).
+ROLLUP_SUM = BigInteger().with_variant(Numeric(38, 0), "postgresql")
+
 layer_run_rollups = Table(
     "layer_run_rollups",
     metadata,
@@ -195,12 +213,12 @@ layer_run_rollups = Table(
     Column("bucket_start", UtcDateTime, primary_key=True),
     Column("layer_name", Text, primary_key=True),
     Column("status", Text, primary_key=True),
-    Column("runs", BigInteger, nullable=False),
-    Column("insights", BigInteger, nullable=False),
-    Column("tokens", BigInteger, nullable=False),
-    Column("cost_nanousd", BigInteger, nullable=False),
-    Column("duration_us", BigInteger, nullable=False),
-    Column("completed_runs", BigInteger, nullable=False),
+    Column("runs", ROLLUP_SUM, nullable=False),
+    Column("insights", ROLLUP_SUM, nullable=False),
+    Column("tokens", ROLLUP_SUM, nullable=False),
+    Column("cost_nanousd", ROLLUP_SUM, nullable=False),
+    Column("duration_us", ROLLUP_SUM, nullable=False),
+    Column("completed_runs", ROLLUP_SUM, nullable=False),
     CheckConstraint(f"grain IN ({_quoted(ROLLUP_GRAINS)})", name="grain"),
 )
 # The primary key serves windows over all layers; this one serves a window

@@ -25,6 +25,9 @@ class DataVersionCache:
     `current` is the latest version heard, or None while not listening (not
     yet connected, or the connection was lost): callers then read the version
     from the database instead, so a lost listener costs speed, never freshness.
+    The connection's end is noticed as it happens (a restarted server closes
+    it), and a silent one by a health check every few seconds; either way the
+    cache stops answering until it has reconnected and re-read the version.
     """
 
     def __init__(self, database_url: str, *, connect_timeout: float) -> None:
@@ -33,6 +36,7 @@ class DataVersionCache:
         self._timeout = connect_timeout
         self._version: int | None = None
         self._listening = False
+        self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -55,6 +59,12 @@ class DataVersionCache:
         if self._version is None or version > self._version:
             self._version = version
 
+    def _terminated(self, _conn: Any) -> None:
+        # Called by asyncpg as soon as the connection closes: notifications
+        # sent from now on would be missed, so stop answering at once.
+        self._listening = False
+        self._lost.set()
+
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
             self.observe(int(payload))
@@ -65,23 +75,31 @@ class DataVersionCache:
         backoff = 0.5
         while True:
             conn = None
+            served = False
+            self._lost.clear()
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+                conn.add_termination_listener(self._terminated)
                 await conn.add_listener(DATA_VERSION_CHANNEL, self._heard)
                 # Read after LISTEN, so that no version committed in between is missed.
                 stored = await conn.fetchval(
                     "SELECT number FROM runwatch_state WHERE key = $1", DATA_VERSION_KEY
                 )
                 self.observe(int(stored or 0))
-                self._listening = True
+                if self._lost.is_set() or conn.is_closed():
+                    raise ConnectionError("the notification connection closed while starting")
+                self._listening = served = True
                 backoff = 0.5
                 while True:
-                    await asyncio.sleep(HEALTH_CHECK_SECONDS)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._lost.wait(), timeout=HEALTH_CHECK_SECONDS)
+                    if self._lost.is_set():
+                        raise ConnectionError("the notification connection closed")
                     await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=self._timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure: stop trusting the cache, then retry
-                if self._listening:
+                if served:
                     logger.warning("data version listener lost: %s", exc)
                 self._listening = False
                 await asyncio.sleep(backoff)

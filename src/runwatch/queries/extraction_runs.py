@@ -7,7 +7,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    bindparam,
+    cast,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
@@ -673,14 +686,17 @@ async def summarize_extraction_runs(
         ExtractionRunFilter(prompt_id=prompt_id, config_id=config_id, since=since)
     )
     metric_aggregates = []
+    no_metrics = []
     for name in ("precision", "recall", "f1"):
         column = t.c[METRIC_COLUMNS[name]]
         metric_aggregates += [
             func.coalesce(func.sum(column), 0.0).label(f"sum_{name}"),
             func.count(column).label(f"count_{name}"),
         ]
+        no_metrics += [literal(0.0).label(f"sum_{name}"), literal(0).label(f"count_{name}")]
     grouped = (
         select(
+            literal("groups").label("part"),
             t.c.prompt_id,
             t.c.config_id,
             t.c.status,
@@ -689,19 +705,40 @@ async def summarize_extraction_runs(
             func.coalesce(func.sum(t.c.tokens_input), 0).label("tokens_input"),
             func.coalesce(func.sum(t.c.tokens_output), 0).label("tokens_output"),
             *metric_aggregates,
+            cast(null(), Double).label("latency_ms"),
         )
         .where(*conditions)
         .group_by(t.c.prompt_id, t.c.config_id, t.c.status)
     )
+    latencies = select(
+        literal("latencies").label("part"),
+        t.c.prompt_id,
+        t.c.config_id,
+        t.c.status,
+        literal(0).label("runs"),
+        literal(0.0).label("cost_usd"),
+        literal(0).label("tokens_input"),
+        literal(0).label("tokens_output"),
+        *no_metrics,
+        t.c.metric_latency_ms.label("latency_ms"),
+    ).where(*conditions, t.c.metric_latency_ms.is_not(None))
+    # One statement, so one snapshot on PostgreSQL: the latencies are of the
+    # same runs as the groups, whatever commits while it runs.
+    rows = (await conn.execute(union_all(grouped, latencies))).all()
     by_prompt: dict[str, dict[str, Any]] = {}
     by_config: dict[str, dict[str, Any]] = {}
     totals = _empty_group()
-    for row in await conn.execute(grouped):
-        for group in (
+    for row in rows:
+        groups = (
             by_prompt.setdefault(row.prompt_id, _empty_group()),
             by_config.setdefault(row.config_id, _empty_group()),
             totals,
-        ):
+        )
+        if row.part == "latencies":
+            for group in groups:
+                group["_latencies"].append(row.latency_ms)
+            continue
+        for group in groups:
             group["runs"] += int(row.runs)
             group[row.status] += int(row.runs)
             group["cost_usd"] += float(row.cost_usd)
@@ -710,13 +747,6 @@ async def summarize_extraction_runs(
             for name in ("precision", "recall", "f1"):
                 group["_sums"][name][0] += float(getattr(row, f"sum_{name}"))
                 group["_sums"][name][1] += int(getattr(row, f"count_{name}"))
-    latencies = select(t.c.prompt_id, t.c.config_id, t.c.metric_latency_ms).where(
-        *conditions, t.c.metric_latency_ms.is_not(None)
-    )
-    for row in await conn.execute(latencies):
-        by_prompt[row.prompt_id]["_latencies"].append(row.metric_latency_ms)
-        by_config[row.config_id]["_latencies"].append(row.metric_latency_ms)
-        totals["_latencies"].append(row.metric_latency_ms)
     totals = _finish_group(totals)
     return {
         "period_days": days,

@@ -17,6 +17,7 @@ from runwatch.db.dialect import (
     lock_rows,
 )
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
+from runwatch.domain import MAX_TOKENS
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
 from runwatch.queries.pagination import Page, SortSpec, fetch_page
@@ -404,6 +405,12 @@ async def update_layer_run(
         tokens_in = values.get("tokens_input", current["tokens_input"])
         tokens_out = values.get("tokens_output", current["tokens_output"])
         if tokens_in is not None and tokens_out is not None:
+            if tokens_in + tokens_out > MAX_TOKENS:
+                raise InvalidArgument.at(
+                    ("body", "tokens_input" if "tokens_input" in values else "tokens_output"),
+                    f"tokens_input + tokens_output would be {tokens_in + tokens_out}, more than "
+                    f"{MAX_TOKENS} (tokens_total is their sum unless given)",
+                )
             values["tokens_total"] = tokens_in + tokens_out
     for count in ("targets_matched", "targets_processed", "targets_skipped", "insights_created"):
         if count in values and values[count] is None:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import UnaryExpression
 
 from runwatch.db.types import as_utc
+from runwatch.domain import check_filter_timestamp
 from runwatch.errors import InvalidArgument
 from runwatch.queries.statements import STATEMENTS
 
@@ -80,7 +81,7 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
         if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
             raise TypeError("id")
         if isinstance(value, dict):
-            value = as_utc(datetime.fromisoformat(value["t"]))
+            value = check_filter_timestamp(datetime.fromisoformat(value["t"]))
         elif value is not None and (
             not isinstance(value, (int, float))
             or (isinstance(value, float) and not math.isfinite(value))

@@ -5,16 +5,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from runwatch.db.types import as_utc
+from runwatch.domain import (
+    MAX_NAME_CHARS,
+    MAX_PROBLEM_ERRORS,
+    check_filter_timestamp,
+    check_run_timestamp,
+    check_text,
+    to_utc_checked,
+)
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
 
 def rfc3339(value: datetime) -> str:
     """RFC 3339 in UTC with a `Z`: four-digit years, fractional seconds only when present."""
-    text = as_utc(value).replace(tzinfo=None).isoformat()
+    value = as_utc(value)
+    # isoformat writes every year with four digits (strftime does not before 1000).
+    text = value.replace(tzinfo=None).isoformat()
     if value.microsecond:
         text = text.rstrip("0")
     return text + "Z"
@@ -24,7 +46,20 @@ def rfc3339(value: datetime) -> str:
 # Out: RFC 3339 in UTC with a `Z`.
 UtcTimestamp = Annotated[
     datetime,
-    AfterValidator(as_utc),
+    AfterValidator(to_utc_checked),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+]
+# A run's own timestamps (`started_at`, `completed_at`): 2000-01-01 to now + 1 day.
+RunTimestamp = Annotated[
+    datetime,
+    AfterValidator(check_run_timestamp),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+    Field(description="RFC 3339; from 2000-01-01T00:00:00Z to now + 1 day."),
+]
+# A timestamp to filter on (`since`, `until`): 1970-01-01 to 2200-01-01.
+FilterTimestamp = Annotated[
+    datetime,
+    AfterValidator(check_filter_timestamp),
     PlainSerializer(rfc3339, return_type=str, when_used="json"),
 ]
 
@@ -36,10 +71,58 @@ RunId = Annotated[
     ),
 ]
 
-# PostgreSQL text cannot hold U+0000, so no name may contain it (on either database).
-NO_NUL_PATTERN = r"^[^\x00]*$"
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
-OptionalName = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL_PATTERN)] | None
+# No text may hold U+0000 or a lone surrogate (see runwatch.domain.check_text).
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_text)
+]
+OptionalName = (
+    Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(check_text)] | None
+)
+
+
+def first_errors_only(item_type: Any) -> WrapValidator:
+    """Validate a list's items one by one and stop after the first few invalid values.
+
+    A list of thousands of invalid items would otherwise cost an error object
+    each (time and memory), for an answer that lists only the first ones anyway.
+    """
+    adapter: TypeAdapter[Any] = TypeAdapter(item_type)
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(value, list):
+            return handler(value)
+        items: list[Any] = []
+        errors: list[InitErrorDetails] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(adapter.validate_python(item))
+            except ValidationError as exc:
+                errors += [
+                    InitErrorDetails(
+                        type=PydanticCustomError(e["type"], "{msg}", {"msg": e["msg"]}),
+                        loc=(index, *e["loc"]),
+                        input=e.get("input"),
+                    )
+                    for e in exc.errors()
+                ]
+                if len(errors) >= MAX_PROBLEM_ERRORS:
+                    break
+        if errors:
+            raise ValidationError.from_exception_data("items", errors)
+        return handler(items)
+
+    return WrapValidator(validate)
+
+
+def max_items(limit: int) -> BeforeValidator:
+    """Refuse a list or object longer than `limit` before any of its items is validated."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, (list, dict)) and len(value) > limit:
+            raise ValueError(f"at most {limit} items; got {len(value)}")
+        return value
+
+    return BeforeValidator(check)
 
 
 class ValidationItem(BaseModel):
@@ -60,7 +143,12 @@ class Problem(BaseModel):
     )
     instance: str | None = None
     request_id: str | None = Field(None, description="The request's `X-Request-ID`.")
-    errors: list[ValidationItem] | None = None
+    errors: list[ValidationItem] | None = Field(
+        None, description="The first 20 invalid values, each with where it is and what is wrong."
+    )
+    error_count: int | None = Field(
+        None, description="How many invalid values there are in all (`errors` lists 20 at most)."
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

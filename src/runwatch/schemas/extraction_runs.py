@@ -9,29 +9,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from runwatch.schemas.common import RunId, UtcTimestamp
+from runwatch.domain import (
+    MAX_DOCUMENT_NAME_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_EXTRACTION_COST_USD,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_JSON_INT,
+    MAX_METRIC_VALUE,
+    MAX_METRICS,
+    MAX_NAME_CHARS,
+    MAX_TOKENS,
+    check_text,
+)
+from runwatch.schemas.common import RunId, UtcTimestamp, max_items
 
 ExtractionRunStatus = Literal["pending", "running", "completed", "failed"]
 ExtractionRunSort = Literal["created_at", "-created_at", "cost_usd", "-cost_usd"]
 
 # Limits on the JSON a client sends (see docs/extraction-runs.md, "Limits").
-MAX_JSON_BYTES = 1024 * 1024
-MAX_JSON_DEPTH = 32
-MAX_METRICS = 100
-# Metric values stay far from the float limits so that sums and means never overflow.
-MAX_METRIC_VALUE = 1e15
-MAX_ERROR_CHARS = 10_000
-INT32_MAX = 2**31 - 1
-
-
-NUL = "\x00"
-
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text and JSONB cannot hold U+0000; refuse it on both databases.
-    if NUL in value:
-        raise ValueError("must not contain the NUL character (U+0000)")
-    return value
 
 
 def _check_json(value: Any, *, depth: int = 1) -> None:
@@ -39,13 +35,13 @@ def _check_json(value: Any, *, depth: int = 1) -> None:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite (no NaN or Infinity)")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
         raise ValueError("integers must fit in 64 bits")
     if isinstance(value, str):
-        _no_nul(value)
+        check_text(value)
     if isinstance(value, Mapping):
         for key, item in value.items():
-            _no_nul(key)
+            check_text(key)
             _check_json(item, depth=depth + 1)
     elif isinstance(value, list):
         for item in value:
@@ -66,22 +62,29 @@ JsonObject = Annotated[
     Field(description="A JSON object: at most 1 MiB serialized and 32 levels deep."),
 ]
 MetricName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(check_text)
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_text)
+]
 Metrics = Annotated[
     dict[MetricName, Annotated[float, Field(ge=-MAX_METRIC_VALUE, le=MAX_METRIC_VALUE)]],
+    max_items(MAX_METRICS),
     Field(
         max_length=MAX_METRICS,
         description="Named numbers (`precision`, `recall`, `f1`, `latency_ms`, …), at most 100.",
     ),
 ]
 DocumentName = Annotated[
-    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_no_nul)
+    str,
+    StringConstraints(min_length=1, max_length=MAX_DOCUMENT_NAME_CHARS),
+    AfterValidator(check_text),
 ]
-WorkerId = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
-TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)] | None
-Cost = Annotated[float, Field(ge=0, le=1e9)] | None
+WorkerId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_text)
+]
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None
+Cost = Annotated[float, Field(ge=0, le=MAX_EXTRACTION_COST_USD)] | None
 LeaseSeconds = Annotated[
     int,
     Field(ge=1, description="Seconds from now; at most `RUNWATCH_EXTRACTION_MAX_LEASE_SECONDS`."),
@@ -139,7 +142,7 @@ class ExtractionRunUpdate(BaseModel):
         Annotated[
             str,
             StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS),
-            AfterValidator(_no_nul),
+            AfterValidator(check_text),
         ]
         | None
     ) = Field(None, description="Why the run failed; required with status `failed`.")

@@ -7,17 +7,35 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from runwatch.schemas.common import NO_NUL_PATTERN, Name, OptionalName, RunId, UtcTimestamp
-from runwatch.schemas.extraction_runs import MAX_JSON_BYTES, MAX_JSON_DEPTH, _check_json
+from runwatch.domain import (
+    MAX_BATCH_RUNS,
+    MAX_COUNT,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_LAYER_RUN_COST_USD,
+    MAX_RUN_ERRORS,
+    MAX_TOKENS,
+    NO_NUL_PATTERN,
+)
+from runwatch.schemas.common import (
+    FilterTimestamp,
+    Name,
+    OptionalName,
+    RunId,
+    RunTimestamp,
+    UtcTimestamp,
+    first_errors_only,
+    max_items,
+)
+from runwatch.schemas.extraction_runs import _check_json
 
 LayerRunStatus = Literal["running", "success", "partial", "failed", "dry"]
 FinalLayerRunStatus = Literal["success", "partial", "failed", "dry"]
 
-INT32_MAX = 2**31 - 1
-Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
-Tokens = Annotated[int, Field(ge=0, le=INT32_MAX)] | None
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None
 # Bounded so that the rollups' integer nano-dollar sums cannot overflow.
-MAX_COST_USD = 1_000_000
+MAX_COST_USD = MAX_LAYER_RUN_COST_USD
 Cost = Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] | None
 
 
@@ -34,9 +52,11 @@ def _bounded_errors(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
 ErrorList = (
     Annotated[
         list[dict[str, Any]],
+        first_errors_only(dict[str, Any]),
+        max_items(MAX_RUN_ERRORS),
         AfterValidator(_bounded_errors),
         Field(
-            max_length=1000,
+            max_length=MAX_RUN_ERRORS,
             description="Structured errors, each an object (for example "
             '`{"message": "rate limited", "target": "user-42"}`): at most 1,000, '
             f"{MAX_JSON_BYTES // 1024 // 1024} MiB serialized and {MAX_JSON_DEPTH} levels deep.",
@@ -74,11 +94,15 @@ class LayerRunListQuery(BaseModel):
         "running, success, partial, failed, dry (`failed,partial`).",
     )
     model_name: str | None = Field(None, description="Exact model name.", **_NAME_FILTER)
-    since: UtcTimestamp | None = Field(
-        None, description="Runs started at or after this time (RFC 3339; no offset = UTC)."
+    since: FilterTimestamp | None = Field(
+        None,
+        description="Runs started at or after this time (RFC 3339; no offset = UTC; "
+        "1970-01-01 to 2200-01-01).",
     )
-    until: UtcTimestamp | None = Field(
-        None, description="Runs started before this time (RFC 3339; no offset = UTC)."
+    until: FilterTimestamp | None = Field(
+        None,
+        description="Runs started before this time (RFC 3339; no offset = UTC; "
+        "1970-01-01 to 2200-01-01).",
     )
     sort: LayerRunSort = Field(
         "-started_at",
@@ -113,9 +137,10 @@ class LayerRunCreate(BaseModel):
     layer_name: Name
     layer_hash: Name
     status: LayerRunStatus
-    started_at: UtcTimestamp
-    completed_at: UtcTimestamp | None = Field(
-        None, description="Required for a final status, absent while running."
+    started_at: RunTimestamp
+    completed_at: RunTimestamp | None = Field(
+        None,
+        description="Required for a final status, absent while running; at most now + 1 day.",
     )
     targets_matched: Count = 0
     targets_processed: Count = 0
@@ -138,7 +163,24 @@ class LayerRunCreate(BaseModel):
             raise ValueError(f"completed_at is required when status is '{self.status}'")
         if self.completed_at is not None and self.completed_at < self.started_at:
             raise ValueError("completed_at must not precede started_at")
+        _check_derived_total(self.tokens_input, self.tokens_output, self.tokens_total)
         return self
+
+
+def _check_derived_total(
+    tokens_input: int | None, tokens_output: int | None, tokens_total: int | None
+) -> None:
+    # tokens_total defaults to input + output, which must fit the same bound.
+    if (
+        tokens_total is None
+        and tokens_input is not None
+        and tokens_output is not None
+        and tokens_input + tokens_output > MAX_TOKENS
+    ):
+        raise ValueError(
+            f"tokens_input + tokens_output is {tokens_input + tokens_output}, more than "
+            f"{MAX_TOKENS}: tokens_total (their sum by default) would be out of range"
+        )
 
 
 class LayerRunUpdate(BaseModel):
@@ -150,7 +192,7 @@ class LayerRunUpdate(BaseModel):
         None,
         description="A final status completes the run; `completed_at` defaults to now.",
     )
-    completed_at: UtcTimestamp | None = None
+    completed_at: RunTimestamp | None = None
     targets_matched: Count | None = None
     targets_processed: Count | None = None
     targets_skipped: Count | None = None
@@ -234,8 +276,12 @@ class StatsSummary(BaseModel):
 class LayerRunBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    runs: list[LayerRunCreate] = Field(
-        min_length=1, description="Up to `RUNWATCH_MAX_BATCH_SIZE` (default 1,000) runs."
+    runs: Annotated[
+        list[LayerRunCreate], first_errors_only(LayerRunCreate), max_items(MAX_BATCH_RUNS)
+    ] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_RUNS,
+        description="Up to `RUNWATCH_MAX_BATCH_SIZE` (default 1,000) runs.",
     )
 
 

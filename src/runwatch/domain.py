@@ -1,0 +1,115 @@
+"""The input domain in one place: timestamp range, integer bounds, text rules, list lengths.
+
+Schemas, query parameters and cursors import these, so every way a value can
+come in is checked against the same bounds; docs/security.md lists them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+# --- timestamps ---------------------------------------------------------------
+
+# A run's start: not before 2000-01-01, and not more than a day ahead of the
+# server's clock (clients' clocks drift; a run from the future does not exist).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+# Filters (`since`, `until`) and cursors may range wider than stored values,
+# but stay far from the ends of the calendar, where date arithmetic overflows.
+EARLIEST_FILTER_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_FILTER_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def latest_timestamp() -> datetime:
+    """The latest start or completion a run may have: now plus a day."""
+    return datetime.now(UTC) + FUTURE_TOLERANCE
+
+
+def to_utc_checked(value: datetime) -> datetime:
+    """`value` in UTC (naive is taken as UTC); ValueError where the conversion overflows."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp out of range") from exc
+
+
+def check_run_timestamp(value: datetime) -> datetime:
+    """A stored timestamp: from 2000-01-01T00:00:00Z to now + 1 day."""
+    value = to_utc_checked(value)
+    latest = latest_timestamp()
+    if not EARLIEST_TIMESTAMP <= value <= latest:
+        raise ValueError(
+            f"must be between {EARLIEST_TIMESTAMP:%Y-%m-%dT%H:%M:%SZ} and now + 1 day "
+            f"({latest:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    return value
+
+
+def check_filter_timestamp(value: datetime) -> datetime:
+    """A timestamp to filter on: from 1970-01-01 to 2200-01-01 (UTC)."""
+    value = to_utc_checked(value)
+    if not EARLIEST_FILTER_TIMESTAMP <= value <= LATEST_FILTER_TIMESTAMP:
+        raise ValueError(
+            f"must be between {EARLIEST_FILTER_TIMESTAMP:%Y-%m-%dT%H:%M:%SZ} and "
+            f"{LATEST_FILTER_TIMESTAMP:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    return value
+
+
+# --- integers -----------------------------------------------------------------
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# Counts and token numbers of one run are 32-bit (the columns are INTEGER);
+# `tokens_total`, given or derived as input + output, too.
+MAX_COUNT = INT32_MAX
+MAX_TOKENS = INT32_MAX
+# A layer run's cost: bounded so that the rollups' nano-dollar sums hold (see
+# db/tables.py, layer_run_rollups).
+MAX_LAYER_RUN_COST_USD = 1_000_000
+MAX_EXTRACTION_COST_USD = 1e9
+# Numbers inside JSON documents must fit a 64-bit integer (PostgreSQL's JSONB
+# keeps them exactly, SQLite's JSON as int64).
+MAX_JSON_INT = INT64_MAX
+MAX_METRIC_VALUE = 1e15
+
+# --- text ---------------------------------------------------------------------
+
+# PostgreSQL text cannot hold U+0000, and a lone UTF-16 surrogate (U+D800 to
+# U+DFFF, which JSON's `\ud800` escape can produce) cannot be encoded as UTF-8
+# at all: neither may appear in any text, object keys included.
+_FORBIDDEN_CHARS = re.compile("[\x00\ud800-\udfff]")
+NO_NUL_PATTERN = r"^[^\x00]*$"
+MAX_NAME_CHARS = 200
+MAX_DOCUMENT_NAME_CHARS = 500
+MAX_ERROR_CHARS = 10_000
+
+
+def check_text(value: str) -> str:
+    """Refuse U+0000 and lone surrogates (both unstorable or unencodable)."""
+    found = _FORBIDDEN_CHARS.search(value)
+    if found is not None:
+        char = found.group()
+        what = (
+            "the NUL character (U+0000)"
+            if char == "\x00"
+            else f"a lone surrogate (U+{ord(char):04X})"
+        )
+        raise ValueError(f"must not contain {what}")
+    return value
+
+
+# --- documents and lists --------------------------------------------------------
+
+MAX_JSON_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+MAX_METRICS = 100
+MAX_RUN_ERRORS = 1000
+# The most runs one batch may carry, whatever RUNWATCH_MAX_BATCH_SIZE says: the
+# schema refuses a longer list before it looks at any item.
+MAX_BATCH_RUNS = 10_000
+# A problem body lists at most this many validation errors, and counts the rest.
+MAX_PROBLEM_ERRORS = 20
