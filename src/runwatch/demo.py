@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
 from runwatch.db.tables import layer_runs
+from runwatch.queries.operator_rollups import record_operator_changes
 from runwatch.queries.rollups import record_layer_run_changes
 
 
@@ -184,6 +185,7 @@ async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) ->
 async def _insert_layer_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     await conn.execute(insert(layer_runs), rows)
     await record_layer_run_changes(conn, added=rows)
+    await record_operator_changes(conn, added=rows)
 
 
 async def is_empty(conn: AsyncConnection) -> bool:

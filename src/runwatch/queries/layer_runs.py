@@ -15,6 +15,7 @@ from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
+from runwatch.queries.operator_rollups import record_operator_changes
 from runwatch.queries.pagination import Page, SortSpec, fetch_page
 from runwatch.queries.rollups import (
     bump_data_version,
@@ -247,6 +248,7 @@ async def create_layer_run(
     created = (await conn.execute(stmt)).rowcount == 1
     if created:
         await record_layer_run_changes(conn, added=[row])
+        await record_operator_changes(conn, added=[row])
     stored = await get_layer_run(conn, row["id"])
     if not created and not _same_content(stored, row):
         raise Conflict(f"A different layer run with id '{row['id']}' already exists.")
@@ -274,6 +276,7 @@ async def create_layer_runs(
     inserted = set((await conn.execute(stmt, rows)).scalars())
     if inserted:
         await record_layer_run_changes(conn, added=[r for r in rows if r["id"] in inserted])
+        await record_operator_changes(conn, added=[r for r in rows if r["id"] in inserted])
     existing_rows = [row for row in rows if row["id"] not in inserted]
     if existing_rows:
         stored = {
@@ -344,6 +347,7 @@ async def update_layer_run(
     if row is None:  # another request completed it between our read and this write
         raise Conflict(f"Layer run '{run_id}' was completed by another request.")
     await record_layer_run_changes(conn, added=[row._mapping], removed=[current])
+    await record_operator_changes(conn, added=[row._mapping], removed=[current])
     return row._mapping
 
 
@@ -354,6 +358,7 @@ async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
     if removed is None:
         raise NotFound(f"No layer run with id '{run_id}'.")
     await record_layer_run_changes(conn, removed=[removed._mapping])
+    await record_operator_changes(conn, removed=[removed._mapping])
 
 
 @measured("layer_run_timeseries")
