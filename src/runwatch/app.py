@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runwatch import __version__
-from runwatch.api import extraction_runs, health, layer_runs
+from runwatch.api import extraction_runs, health, layer_runs, operator
 from runwatch.api.conditional import install_not_modified_handler
 from runwatch.api.deps import reject_unknown_query_params
 from runwatch.config import Settings
@@ -123,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     # Health checks stay open; every data route needs a key once one exists.
     guarded = {"dependencies": [Depends(authorize)], "responses": problem_responses(401, 403)}
+    # Before /runs/{run_id}, which would otherwise take /runs/errors for a run id.
+    app.include_router(operator.router, **guarded)
     app.include_router(layer_runs.router, **guarded)
     app.include_router(extraction_runs.router, **guarded)
     install_dashboard(app)

@@ -19,6 +19,7 @@ from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
+from runwatch.queries.error_groups import list_runs_with_error
 from runwatch.schemas.common import NO_NUL_PATTERN, RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchItemResult,
@@ -33,6 +34,7 @@ from runwatch.schemas.layer_runs import (
     StatsSummary,
     Timeseries,
 )
+from runwatch.schemas.operator import FINGERPRINT_PATTERN
 
 router = APIRouter(prefix="/runs", tags=["layer runs"])
 
@@ -81,6 +83,14 @@ async def list_runs(
             "direction; runs with no value for the key come last."
         ),
     ] = "-started_at",
+    error_fingerprint: Annotated[
+        str | None,
+        Query(
+            pattern=FINGERPRINT_PATTERN,
+            description="Only runs with an error of this group (a `fingerprint` of "
+            "`GET /runs/errors`); `total` is then a real count.",
+        ),
+    ] = None,
 ) -> LayerRunPage:
     """Runs matching every filter given, newest first by default.
 
@@ -96,6 +106,23 @@ async def list_runs(
         until=window.until,
         model_name=model_name,
     )
+    if error_fingerprint is not None:
+        page, total = await list_runs_with_error(
+            conn,
+            filters=filters,
+            fingerprint=error_fingerprint,
+            sort=sort,
+            limit=paging.limit,
+            offset=paging.offset,
+            cursor=paging.cursor,
+        )
+        return LayerRunPage(
+            runs=[LayerRunSummary.model_validate(dict(row)) for row in page.rows],
+            total=total,
+            offset=paging.offset,
+            limit=paging.limit,
+            next_cursor=page.next_cursor,
+        )
     page = await q.list_layer_runs(
         conn,
         filters=filters,

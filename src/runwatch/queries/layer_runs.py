@@ -27,6 +27,7 @@ from runwatch.queries.rollups import (
     rollup_totals,
     set_purged_before,
 )
+from runwatch.significance import success_rate
 
 t = layer_runs
 
@@ -177,6 +178,9 @@ async def summarize_layer_runs(
                 "insights": 0,
                 "successful": 0,
                 "failed": 0,
+                "partial": 0,
+                "dry": 0,
+                "running": 0,
                 "tokens": 0,
                 "cost_nanousd": 0,
                 "duration_us": 0,
@@ -191,13 +195,14 @@ async def summarize_layer_runs(
         layer["completed_runs"] += g.completed_runs
         if g.status == "success":
             layer["successful"] += g.runs
-        elif g.status == "failed":
-            layer["failed"] += g.runs
+        elif g.status in ("failed", "partial", "dry", "running"):
+            layer[g.status] += g.runs
     for layer in by_layer.values():
         layer["cost_usd"] = layer.pop("cost_nanousd") / 1e9
         completed = layer.pop("completed_runs")
         duration_us = layer.pop("duration_us")
         layer["mean_duration_seconds"] = duration_us / 1e6 / completed if completed else None
+        layer["success_rate"] = success_rate(layer["successful"], layer["failed"], layer["partial"])
     return {
         "period_days": days,
         "since": since,
@@ -207,6 +212,9 @@ async def summarize_layer_runs(
         "dry_runs": by_status.get("dry", 0),
         "partial_runs": by_status.get("partial", 0),
         "running_runs": by_status.get("running", 0),
+        "success_rate": success_rate(
+            by_status.get("success", 0), by_status.get("failed", 0), by_status.get("partial", 0)
+        ),
         "total_insights": sum(g.insights for g in groups),
         "total_tokens": sum(g.tokens for g in groups),
         "total_cost_usd": sum(g.cost_nanousd for g in groups) / 1e9,

@@ -45,6 +45,11 @@ ErrorList = (
     | None
 )
 
+SUCCESS_RATE_DESCRIPTION = (
+    "success ÷ (success + failed + partial): the finished runs that called a model; "
+    "dry and running runs are not in it. Null when there are none."
+)
+
 SORT_KEYS = ("started_at", "duration_seconds", "estimated_cost_usd", "tokens_total")
 LayerRunSort = Literal[
     "started_at",
@@ -163,6 +168,10 @@ class LayerStats(BaseModel):
     insights: int
     successful: int
     failed: int
+    partial: int = 0
+    dry: int = 0
+    running: int = 0
+    success_rate: float | None = Field(None, description=SUCCESS_RATE_DESCRIPTION)
     tokens: int
     cost_usd: float
     mean_duration_seconds: float | None = Field(
@@ -179,6 +188,7 @@ class StatsSummary(BaseModel):
     dry_runs: int
     partial_runs: int
     running_runs: int
+    success_rate: float | None = Field(None, description=SUCCESS_RATE_DESCRIPTION)
     total_insights: int
     total_tokens: int
     total_cost_usd: float
