@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         "seconds: `days=7` means from the start of the current step, 7 days back.",
     )
 
+    regression_min_runs: int = Field(
+        20,
+        ge=2,
+        description="Finished runs each of a layer's two newest versions needs in the window "
+        "before `GET /runs/stats/regressions` compares them.",
+    )
+
     extraction_default_lease_seconds: int = Field(
         300, ge=1, description="Lease given to a claimed extraction run when none is asked for."
     )

@@ -13,8 +13,15 @@ from runwatch.config import Settings
 from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.queries import error_groups as eg
+from runwatch.queries import versions as vq
 from runwatch.schemas.common import NO_NUL_PATTERN, problem_responses
-from runwatch.schemas.operator import ErrorGroupPage, ErrorGroupSort
+from runwatch.schemas.operator import (
+    ErrorGroupPage,
+    ErrorGroupSort,
+    RegressionList,
+    VersionCompare,
+    VersionList,
+)
 
 router = APIRouter(prefix="/runs", tags=["operator"])
 
@@ -105,3 +112,118 @@ async def error_groups(
         conn, filters=filters, sort=sort, limit=limit, cursor=cursor, now=now
     )
     return ErrorGroupPage.model_validate(page)
+
+
+LayerQuery = Annotated[
+    str, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact.")
+]
+HashQuery = Annotated[
+    str, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="A layer_hash.")
+]
+
+
+@router.get(
+    "/stats/versions",
+    response_model=VersionList,
+    summary="One layer's versions, one row per layer_hash",
+    responses=RESPONSES,
+)
+async def versions(
+    request: Request,
+    _fresh: ConditionalWindow,
+    conn: ReadConn,
+    settings: SettingsDep,
+    window: TimeWindowDep,
+    layer_name: LayerQuery,
+    days: DaysQuery = None,
+) -> VersionList:
+    """Per `layer_hash` of the layer's runs that started in the window, in order of first use.
+
+    Counts per status, `success_rate` (success ÷ (success + failed + partial)),
+    mean duration of the completed runs, and insights, tokens and cost per run.
+    Exact, from rollups kept on every write.
+    """
+    since, until, _now = resolve_window(
+        window, days, settings, getattr(request.state, "window_now", None)
+    )
+    rows = await vq.list_versions(conn, layer_name=layer_name, since=since, until=until)
+    return VersionList.model_validate(
+        {"layer_name": layer_name, "since": since, "until": until, "versions": rows}
+    )
+
+
+@router.get(
+    "/stats/versions/compare",
+    response_model=VersionCompare,
+    summary="Two versions of a layer side by side, with significance tests",
+    responses={**RESPONSES, **problem_responses(404)},
+)
+async def compare(
+    request: Request,
+    _fresh: ConditionalWindow,
+    conn: ReadConn,
+    settings: SettingsDep,
+    window: TimeWindowDep,
+    layer_name: LayerQuery,
+    a: HashQuery,
+    b: HashQuery,
+    days: DaysQuery = None,
+) -> VersionCompare:
+    """Versions `a` and `b` (layer_hash values) and their differences, b - a.
+
+    `tests.success_rate` is the two-sided two-proportion z-test (pooled) on
+    success ÷ (success + failed + partial); `tests.mean_duration_seconds` and
+    `tests.cost_per_run_usd` are Welch's test on the means, computed from each
+    side's count, sum and sum of squares, with the statistic read against the
+    normal distribution. `significant` means p < 0.05. 404 when either version
+    has no runs in the window.
+    """
+    since, until, _now = resolve_window(
+        window, days, settings, getattr(request.state, "window_now", None)
+    )
+    answer = await vq.compare_versions(
+        conn, layer_name=layer_name, a=a, b=b, since=since, until=until
+    )
+    return VersionCompare.model_validate(answer)
+
+
+@router.get(
+    "/stats/regressions",
+    response_model=RegressionList,
+    summary="Layers whose newest version is significantly worse than the one before",
+    responses=RESPONSES,
+)
+async def regressions(
+    request: Request,
+    _fresh: ConditionalWindow,
+    conn: ReadConn,
+    settings: SettingsDep,
+    window: TimeWindowDep,
+    days: DaysQuery = None,
+    layer_name: NameQuery = None,
+) -> RegressionList:
+    """For each layer, its newest version (`b`, latest first use) against the one before (`a`).
+
+    Compared only when both have at least `RUNWATCH_REGRESSION_MIN_RUNS` (20)
+    finished runs in the window; listed when the success rate is significantly
+    lower, or the mean duration or cost per run significantly higher (p < 0.05,
+    the tests of the compare).
+    """
+    since, until, _now = resolve_window(
+        window, days, settings, getattr(request.state, "window_now", None)
+    )
+    found = await vq.find_regressions(
+        conn,
+        since=since,
+        until=until,
+        min_runs=settings.regression_min_runs,
+        layer_name=layer_name,
+    )
+    return RegressionList.model_validate(
+        {
+            "since": since,
+            "until": until,
+            "min_runs": settings.regression_min_runs,
+            "regressions": found,
+        }
+    )

@@ -44,3 +44,74 @@ class ErrorGroupPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
     )
+
+
+class StatusCounts(BaseModel):
+    running: int
+    success: int
+    partial: int
+    failed: int
+    dry: int
+
+
+class VersionRow(BaseModel):
+    layer_hash: str
+    first_seen: UtcTimestamp = Field(description="Start of its earliest run in the window.")
+    last_seen: UtcTimestamp = Field(description="Start of its latest run in the window.")
+    runs: int
+    finished_runs: int = Field(description="success + failed + partial.")
+    by_status: StatusCounts
+    success_rate: float | None = Field(description="success ÷ (success + failed + partial).")
+    mean_duration_seconds: float | None = Field(description="Over its completed runs.")
+    insights_per_run: float | None
+    tokens_per_run: float | None
+    cost_per_run_usd: float | None = Field(description="Over its runs with a known cost.")
+
+
+class VersionList(BaseModel):
+    layer_name: str
+    since: UtcTimestamp
+    until: UtcTimestamp | None
+    versions: list[VersionRow] = Field(description="In order of first use in the window.")
+
+
+class Differences(BaseModel):
+    success_rate: float | None
+    mean_duration_seconds: float | None
+    cost_per_run_usd: float | None
+    tokens_per_run: float | None
+    insights_per_run: float | None
+    runs: float | None
+
+
+class SignificanceTest(BaseModel):
+    test: str = Field(description="`two-proportion z-test` or `Welch's test`.")
+    p_value: float | None = Field(description="Two-sided; null when it cannot be computed.")
+    significant: bool = Field(description="p < 0.05.")
+
+
+class SignificanceTests(BaseModel):
+    success_rate: SignificanceTest
+    mean_duration_seconds: SignificanceTest
+    cost_per_run_usd: SignificanceTest
+
+
+class VersionCompare(BaseModel):
+    layer_name: str
+    a: VersionRow
+    b: VersionRow
+    differences: Differences = Field(description="b - a.")
+    tests: SignificanceTests
+
+
+class Regression(VersionCompare):
+    worse: list[Literal["success_rate", "mean_duration_seconds", "cost_per_run_usd"]] = Field(
+        description="What is significantly worse in `b`, the newest version, than in `a`."
+    )
+
+
+class RegressionList(BaseModel):
+    since: UtcTimestamp
+    until: UtcTimestamp | None
+    min_runs: int = Field(description="Finished runs each version needs to be compared.")
+    regressions: list[Regression]
