@@ -4,9 +4,10 @@ Revision ID: 0006
 Revises: 0004
 Create Date: 2026-11-28
 
-The version rollups are filled from the existing runs here; the error groups
-need each error's fingerprint, which is computed in Python, so after this
-upgrade `runwatch rebuild-rollups` fills them from the existing runs.
+The version rollups are filled from the existing runs here. The error groups
+need each error's fingerprint and the duration bins a logarithm, both computed
+in Python, so after this upgrade `runwatch rebuild-rollups` fills them from
+the existing runs.
 """
 
 from collections.abc import Sequence
@@ -119,6 +120,26 @@ def upgrade() -> None:
         ["grain", "layer_name", "bucket_start"],
     )
 
+    op.create_table(
+        "layer_run_duration_bins",
+        sa.Column("grain", sa.Text(), nullable=False),
+        sa.Column("bucket_start", TIMESTAMP, nullable=False),
+        sa.Column("layer_name", sa.Text(), nullable=False),
+        sa.Column("layer_hash", sa.Text(), nullable=False),
+        sa.Column("bin", sa.Integer(), nullable=False, autoincrement=False),
+        sa.Column("runs", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint(GRAIN_CHECK, name=op.f("ck_layer_run_duration_bins_grain")),
+        sa.PrimaryKeyConstraint(
+            "grain", "bucket_start", "layer_name", "layer_hash", "bin",
+            name=op.f("pk_layer_run_duration_bins"),
+        ),
+    )  # fmt: skip
+    op.create_index(
+        "ix_layer_run_duration_bins_grain_layer_name_bucket_start",
+        "layer_run_duration_bins",
+        ["grain", "layer_name", "bucket_start"],
+    )
+
     dialect = op.get_bind().dialect.name
     cost = _ROUND[dialect].format(x="estimated_cost_usd * 1e9")
     duration = _ROUND[dialect].format(x="duration_seconds * 1e6")
@@ -139,6 +160,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("layer_run_duration_bins")
     op.drop_table("layer_run_version_rollups")
     op.drop_table("layer_run_error_rollups")
     op.drop_index("ix_layer_run_errors_started_at", table_name="layer_run_errors")

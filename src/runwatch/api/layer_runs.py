@@ -19,6 +19,7 @@ from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
+from runwatch.queries.durations import add_duration_percentiles
 from runwatch.queries.error_groups import list_runs_with_error
 from runwatch.schemas.common import NO_NUL_PATTERN, RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
@@ -175,6 +176,7 @@ async def stats_summary(
     summary = await q.summarize_layer_runs(
         conn, days=days, layer_name=layer_name, now=request.state.window_now
     )
+    await add_duration_percentiles(conn, summary, layer_name=layer_name)
     return StatsSummary.model_validate(summary)
 
 

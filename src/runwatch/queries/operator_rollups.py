@@ -27,12 +27,14 @@ from runwatch.db.tables import (
     ERROR_ROLLUP_GRAINS,
     NO_MODEL,
     error_fingerprints,
+    layer_run_duration_bins,
     layer_run_error_rollups,
     layer_run_errors,
     layer_run_version_rollups,
     layer_runs,
 )
 from runwatch.fingerprints import run_signatures
+from runwatch.percentiles import duration_bin
 from runwatch.queries.rollups import (
     DAY,
     HOUR,
@@ -46,6 +48,7 @@ from runwatch.queries.rollups import (
 e = layer_run_errors
 er = layer_run_error_rollups
 vr = layer_run_version_rollups
+db = layer_run_duration_bins
 t = layer_runs
 
 FLOORS = {"hour": floor_hour, "day": floor_day}
@@ -84,6 +87,7 @@ async def record_operator_changes(
     added, removed = list(added), list(removed)
     await _record_errors(conn, added, removed)
     await _record_versions(conn, added, removed)
+    await _record_durations(conn, added, removed)
 
 
 # --- error groups -----------------------------------------------------------------
@@ -319,6 +323,43 @@ async def _record_versions(
         )
 
 
+# --- duration histograms ------------------------------------------------------
+
+DURATION_KEY = ("grain", "bucket_start", "layer_name", "layer_hash", "bin")
+
+
+async def _record_durations(
+    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
+) -> None:
+    deltas: dict[tuple[Any, ...], int] = defaultdict(int)
+    for rows, sign in ((removed, -1), (added, 1)):
+        for row in rows:
+            if row["duration_seconds"] is None:
+                continue
+            index = duration_bin(row["duration_seconds"])
+            for grain in ERROR_ROLLUP_GRAINS:
+                key = (
+                    grain,
+                    FLOORS[grain](row["started_at"]),
+                    row["layer_name"],
+                    row["layer_hash"],
+                    index,
+                )
+                deltas[key] += sign
+    params = [
+        {**dict(zip(DURATION_KEY, key, strict=True)), "runs": n}
+        for key, n in sorted(deltas.items(), key=lambda kv: kv[0])
+        if n
+    ]
+    if not params:
+        return
+    stmt = upsert_adding_with_extremes(db, conn.dialect.name, key=DURATION_KEY, summed=("runs",))
+    await conn.execute(stmt, params)
+    shrunk = [{f"k_{name}": p[name] for name in DURATION_KEY} for p in params if p["runs"] < 0]
+    if shrunk:
+        await conn.execute(delete(db).where(_where_key(db, DURATION_KEY), db.c.runs <= 0), shrunk)
+
+
 # --- rebuilding ------------------------------------------------------------------
 
 
@@ -330,7 +371,12 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
     dialect_name = conn.dialect.name
     horizon = await purged_before(conn)
     cut = None if horizon is None else floor_day(horizon)
-    for table, column in ((er, er.c.bucket_start), (vr, vr.c.bucket_start), (e, e.c.started_at)):
+    for table, column in (
+        (er, er.c.bucket_start),
+        (vr, vr.c.bucket_start),
+        (db, db.c.bucket_start),
+        (e, e.c.started_at),
+    ):
         await conn.execute(delete(table).where(*([] if cut is None else [column >= cut])))
     recent = [] if cut is None else [t.c.started_at >= cut]
     for grain in ERROR_ROLLUP_GRAINS:
@@ -369,5 +415,25 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
             batch = []
     if batch:
         await _record_errors(conn, batch, [])
-    await conn.execute(text("ANALYZE layer_run_error_rollups"))
-    await conn.execute(text("ANALYZE layer_run_version_rollups"))
+    await _rebuild_durations(conn, recent)
+    for table in (
+        "layer_run_error_rollups",
+        "layer_run_version_rollups",
+        "layer_run_duration_bins",
+    ):
+        await conn.execute(text(f"ANALYZE {table}"))
+
+
+async def _rebuild_durations(conn: AsyncConnection, recent: list[Any]) -> None:
+    """Count the bins in Python: SQLite may be built without `ln`."""
+    counts: dict[tuple[Any, ...], int] = defaultdict(int)
+    query = select(t.c.started_at, t.c.layer_name, t.c.layer_hash, t.c.duration_seconds).where(
+        t.c.duration_seconds.is_not(None), *recent
+    )
+    async for started, layer, version, seconds in await conn.stream(query):
+        index = duration_bin(seconds)
+        for grain in ERROR_ROLLUP_GRAINS:
+            counts[(grain, FLOORS[grain](started), layer, version, index)] += 1
+    params = [{**dict(zip(DURATION_KEY, k, strict=True)), "runs": n} for k, n in counts.items()]
+    for i in range(0, len(params), 10_000):
+        await conn.execute(db.insert(), params[i : i + 10_000])

@@ -18,6 +18,7 @@ from runwatch.db.dialect import round_half_up_to_int
 from runwatch.db.tables import LAYER_RUN_STATUSES, layer_run_version_rollups, layer_runs
 from runwatch.db.types import UtcDateTime, as_utc
 from runwatch.errors import NotFound
+from runwatch.queries.durations import duration_bin_counts, percentile_fields
 from runwatch.queries.error_groups import window_segments
 from runwatch.queries.operator_rollups import VERSION_SUMS
 from runwatch.queries.rollups import Segment
@@ -39,6 +40,7 @@ class VersionTotals:
     last_seen: datetime
     by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYER_RUN_STATUSES, 0))
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(VERSION_SUMS, 0))
+    bins: dict[int, int] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -70,6 +72,7 @@ class VersionTotals:
             "by_status": dict(self.by_status),
             "success_rate": self.success_rate,
             "mean_duration_seconds": self.duration.mean,
+            **percentile_fields(self.bins),
             "insights_per_run": self.sums["insights"] / runs if runs else None,
             "tokens_per_run": self.sums["tokens"] / runs if runs else None,
             "cost_per_run_usd": self.cost.mean,
@@ -163,6 +166,10 @@ async def version_totals(
         for name in VERSION_SUMS:
             value = row._mapping[name] or 0
             v.sums[name] += float(value) if name.endswith("_sq") else int(value)
+    counts = await duration_bin_counts(conn, since=since, until=until, layer_name=layer_name)
+    for key, bins in counts.items():
+        if key in out:
+            out[key].bins = dict(bins)
     return sorted(out.values(), key=lambda v: (v.layer_name, v.first_seen, v.layer_hash))
 
 

@@ -50,6 +50,11 @@ SUCCESS_RATE_DESCRIPTION = (
     "dry and running runs are not in it. Null when there are none."
 )
 
+PERCENTILE_DESCRIPTION = (
+    "Nearest-rank percentile of the completed runs' durations, within 2% of the exact "
+    "value (from logarithmic histogram rollups). Null when no run completed."
+)
+
 SORT_KEYS = ("started_at", "duration_seconds", "estimated_cost_usd", "tokens_total")
 LayerRunSort = Literal[
     "started_at",
@@ -177,6 +182,9 @@ class LayerStats(BaseModel):
     mean_duration_seconds: float | None = Field(
         description="Mean duration of the layer's completed runs in the window."
     )
+    duration_p50_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p95_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p99_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
 
 
 class StatsSummary(BaseModel):
@@ -189,6 +197,9 @@ class StatsSummary(BaseModel):
     partial_runs: int
     running_runs: int
     success_rate: float | None = Field(None, description=SUCCESS_RATE_DESCRIPTION)
+    duration_p50_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p95_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p99_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
     total_insights: int
     total_tokens: int
     total_cost_usd: float

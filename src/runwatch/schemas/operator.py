@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from runwatch.schemas.common import UtcTimestamp
+from runwatch.schemas.layer_runs import PERCENTILE_DESCRIPTION
 
 FINGERPRINT_PATTERN = r"^[0-9a-f]{16}$"
 ErrorGroupSort = Literal["errors", "runs", "last_seen"]
@@ -63,6 +64,9 @@ class VersionRow(BaseModel):
     by_status: StatusCounts
     success_rate: float | None = Field(description="success ÷ (success + failed + partial).")
     mean_duration_seconds: float | None = Field(description="Over its completed runs.")
+    duration_p50_seconds: float | None = Field(description=PERCENTILE_DESCRIPTION)
+    duration_p95_seconds: float | None = Field(description=PERCENTILE_DESCRIPTION)
+    duration_p99_seconds: float | None = Field(description=PERCENTILE_DESCRIPTION)
     insights_per_run: float | None
     tokens_per_run: float | None
     cost_per_run_usd: float | None = Field(description="Over its runs with a known cost.")
