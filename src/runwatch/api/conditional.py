@@ -69,7 +69,9 @@ async def _check(request: Request, response: Response, window_seconds: int) -> N
 
 
 async def _unchanged_since(request: Request, response: Response) -> None:
-    await _check(request, response, 0)
+    # Which runs are stuck changes as time passes, as a rolling window does.
+    stuck = "stuck" in request.query_params
+    await _check(request, response, request.app.state.settings.stats_etag_seconds if stuck else 0)
 
 
 async def _unchanged_in_window(request: Request, response: Response) -> None:

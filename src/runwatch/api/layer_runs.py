@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -19,8 +20,8 @@ from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
-from runwatch.queries.durations import add_duration_percentiles
-from runwatch.queries.error_groups import list_runs_with_error
+from runwatch.queries.operator_lists import add_operator_fields, list_runs_matching
+from runwatch.queries.stuck import stuck_state
 from runwatch.schemas.common import NO_NUL_PATTERN, RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchItemResult,
@@ -28,6 +29,7 @@ from runwatch.schemas.layer_runs import (
     LayerRunBatch,
     LayerRunCreate,
     LayerRunDetail,
+    LayerRunDetailNow,
     LayerRunPage,
     LayerRunSort,
     LayerRunSummary,
@@ -65,8 +67,10 @@ LayerNameQuery = Annotated[
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def list_runs(
+    request: Request,
     _fresh: Conditional,
     conn: ReadConn,
+    settings: SettingsDep,
     paging: PagingDep,
     window: TimeWindowDep,
     layer_name: LayerNameQuery = None,
@@ -92,6 +96,13 @@ async def list_runs(
             "`GET /runs/errors`); `total` is then a real count.",
         ),
     ] = None,
+    stuck: Annotated[
+        bool | None,
+        Query(
+            description="`true`: only running runs past their layer's stuck threshold "
+            "(see the README); `false`: every other run. `total` is then a real count."
+        ),
+    ] = None,
 ) -> LayerRunPage:
     """Runs matching every filter given, newest first by default.
 
@@ -107,11 +118,14 @@ async def list_runs(
         until=window.until,
         model_name=model_name,
     )
-    if error_fingerprint is not None:
-        page, total = await list_runs_with_error(
+    if error_fingerprint is not None or stuck is not None:
+        page, total = await list_runs_matching(
             conn,
             filters=filters,
-            fingerprint=error_fingerprint,
+            error_fingerprint=error_fingerprint,
+            stuck=stuck,
+            settings=settings,
+            now=getattr(request.state, "window_now", None) or datetime.now(UTC),
             sort=sort,
             limit=paging.limit,
             offset=paging.offset,
@@ -176,7 +190,9 @@ async def stats_summary(
     summary = await q.summarize_layer_runs(
         conn, days=days, layer_name=layer_name, now=request.state.window_now
     )
-    await add_duration_percentiles(conn, summary, layer_name=layer_name)
+    await add_operator_fields(
+        conn, summary, layer_name=layer_name, settings=settings, now=request.state.window_now
+    )
     return StatsSummary.model_validate(summary)
 
 
@@ -219,13 +235,21 @@ async def stats_timeseries(
 
 @router.get(
     "/{run_id}",
-    response_model=LayerRunDetail,
+    response_model=LayerRunDetailNow,
     summary="One layer run",
     responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
 )
-async def get_run(_fresh: Conditional, conn: ReadConn, run_id: RunIdPath) -> LayerRunDetail:
-    """Every field of the run, with `duration_seconds` and `errors`."""
-    return LayerRunDetail.model_validate(dict(await q.get_layer_run(conn, run_id)))
+async def get_run(
+    request: Request,
+    _fresh: ConditionalWindow,
+    conn: ReadConn,
+    settings: SettingsDep,
+    run_id: RunIdPath,
+) -> LayerRunDetailNow:
+    """Every field of the run, with `duration_seconds`, `errors` and whether it is stuck."""
+    run = dict(await q.get_layer_run(conn, run_id))
+    run.update(await stuck_state(conn, run, settings=settings, now=request.state.window_now))
+    return LayerRunDetailNow.model_validate(run)
 
 
 @router.post(

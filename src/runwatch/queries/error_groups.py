@@ -23,13 +23,7 @@ from runwatch.db.tables import (
     layer_runs,
 )
 from runwatch.db.types import UtcDateTime, as_utc
-from runwatch.queries.layer_runs import (
-    SUMMARY_COLUMNS,
-    LayerRunFilter,
-    layer_run_conditions,
-    sort_spec,
-)
-from runwatch.queries.pagination import Page, SortSpec, decode_cursor, encode_cursor, fetch_page
+from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
 from runwatch.queries.rollups import Segment, floor_day, plan_segments
 
 e = layer_run_errors
@@ -304,21 +298,3 @@ def _moment(value: Any) -> datetime:
 def error_fingerprint_condition(fingerprint: str) -> ColumnElement[bool]:
     """Runs that have at least one error with this fingerprint."""
     return t.c.id.in_(select(e.c.run_id).where(e.c.fingerprint == fingerprint))
-
-
-async def list_runs_with_error(
-    conn: AsyncConnection,
-    *,
-    filters: LayerRunFilter,
-    fingerprint: str,
-    sort: str = "-started_at",
-    limit: int = 20,
-    offset: int = 0,
-    cursor: str | None = None,
-) -> tuple[Page, int]:
-    """A page of the runs of one error group, and their exact number."""
-    conditions = [*layer_run_conditions(filters), error_fingerprint_condition(fingerprint)]
-    query = select(*SUMMARY_COLUMNS).where(*conditions)
-    page = await fetch_page(conn, query, sort_spec(sort), limit=limit, offset=offset, cursor=cursor)
-    count = select(func.count()).select_from(t).where(*conditions)
-    return page, int((await conn.execute(count)).scalar_one())

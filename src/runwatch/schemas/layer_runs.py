@@ -158,6 +158,20 @@ class LayerRunDetail(LayerRunSummary):
     errors: list[dict[str, Any]] | None
 
 
+class LayerRunDetailNow(LayerRunDetail):
+    """A stored run as `GET /runs/{run_id}` shows it: with whether it is stuck now."""
+
+    stuck: bool = Field(
+        False, description="Running for longer than its layer's stuck threshold (the README)."
+    )
+    stuck_since: UtcTimestamp | None = Field(
+        None, description="When it became stuck: `started_at` + the threshold."
+    )
+    stuck_threshold_seconds: float | None = Field(
+        None, description="Its layer's threshold now; null unless the run is running."
+    )
+
+
 class LayerRunPage(BaseModel):
     runs: list[LayerRunSummary]
     total: int = Field(description="Exact number of runs matching the filters.")
@@ -182,6 +196,7 @@ class LayerStats(BaseModel):
     mean_duration_seconds: float | None = Field(
         description="Mean duration of the layer's completed runs in the window."
     )
+    stuck: int = Field(0, description="Its running runs past the stuck threshold.")
     duration_p50_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
     duration_p95_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
     duration_p99_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
@@ -196,6 +211,9 @@ class StatsSummary(BaseModel):
     dry_runs: int
     partial_runs: int
     running_runs: int
+    stuck_runs: int = Field(
+        0, description="Running runs past their layer's stuck threshold, whenever they started."
+    )
     success_rate: float | None = Field(None, description=SUCCESS_RATE_DESCRIPTION)
     duration_p50_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
     duration_p95_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
