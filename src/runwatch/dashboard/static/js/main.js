@@ -4,6 +4,8 @@ import { AuthRequired, Unreachable, connection, getKey, onConnection, probe, set
 import { fmtClock } from "./format.js";
 import { OverviewView } from "./overview.js";
 import { RunDetailView, RunsView } from "./runs.js";
+import { ErrorsView } from "./errors.js";
+import { VersionsView } from "./versions.js";
 import { h, replace } from "./dom.js";
 
 export const POLL_MS = 5000;
@@ -56,6 +58,8 @@ async function resolveView(parts) {
   if (!head || head === "overview") return { name: "overview", make: () => new OverviewView(ctx) };
   if (head === "runs" && second) return { name: `run:${second}`, make: () => new RunDetailView(ctx, second) };
   if (head === "runs") return { name: "runs", make: () => new RunsView(ctx) };
+  if (head === "errors") return { name: "errors", make: () => new ErrorsView(ctx) };
+  if (head === "versions") return { name: "versions", make: () => new VersionsView(ctx) };
   if (head === "extraction" && features.extraction) {
     extractionModule = extractionModule || (await import("./extraction.js"));
     const m = extractionModule;
@@ -69,7 +73,7 @@ async function resolveView(parts) {
   return null;
 }
 
-const TITLES = { overview: "Overview", runs: "Runs", extraction: "Extraction runs" };
+const TITLES = { overview: "Overview", runs: "Runs", errors: "Errors", versions: "Versions", extraction: "Extraction runs" };
 
 function markNav(parts) {
   const section = parts[0] || "overview";
