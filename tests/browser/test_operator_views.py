@@ -133,8 +133,10 @@ def test_overview_flags_regressions_stuck_runs_and_recent_failures(
         "tr[data-layer]",
         "rs => rs.map(r => [r.dataset.layer, ...[...r.cells].map(c => c.innerText)])",
     )
-    keys = page.eval_on_selector_all(
-        "thead th", "hs => hs.map(h => h.querySelector('[data-sort-key]')?.dataset.sortKey)"
+    keys = page.evaluate(
+        "[...document.querySelector('tr[data-layer]').closest('table')"
+        ".querySelectorAll('thead th')]"
+        ".map(h => h.querySelector('[data-sort-key]')?.dataset.sortKey)"
     )
     p50, p95 = keys.index("p50"), keys.index("p95")
     for layer, *cells in rows:

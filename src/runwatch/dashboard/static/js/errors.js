@@ -52,8 +52,9 @@ export class ErrorsView {
     Object.entries(SORTS).map(([value, label]) => h("option", { value }, label)));
     const form = h("form", { class: "filters", role: "search", "aria-label": "Filter error groups",
       onsubmit: (ev) => { ev.preventDefault(); this.go({ layer_name: this.layerInput.value.trim() }); } },
-    h("fieldset", { class: "field segmented" }, h("legend", {}, "Period"),
-      PERIODS.map((p, i) => h("label", { for: `errors-period-${p.days}` }, this.periodInputs[i], h("span", {}, p.label)))),
+    h("div", { class: "field" }, h("span", { class: "field-label", "aria-hidden": "true" }, "Period"),
+      h("fieldset", { class: "segmented" }, h("legend", { class: "visually-hidden" }, "Period"),
+        PERIODS.map((p, i) => h("label", { for: `errors-period-${p.days}` }, this.periodInputs[i], h("span", {}, p.label))))),
     h("div", { class: "field" }, h("label", { for: "errors-layer" }, "Layer"), this.layerInput),
     h("div", { class: "field" }, h("label", { for: "errors-sort" }, "Order"), this.sortSelect),
     h("div", { class: "field actions" }, h("button", { type: "submit", class: "primary" }, "Apply")));
