@@ -236,6 +236,8 @@ async def stats_timeseries(
 @router.get(
     "/{run_id}",
     response_model=LayerRunDetailNow,
+    # The stuck fields are sent for running runs only; every stored field always is.
+    response_model_exclude_unset=True,
     summary="One layer run",
     responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
 )
@@ -246,7 +248,11 @@ async def get_run(
     settings: SettingsDep,
     run_id: RunIdPath,
 ) -> LayerRunDetailNow:
-    """Every field of the run, with `duration_seconds`, `errors` and whether it is stuck."""
+    """Every field of the run, with `duration_seconds` and `errors`.
+
+    A running run also has `stuck` (running longer than its layer's threshold),
+    `stuck_since` and `stuck_threshold_seconds`.
+    """
     run = dict(await q.get_layer_run(conn, run_id))
     run.update(await stuck_state(conn, run, settings=settings, now=request.state.window_now))
     return LayerRunDetailNow.model_validate(run)

@@ -85,9 +85,9 @@ async def stuck_counts(
 async def stuck_state(
     conn: AsyncConnection, run: Mapping[str, Any], *, settings: Settings, now: datetime
 ) -> dict[str, Any]:
-    """`stuck`, `stuck_since` and `stuck_threshold_seconds` of one run (only running runs)."""
+    """`stuck`, `stuck_since` and `stuck_threshold_seconds` of a running run; nothing otherwise."""
     if run["status"] != "running":
-        return {"stuck": False, "stuck_since": None, "stuck_threshold_seconds": None}
+        return {}
     name = run["layer_name"]
     seconds = (await stuck_thresholds(conn, layers=[name], settings=settings, now=now))[name]
     since = run["started_at"] + timedelta(seconds=seconds)

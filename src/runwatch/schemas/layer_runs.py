@@ -159,7 +159,7 @@ class LayerRunDetail(LayerRunSummary):
 
 
 class LayerRunDetailNow(LayerRunDetail):
-    """A stored run as `GET /runs/{run_id}` shows it: with whether it is stuck now."""
+    """A stored run as `GET /runs/{run_id}` shows it: a running one with whether it is stuck."""
 
     stuck: bool = Field(
         False, description="Running for longer than its layer's stuck threshold (the README)."
@@ -167,9 +167,7 @@ class LayerRunDetailNow(LayerRunDetail):
     stuck_since: UtcTimestamp | None = Field(
         None, description="When it became stuck: `started_at` + the threshold."
     )
-    stuck_threshold_seconds: float | None = Field(
-        None, description="Its layer's threshold now; null unless the run is running."
-    )
+    stuck_threshold_seconds: float | None = Field(None, description="Its layer's threshold now.")
 
 
 class LayerRunPage(BaseModel):
