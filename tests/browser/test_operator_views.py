@@ -3,16 +3,13 @@ stuck runs, regressions and recent failures, each checked against the API's answ
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.browser.conftest import REPO_ROOT, Server
+from tests.browser.conftest import Server
 from tests.browser.test_dashboard import row_ids, wait_for_cards, wait_until
-
-DOCS = REPO_ROOT / "docs"
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -54,7 +51,6 @@ def test_errors_view_lists_the_groups_and_opens_their_runs(
         page.locator(".result-count").inner_text()
     )
     page.screenshot(path=str(screenshots / "errors.png"), full_page=True)
-    shutil.copy(screenshots / "errors.png", DOCS / "errors.png")
 
     by_runs = api.get("/runs/errors", params={"days": 30, "sort": "runs", "limit": 25}).json()
     page.get_by_role("radio", name="30 d").check()
@@ -101,7 +97,6 @@ def test_versions_view_compares_and_marks_the_regression(
     assert f"{points:+.1f} pts" in success_row.inner_text()
     assert page.locator(f'.regression[data-regression="{layer}"]').count() == 1
     page.screenshot(path=str(screenshots / "versions.png"), full_page=True)
-    shutil.copy(screenshots / "versions.png", DOCS / "versions.png")
 
     # Any two versions: choosing A = B - 2 (or the same) redraws the compare.
     page.get_by_label("A", exact=True).select_option(hashes[0])
@@ -144,7 +139,6 @@ def test_overview_flags_regressions_stuck_runs_and_recent_failures(
         assert cells[p50] == fmt_duration(stats["duration_p50_seconds"])
         assert cells[p95] == fmt_duration(stats["duration_p95_seconds"])
     page.screenshot(path=str(screenshots / "overview-operator.png"))
-    shutil.copy(screenshots / "overview-operator.png", DOCS / "overview-operator.png")
 
 
 def test_stuck_runs_show_a_badge_and_their_elapsed_time(
