@@ -193,6 +193,7 @@ async def ensure_rollups(ds: Dataset, *, force: bool) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from runwatch.db.tables import layer_run_rollups, layer_runs
+    from runwatch.queries.operator_rollups import rebuild_operator_rollups
     from runwatch.queries.rollups import rebuild_layer_run_rollups
 
     engine = create_async_engine(ds.url)
@@ -213,6 +214,7 @@ async def ensure_rollups(ds: Dataset, *, force: bool) -> None:
                     return
             started = time.perf_counter()
             await rebuild_layer_run_rollups(conn)
+            await rebuild_operator_rollups(conn)
             ds.extras["rollup_seconds"] = round(time.perf_counter() - started, 2)
     finally:
         await engine.dispose()

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runwatch import __version__
-from runwatch.api import extraction_runs, health, layer_runs
+from runwatch.api import extraction_runs, health, layer_runs, operator
 from runwatch.api.deps import reject_unknown_query_params
 from runwatch.api.reads import EarlyAnswers, ReadRoutes, ResponseCache, StateMemo
 from runwatch.compression import GZipWithETags
@@ -164,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Health checks stay open; every data route needs a key once one exists
     # (checked by RequireKey, ahead of routing).
     guarded = {"responses": problem_responses(401, 403)}
+    # Before /runs/{run_id}, which would otherwise take /runs/errors for a run id.
+    app.include_router(operator.router, **guarded)
     app.include_router(layer_runs.router, **guarded)
     app.include_router(extraction_runs.router, **guarded)
     declare_bearer_scheme(app)

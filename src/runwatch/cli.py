@@ -238,6 +238,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     from runwatch.db.engine import create_engines
+    from runwatch.queries.operator_rollups import rebuild_operator_rollups
     from runwatch.queries.rollups import rebuild_layer_run_rollups
 
     settings = _settings(args)
@@ -247,6 +248,7 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
         try:
             async with engines.write.begin() as conn:
                 await rebuild_layer_run_rollups(conn)
+                await rebuild_operator_rollups(conn)
         finally:
             await engines.dispose()
 

@@ -81,6 +81,29 @@ class Settings(BaseSettings):
         "`If-None-Match` of unchanged data run no query (0 = off).",
     )
 
+    regression_min_runs: int = Field(
+        20,
+        ge=2,
+        description="Finished runs each of a layer's two newest versions needs in the window "
+        "before `GET /runs/stats/regressions` compares them.",
+    )
+
+    stuck_p95_multiple: float = Field(
+        3.0,
+        gt=0,
+        description="A running layer run is stuck after this multiple of its layer's p95 "
+        "duration over the last 7 days (but never before `RUNWATCH_STUCK_FLOOR_SECONDS`).",
+    )
+    stuck_floor_seconds: float = Field(
+        1800.0, gt=0, description="No running run is stuck before this many seconds."
+    )
+    stuck_after_seconds: str = Field(
+        "",
+        description="Fixed thresholds that replace the default: `3600` for every layer, or "
+        "`nightly-user-reflection=7200,other=600` per layer (a bare number is the default "
+        "for the layers not named).",
+    )
+
     extraction_default_lease_seconds: int = Field(
         300, ge=1, description="Lease given to a claimed extraction run when none is asked for."
     )
@@ -131,6 +154,32 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser, comma-separated "
         "(`https://a.example,https://b.example`); empty = CORS off.",
     )
+
+    @property
+    def stuck_overrides(self) -> tuple[float | None, dict[str, float]]:
+        """`RUNWATCH_STUCK_AFTER_SECONDS` as (threshold for every layer, per-layer thresholds)."""
+        every: float | None = None
+        per_layer: dict[str, float] = {}
+        for item in (part.strip() for part in self.stuck_after_seconds.split(",")):
+            if not item:
+                continue
+            name, _, value = item.rpartition("=")
+            seconds = float(value)
+            if not seconds > 0 or seconds == float("inf"):
+                raise ValueError(f"stuck_after_seconds: {value!r} is not a positive number")
+            if name:
+                per_layer[name.strip()] = seconds
+            else:
+                every = seconds
+        return every, per_layer
+
+    @model_validator(mode="after")
+    def _stuck_overrides_parse(self) -> Settings:
+        try:
+            self.stuck_overrides  # noqa: B018 - parsed here so that a typo fails at start
+        except ValueError as exc:
+            raise ValueError(f"stuck_after_seconds: {exc}") from exc
+        return self
 
     @model_validator(mode="after")
     def _default_page_fits(self) -> Settings:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
 from runwatch.db.tables import layer_runs
+from runwatch.queries.operator_rollups import record_operator_changes
 from runwatch.queries.rollups import record_layer_run_changes
 
 
@@ -56,13 +58,38 @@ LAYER_NAMES = tuple(
 if "nightly-user-reflection" not in LAYER_NAMES:  # the layer everyone's examples use
     LAYER_NAMES = ("nightly-user-reflection", *LAYER_NAMES[1:])
 
-_FAILURES = (
-    ("RateLimitError", "Rate limit exceeded (429) from provider; retries exhausted"),
-    ("TimeoutError", "Model call timed out after 120 s"),
-    ("ContextLengthError", "Prompt of 212,431 tokens exceeds the model's context window"),
-    ("ValidationError", "Model output did not match the insight schema: missing 'evidence'"),
-    ("ProviderError", "Upstream 503 Service Unavailable"),
+# Failures as they arrive: the same few causes, with the numbers and ids that
+# vary from one occurrence to the next (error groups fold them together).
+_FAILURES: tuple[tuple[str, Callable[[random.Random], str]], ...] = (
+    (
+        "RateLimitError",
+        lambda r: (
+            f"Rate limit exceeded (429) for request {uuid.UUID(int=r.getrandbits(128))}; "
+            f"retried {r.randint(2, 5)} times"
+        ),
+    ),
+    ("TimeoutError", lambda r: f"Model call timed out after {r.choice([60, 90, 120])} s"),
+    (
+        "ContextLengthError",
+        lambda r: (
+            f"Prompt of {r.randint(200_001, 260_000):,} tokens exceeds the model's "
+            "context window of 200,000"
+        ),
+    ),
+    (
+        "ValidationError",
+        lambda r: (
+            "Model output did not match the insight schema: missing "
+            f"'{r.choice(['evidence', 'subject', 'confidence'])}' in item {r.randint(0, 40)}"
+        ),
+    ),
+    (
+        "ProviderError",
+        lambda r: f"Upstream 503 Service Unavailable (trace {r.getrandbits(64):016x})",
+    ),
 )
+# A run stuck in `running` every so often: its worker died hours ago.
+_STUCK_EVERY = 1500
 
 
 def _weights(n: int, s: float = 1.1) -> list[float]:
@@ -73,11 +100,11 @@ def _weights(n: int, s: float = 1.1) -> list[float]:
 def _errors(rng: random.Random, count: int) -> list[dict[str, Any]]:
     out = []
     for _ in range(count):
-        kind, message = rng.choice(_FAILURES)
+        kind, make = rng.choice(_FAILURES)
         out.append(
             {
                 "type": kind,
-                "message": message,
+                "message": make(rng),
                 "target": f"{rng.choice(_SUBJECTS)}-{rng.randint(1, 5000)}",
                 "attempt": rng.randint(1, 3),
             }
@@ -97,19 +124,28 @@ def generate_layer_runs(
     end = end or datetime.now(UTC)
     span = days * 86400.0
     layer_models = {name: MODELS[i % len(MODELS)] for i, name in enumerate(LAYER_NAMES)}
-    layer_versions = {name: rng.randint(1, 4) for name in LAYER_NAMES}
+    # Two or three versions per layer, numbered in order of use; the busiest
+    # layer also has a fourth, newest one that fails more often and runs slower.
+    layer_versions = {name: rng.randint(2, 3) for name in LAYER_NAMES}
+    regressed = LAYER_NAMES[0]
     layers = rng.choices(LAYER_NAMES, weights=_weights(len(LAYER_NAMES)), k=count)
-    for layer in layers:
+    for index, layer in enumerate(layers):
         started_at = end - timedelta(seconds=rng.random() * span)
-        version = 1 + int((end - started_at).total_seconds() / span * layer_versions[layer])
+        versions = layer_versions[layer]
+        version = versions - int((end - started_at).total_seconds() / span * versions)
+        # Deployed four days ago, so that a week's window holds it and the one before.
+        worse = layer == regressed and (end - started_at).total_seconds() < 4 * 86400
+        if worse:
+            version = versions + 1
         model = layer_models[layer]
         age = (end - started_at).total_seconds()
         roll = rng.random()
-        if age < 900 and roll < 0.5:
+        stuck = index % _STUCK_EVERY == _STUCK_EVERY - 1 and age > 6 * 3600
+        if stuck or (age < 900 and roll < 0.5):
             status = "running"
-        elif roll < 0.82:
+        elif roll < (0.55 if worse else 0.82):
             status = "success"
-        elif roll < 0.88:
+        elif roll < (0.65 if worse else 0.88):
             status = "partial"
         elif roll < 0.94:
             status = "failed"
@@ -123,6 +159,8 @@ def generate_layer_runs(
         elif status == "running":
             processed = int(processed * rng.random())
         duration = min(3600.0, rng.lognormvariate(4.5, 0.7) * (0.3 + processed / 30))
+        if worse:
+            duration = min(3600.0, duration * 1.8)
         tokens_in = tokens_out = 0
         if status != "dry":
             tokens_in = int(processed * rng.uniform(900, 2600))
@@ -184,6 +222,7 @@ async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) ->
 async def _insert_layer_runs(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     await conn.execute(insert(layer_runs), rows)
     await record_layer_run_changes(conn, added=rows)
+    await record_operator_changes(conn, added=rows)
 
 
 async def is_empty(conn: AsyncConnection) -> bool:

@@ -83,6 +83,8 @@ MAX_METRIC_VALUE = 1e15
 # at all: neither may appear in any text, object keys included.
 _FORBIDDEN_CHARS = re.compile("[\x00\ud800-\udfff]")
 NO_NUL_PATTERN = r"^[^\x00]*$"
+# An error group's fingerprint (see runwatch.fingerprints): 16 hex digits.
+FINGERPRINT_PATTERN = r"^[0-9a-f]{16}$"
 MAX_NAME_CHARS = 200
 MAX_DOCUMENT_NAME_CHARS = 500
 MAX_ERROR_CHARS = 10_000

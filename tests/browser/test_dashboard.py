@@ -108,9 +108,11 @@ def test_overview_cards_show_the_stats_summary(
         s = before
         assert s["total_runs"] > 0
         assert shown["total_runs"][:2] == (f"{s['total_runs']:,}", str(s["total_runs"]))
-        rate = s["successful_runs"] / s["total_runs"]
-        assert shown["success_rate"][0] == f"{rate * 100:.1f} %"
-        assert f"{s['successful_runs']:,} of {s['total_runs']:,}" in shown["success_rate"][2]
+        # The API's success rate: success of the finished runs (not dry, not running).
+        finished = s["successful_runs"] + s["failed_runs"] + s["partial_runs"]
+        assert s["success_rate"] == s["successful_runs"] / finished
+        assert shown["success_rate"][0] == f"{s['success_rate'] * 100:.1f} %"
+        assert f"{s['successful_runs']:,} of {finished:,} finished" in shown["success_rate"][2]
         assert shown["failed_runs"][:2] == (f"{s['failed_runs']:,}", str(s["failed_runs"]))
         assert shown["dry_runs"][:2] == (f"{s['dry_runs']:,}", str(s["dry_runs"]))
         assert shown["total_insights"][:2] == (f"{s['total_insights']:,}", str(s["total_insights"]))
@@ -129,11 +131,14 @@ def test_overview_cards_show_the_stats_summary(
         by_layer = s["by_layer"]
         column_money = money_column([v["cost_usd"] for v in by_layer.values()])
         assert sorted(row[0] for row in layer_rows) == sorted(by_layer)
-        for layer, _name, runs, _success, failed, insights, tokens, cost, *_ in layer_rows:
+        for layer, _name, runs, success, failed, partial, insights, tokens, cost, *_ in layer_rows:
             stats = by_layer[layer]
-            assert (runs, failed, insights, tokens) == (
+            rate = stats["success_rate"]
+            assert success == ("—" if rate is None else f"{rate * 100:.1f} %")
+            assert (runs, failed, partial, insights, tokens) == (
                 f"{stats['runs']:,}",
                 f"{stats['failed']:,}",
+                f"{stats['partial']:,}",
                 f"{stats['insights']:,}",
                 f"{stats['tokens']:,}",
             )

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from runwatch.api.deps import (
+    Paging,
     SettingsDep,
     WriteConn,
     check_paging,
@@ -20,6 +21,8 @@ from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
+from runwatch.queries.operator_lists import add_operator_fields, list_runs_matching
+from runwatch.queries.stuck import stuck_state
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchItemResult,
@@ -27,6 +30,7 @@ from runwatch.schemas.layer_runs import (
     LayerRunBatch,
     LayerRunCreate,
     LayerRunDetail,
+    LayerRunDetailNow,
     LayerRunListQuery,
     LayerRunPage,
     LayerRunUpdate,
@@ -85,6 +89,8 @@ async def list_runs(
         model_name=query.model_name,
     )
     sort = query.sort
+    if query.error_fingerprint is not None or query.stuck is not None:
+        return await _list_operator_runs(request, query, settings, filters, paging)
 
     async def work(read: ReadContext) -> bytes:
         page = await q.list_layer_runs(
@@ -108,6 +114,43 @@ async def list_runs(
         )
 
     return await serve_read(request, work)
+
+
+async def _list_operator_runs(
+    request: Request,
+    query: LayerRunListQuery,
+    settings: SettingsDep,
+    filters: q.LayerRunFilter,
+    paging: Paging,
+) -> Response:
+    """`GET /runs` narrowed to one error group or to the stuck runs (a real count)."""
+
+    async def work(read: ReadContext) -> bytes:
+        page = await list_runs_matching(
+            read.conn,
+            filters=filters,
+            error_fingerprint=query.error_fingerprint,
+            stuck=query.stuck,
+            settings=settings,
+            now=read.window_now,
+            sort=query.sort,
+            limit=paging.limit,
+            offset=paging.offset,
+            cursor=paging.cursor,
+        )
+        return encode_json(
+            {
+                "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
+                "total": page.total,
+                "offset": paging.offset,
+                "limit": paging.limit,
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    # Which runs are stuck changes as time passes, as a rolling window does.
+    window = settings.stats_etag_seconds if query.stuck is not None else 0
+    return await serve_read(request, work, window_seconds=window)
 
 
 @router.get(
@@ -147,6 +190,9 @@ async def stats_summary(
             layer_name=layer_name,
             now=read.window_now,
             purge_horizon=await read.purged_before(),
+        )
+        await add_operator_fields(
+            read.conn, summary, layer_name=layer_name, settings=settings, now=read.window_now
         )
         return StatsSummary.model_validate(summary).model_dump_json().encode()
 
@@ -194,18 +240,27 @@ async def stats_timeseries(
 
 @router.get(
     "/{run_id}",
-    response_model=LayerRunDetail,
+    response_model=LayerRunDetailNow,
+    # The stuck fields are sent for running runs only; every stored field always is.
+    response_model_exclude_unset=True,
     summary="One layer run",
     responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
 )
-async def get_run(request: Request, run_id: RunIdPath) -> Response:
-    """Every field of the run, with `duration_seconds` and `errors`."""
+async def get_run(request: Request, settings: SettingsDep, run_id: RunIdPath) -> Response:
+    """Every field of the run, with `duration_seconds` and `errors`.
+
+    A running run also has `stuck` (running longer than its layer's threshold),
+    `stuck_since` and `stuck_threshold_seconds`. Whether a run is stuck changes
+    as time passes, so the tag moves in steps of `RUNWATCH_STATS_ETAG_SECONDS`.
+    """
 
     async def work(read: ReadContext) -> bytes:
         row = await q.get_layer_run(read.conn, run_id)
-        return encode_json({key: row[key] for key in DETAIL_KEYS})
+        run = {key: row[key] for key in DETAIL_KEYS}
+        run.update(await stuck_state(read.conn, run, settings=settings, now=read.window_now))
+        return encode_json(run)
 
-    return await serve_read(request, work)
+    return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
 
 @router.post(

@@ -244,3 +244,33 @@ async def serves_from_standby(conn: AsyncConnection) -> bool:
         result = await conn.execute(select(func.pg_is_in_recovery()))
         conn.info["in_recovery"] = bool(result.scalar_one())
     return conn.info["in_recovery"]
+
+
+def upsert_adding_with_extremes(
+    table: Table,
+    dialect_name: str,
+    *,
+    key: Sequence[str],
+    summed: Sequence[str],
+    least: Sequence[str] = (),
+    greatest: Sequence[str] = (),
+) -> Insert:
+    """`upsert_adding`, and also keep the smallest of `least` and the largest of `greatest`.
+
+    A null on either side leaves the other value (PostgreSQL's `least` and
+    `greatest` ignore nulls; SQLite's two-argument `min`/`max` do not, hence
+    the coalesces).
+    """
+    stmt = _insert(table, dialect_name)
+    set_: dict[str, Any] = {name: table.c[name] + stmt.excluded[name] for name in summed}
+    for names, pg_fn, lite_fn in (
+        (least, func.least, func.min),
+        (greatest, func.greatest, func.max),
+    ):
+        for name in names:
+            old, new = table.c[name], stmt.excluded[name]
+            if dialect_name == POSTGRESQL:
+                set_[name] = pg_fn(old, new)
+            else:
+                set_[name] = lite_fn(func.coalesce(old, new), func.coalesce(new, old))
+    return stmt.on_conflict_do_update(index_elements=list(key), set_=set_)

@@ -260,3 +260,114 @@ api_keys = Table(
     CheckConstraint(f"scope IN ({_quoted(API_KEY_SCOPES)})", name="scope"),
 )
 Index("ix_api_keys_token_hash", api_keys.c.token_hash, unique=True)
+
+# Error groups. Each error of a run has a fingerprint (see runwatch.fingerprints);
+# `error_fingerprints` names each group once, `layer_run_errors` holds one row
+# per (run, fingerprint) with the run's filter columns, and the rollups count
+# errors and runs per hour and day. All three are kept in the writer's
+# transaction and, like the run rollups, outlive a retention purge.
+ERROR_ROLLUP_GRAINS = ("hour", "day")
+NO_MODEL = ""  # model_name in the error rollups' key when the run names none
+
+error_fingerprints = Table(
+    "error_fingerprints",
+    metadata,
+    Column("fingerprint", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("sample_message", Text, nullable=False),
+)
+
+layer_run_errors = Table(
+    "layer_run_errors",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("fingerprint", Text, primary_key=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("layer_name", Text, nullable=False),
+    Column("layer_hash", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("model_name", Text, nullable=True),
+    Column("errors", BigInteger, nullable=False),
+)
+Index(
+    "ix_layer_run_errors_fingerprint_started_at_run_id",
+    layer_run_errors.c.fingerprint,
+    layer_run_errors.c.started_at,
+    layer_run_errors.c.run_id,
+)
+Index("ix_layer_run_errors_started_at", layer_run_errors.c.started_at)
+
+layer_run_error_rollups = Table(
+    "layer_run_error_rollups",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    Column("fingerprint", Text, primary_key=True),
+    Column("layer_name", Text, primary_key=True),
+    Column("layer_hash", Text, primary_key=True),
+    Column("status", Text, primary_key=True),
+    Column("model_name", Text, primary_key=True),
+    Column("errors", BigInteger, nullable=False),
+    Column("runs", BigInteger, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=True),
+    Column("last_seen", UtcDateTime, nullable=True),
+    CheckConstraint(f"grain IN ({_quoted(ERROR_ROLLUP_GRAINS)})", name="grain"),
+)
+Index(
+    "ix_layer_run_error_rollups_grain_fingerprint_bucket_start",
+    layer_run_error_rollups.c.grain,
+    layer_run_error_rollups.c.fingerprint,
+    layer_run_error_rollups.c.bucket_start,
+)
+
+# Layer versions: per hour and day, per (layer, layer_hash, status), the sums a
+# version's row and the compare's tests need (sums of squares for Welch's test).
+layer_run_version_rollups = Table(
+    "layer_run_version_rollups",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    Column("layer_name", Text, primary_key=True),
+    Column("layer_hash", Text, primary_key=True),
+    Column("status", Text, primary_key=True),
+    Column("runs", BigInteger, nullable=False),
+    Column("completed_runs", BigInteger, nullable=False),
+    Column("duration_us", BigInteger, nullable=False),
+    Column("duration_sq", Double, nullable=False),
+    Column("insights", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("cost_runs", BigInteger, nullable=False),
+    Column("cost_nanousd", BigInteger, nullable=False),
+    Column("cost_sq", Double, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=True),
+    Column("last_seen", UtcDateTime, nullable=True),
+    CheckConstraint(f"grain IN ({_quoted(ERROR_ROLLUP_GRAINS)})", name="grain"),
+)
+Index(
+    "ix_layer_run_version_rollups_grain_layer_name_bucket_start",
+    layer_run_version_rollups.c.grain,
+    layer_run_version_rollups.c.layer_name,
+    layer_run_version_rollups.c.bucket_start,
+)
+
+# Duration histograms per hour and day, per (layer, layer_hash): how many
+# completed runs fell in each logarithmic bin (see runwatch.percentiles), so
+# that p50/p95/p99 over any window come from bin counts, within 2%.
+layer_run_duration_bins = Table(
+    "layer_run_duration_bins",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    Column("layer_name", Text, primary_key=True),
+    Column("layer_hash", Text, primary_key=True),
+    Column("bin", Integer, primary_key=True, autoincrement=False),
+    Column("runs", BigInteger, nullable=False),
+    CheckConstraint(f"grain IN ({_quoted(ERROR_ROLLUP_GRAINS)})", name="grain"),
+)
+Index(
+    "ix_layer_run_duration_bins_grain_layer_name_bucket_start",
+    layer_run_duration_bins.c.grain,
+    layer_run_duration_bins.c.layer_name,
+    layer_run_duration_bins.c.bucket_start,
+)

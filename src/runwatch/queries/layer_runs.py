@@ -20,6 +20,7 @@ from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, lay
 from runwatch.domain import MAX_TOKENS
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
+from runwatch.queries.operator_rollups import record_operator_changes
 from runwatch.queries.pagination import Page, SortSpec, fetch_page
 from runwatch.queries.rollups import (
     bump_data_version,
@@ -34,6 +35,7 @@ from runwatch.queries.rollups import (
     set_purged_before,
 )
 from runwatch.queries.statements import STATEMENTS
+from runwatch.significance import success_rate
 
 t = layer_runs
 
@@ -269,9 +271,13 @@ async def summarize_layer_runs(
             "insights": insights,
             "successful": success,
             "failed": failed,
+            "partial": partial,
+            "dry": dry,
+            "running": running,
             "tokens": tokens,
             "cost_usd": cost / 1e9,
             "mean_duration_seconds": duration / 1e6 / completed if completed else None,
+            "success_rate": success_rate(success, failed, partial),
         }
     running, success, partial, failed, dry, insights, tokens, cost, _duration, _completed = totals
     return {
@@ -283,6 +289,7 @@ async def summarize_layer_runs(
         "dry_runs": dry,
         "partial_runs": partial,
         "running_runs": running,
+        "success_rate": success_rate(success, failed, partial),
         "total_insights": insights,
         "total_tokens": tokens,
         "total_cost_usd": cost / 1e9,
@@ -324,6 +331,7 @@ async def create_layer_run(
     created = (await conn.execute(stmt)).rowcount == 1
     if created:
         await record_layer_run_changes(conn, added=[row])
+        await record_operator_changes(conn, added=[row])
     stored = await get_layer_run(conn, row["id"])
     if not created and not _same_content(stored, row):
         raise Conflict(f"A different layer run with id '{row['id']}' already exists.")
@@ -350,6 +358,7 @@ async def create_layer_runs(
     inserted = set(await insert_many_ignoring_conflicts(conn, t, rows, returning="id"))
     if inserted:
         await record_layer_run_changes(conn, added=[r for r in rows if r["id"] in inserted])
+        await record_operator_changes(conn, added=[r for r in rows if r["id"] in inserted])
     existing_rows = [row for row in rows if row["id"] not in inserted]
     if existing_rows:
         stored = {
@@ -426,6 +435,7 @@ async def update_layer_run(
     if row is None:  # another request completed it between our read and this write
         raise Conflict(f"Layer run '{run_id}' was completed by another request.")
     await record_layer_run_changes(conn, added=[row._mapping], removed=[current])
+    await record_operator_changes(conn, added=[row._mapping], removed=[current])
     return row._mapping
 
 
@@ -436,6 +446,7 @@ async def delete_layer_run(conn: AsyncConnection, run_id: str) -> None:
     if removed is None:
         raise NotFound(f"No layer run with id '{run_id}'.")
     await record_layer_run_changes(conn, removed=[removed._mapping])
+    await record_operator_changes(conn, removed=[removed._mapping])
 
 
 @measured("layer_run_timeseries")

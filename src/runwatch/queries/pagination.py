@@ -122,7 +122,7 @@ TOTAL_LABEL = "_total"
 async def fetch_page(
     conn: AsyncConnection,
     *,
-    shape: Hashable,
+    shape: Hashable | None,
     build: Callable[[], tuple[Select[Any], Select[Any] | None]],
     params: dict[str, Any],
     spec: SortSpec,
@@ -134,11 +134,11 @@ async def fetch_page(
 
     `build` makes the filtered query and, optionally, a one-value count
     statement, both with bind parameters (`params` holds their values); it runs
-    once per `shape` (see `statements.py`). Fetches `limit + 1` rows to know
-    whether there is a next page; the cursor of the next page is the `(sort
-    key, id)` of the last row returned. The count rides along as a scalar
-    subquery evaluated once, so page and total take one round trip; only an
-    empty page runs it on its own.
+    once per `shape` (see `statements.py`), or every time when `shape` is None.
+    Fetches `limit + 1` rows to know whether there is a next page; the cursor
+    of the next page is the `(sort key, id)` of the last row returned. The
+    count rides along as a scalar subquery evaluated once, so page and total
+    take one round trip; only an empty page runs it on its own.
     """
     values = dict(params, page_limit=limit + 1)
     null_key: bool | None = None
@@ -162,9 +162,12 @@ async def fetch_page(
             query = query.offset(bindparam("page_offset", type_=Integer))
         return query, total
 
-    query, total = STATEMENTS.get(
-        ("page", shape, spec.token, null_key, bool(offset)), page_statements
-    )
+    if shape is None:  # values built into the statement: nothing to keep
+        query, total = page_statements()
+    else:
+        query, total = STATEMENTS.get(
+            ("page", shape, spec.token, null_key, bool(offset)), page_statements
+        )
     rows = [row._mapping for row in await conn.execute(query, values)]
     counted = None
     if total is not None:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+)
 
 from runwatch.domain import (
     MAX_DOCUMENT_NAME_CHARS,
@@ -213,6 +221,18 @@ class ExtractionRunDetail(ExtractionRunSummary):
     attempts: int
     worker_id: str | None
     lease_expires_at: UtcTimestamp | None
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="Running, and its worker's lease has run out: the worker is gone or late, "
+        "and the next claim takes the run back (or fails it after its last attempt)."
+    )
+    @property
+    def lease_expired(self) -> bool:
+        return (
+            self.status == "running"
+            and self.lease_expires_at is not None
+            and self.lease_expires_at <= datetime.now(UTC)
+        )
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ExtractionRunDetail:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from runwatch.domain import (
+    FINGERPRINT_PATTERN,
     MAX_BATCH_RUNS,
     MAX_COUNT,
     MAX_JSON_BYTES,
@@ -63,6 +64,16 @@ ErrorList = (
         ),
     ]
     | None
+)
+
+SUCCESS_RATE_DESCRIPTION = (
+    "success ÷ (success + failed + partial): the finished runs that called a model; "
+    "dry and running runs are not in it. Null when there are none."
+)
+
+PERCENTILE_DESCRIPTION = (
+    "Nearest-rank percentile of the completed runs' durations, within 2% of the exact "
+    "value (from logarithmic histogram rollups). Null when no run completed."
 )
 
 SORT_KEYS = ("started_at", "duration_seconds", "estimated_cost_usd", "tokens_total")
@@ -125,6 +136,17 @@ class LayerRunListQuery(BaseModel):
         max_length=1024,
         description="`next_cursor` from the previous page; continues after it in "
         "constant time. Cannot be combined with a non-zero `offset`.",
+    )
+    error_fingerprint: str | None = Field(
+        None,
+        pattern=FINGERPRINT_PATTERN,
+        description="Only runs with an error of this group (a `fingerprint` of "
+        "`GET /runs/errors`); `total` is then a real count.",
+    )
+    stuck: bool | None = Field(
+        None,
+        description="`true`: only running runs past their layer's stuck threshold "
+        "(see the README); `false`: every other run. `total` is then a real count.",
     )
 
 
@@ -236,6 +258,18 @@ class LayerRunDetail(LayerRunSummary):
     errors: list[dict[str, Any]] | None
 
 
+class LayerRunDetailNow(LayerRunDetail):
+    """A stored run as `GET /runs/{run_id}` shows it: a running one with whether it is stuck."""
+
+    stuck: bool = Field(
+        False, description="Running for longer than its layer's stuck threshold (the README)."
+    )
+    stuck_since: UtcTimestamp | None = Field(
+        None, description="When it became stuck: `started_at` + the threshold."
+    )
+    stuck_threshold_seconds: float | None = Field(None, description="Its layer's threshold now.")
+
+
 class LayerRunPage(BaseModel):
     runs: list[LayerRunSummary]
     total: int = Field(description="Exact number of runs matching the filters.")
@@ -251,11 +285,19 @@ class LayerStats(BaseModel):
     insights: int
     successful: int
     failed: int
+    partial: int = 0
+    dry: int = 0
+    running: int = 0
+    success_rate: float | None = Field(None, description=SUCCESS_RATE_DESCRIPTION)
     tokens: int
     cost_usd: float
     mean_duration_seconds: float | None = Field(
         description="Mean duration of the layer's completed runs in the window."
     )
+    stuck: int = Field(0, description="Its running runs past the stuck threshold.")
+    duration_p50_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p95_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p99_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
 
 
 class StatsSummary(BaseModel):
@@ -267,6 +309,13 @@ class StatsSummary(BaseModel):
     dry_runs: int
     partial_runs: int
     running_runs: int
+    stuck_runs: int = Field(
+        0, description="Running runs past their layer's stuck threshold, whenever they started."
+    )
+    success_rate: float | None = Field(None, description=SUCCESS_RATE_DESCRIPTION)
+    duration_p50_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p95_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
+    duration_p99_seconds: float | None = Field(None, description=PERCENTILE_DESCRIPTION)
     total_insights: int
     total_tokens: int
     total_cost_usd: float

@@ -6,6 +6,8 @@ import {
 import { fmtClock } from "./format.js";
 import { OverviewView } from "./overview.js";
 import { RunDetailView, RunsView } from "./runs.js";
+import { ErrorsView } from "./errors.js";
+import { VersionsView } from "./versions.js";
 import { h, replace } from "./dom.js";
 
 // The default refresh period; a view may ask for another one (see `pollMs` below).
@@ -75,6 +77,16 @@ const ROUTES = [
     resolve: ([, id]) => (id
       ? { name: `run:${id}`, make: () => new RunDetailView(ctx, id) }
       : { name: "runs", make: () => new RunsView(ctx) }),
+  },
+  {
+    section: "errors",
+    title: "Errors",
+    resolve: () => ({ name: "errors", make: () => new ErrorsView(ctx) }),
+  },
+  {
+    section: "versions",
+    title: "Versions",
+    resolve: () => ({ name: "versions", make: () => new VersionsView(ctx) }),
   },
   {
     section: "extraction",

@@ -6,6 +6,7 @@ import { h, keepingFocus, replace } from "./dom.js";
 import {
   COMPACT_FROM, DASH, costFormatter, fmtCompact, fmtCost, fmtDuration, fmtInt, fmtPct,
 } from "./format.js";
+import { OperatorPanels, percentileColumns, withStuckBadge } from "./operator.js";
 import { sortableTable } from "./table.js";
 
 // The summary's ETag moves with each step of its rolling window (RUNWATCH_STATS_ETAG_SECONDS,
@@ -33,8 +34,8 @@ const CARDS = [
   { key: "total_runs", label: "Runs", value: (s) => s.total_runs, fmt: fmtInt,
     sub: (s) => (s.running_runs ? `${fmtInt(s.running_runs)} running now` : "in the period") },
   { key: "success_rate", label: "Success rate",
-    value: (s) => (s.total_runs ? s.successful_runs / s.total_runs : null), fmt: fmtPct,
-    sub: (s) => `${fmtInt(s.successful_runs)} of ${fmtInt(s.total_runs)}` },
+    value: (s) => s.success_rate ?? null, fmt: fmtPct,
+    sub: (s) => `${fmtInt(s.successful_runs)} of ${fmtInt(s.successful_runs + s.failed_runs + (s.partial_runs || 0))} finished` },
   { key: "failed_runs", label: "Failed", value: (s) => s.failed_runs, fmt: fmtInt, alert: true,
     sub: (s) => (typeof s.partial_runs === "number" ? `${fmtInt(s.partial_runs)} partial` : "") },
   { key: "dry_runs", label: "Dry", value: (s) => s.dry_runs, fmt: fmtInt, sub: () => "no model calls" },
@@ -85,11 +86,13 @@ export class OverviewView {
       if (this.seriesData && width && width !== this.drawnWidth) this.drawSeries();
     });
     this.resizer.observe(this.chartEl);
+    this.operator = new OperatorPanels();
     this.el = h("section", { class: "view overview", "aria-labelledby": "overview-title" },
       h("div", { class: "view-head" },
         h("h1", { id: "overview-title" }, "Overview"),
         h("div", { class: "period" }, h("span", { class: "period-label", "aria-hidden": "true" }, "Period"), picker)),
       h("section", { "aria-label": "Summary" }, this.summaryEl),
+      this.operator.el,
       h("section", { class: "panel", "aria-labelledby": "chart-title" },
         h("div", { class: "panel-head", id: "chart-title" }, this.chartTitle, metricPicker), this.chartEl),
       h("section", { class: "panel", "aria-labelledby": "layers-title" },
@@ -178,6 +181,7 @@ export class OverviewView {
       this.seriesData = series.data;
       this.drawSeries();
     }
+    await this.operator.refresh(days, summary.data);
   }
 
   drawSeries() {
@@ -227,18 +231,23 @@ export class OverviewView {
       { key: "layer", label: "Layer", text: true, value: (r) => r.layer,
         cell: (r) => h("a", { href: `#/runs?layer_name=${encodeURIComponent(r.layer)}&range=${days === 1 ? "24h" : `${days}d`}` }, r.layer) },
       { key: "runs", label: "Runs", value: (r) => r.runs, cell: (r) => fmtInt(r.runs) },
-      { key: "success_rate", label: "Success", value: (r) => (r.runs ? (r.successful ?? 0) / r.runs : null),
-        cell: (r) => (typeof r.successful === "number" && r.runs ? fmtPct(r.successful / r.runs) : DASH) },
+      { key: "success_rate", label: "Success", value: (r) => r.success_rate ?? null,
+        cell: (r) => fmtPct(r.success_rate ?? null) },
       { key: "failed", label: "Failed", value: (r) => r.failed ?? null,
-        cell: (r) => (r.failed ? h("a", { class: "failures", href: `#/runs?layer_name=${encodeURIComponent(r.layer)}&status=failed,partial&range=${days === 1 ? "24h" : `${days}d`}` }, fmtInt(r.failed)) : fmtInt(r.failed ?? null)) },
+        cell: (r) => (r.failed ? h("a", { class: "failures", href: `#/runs?layer_name=${encodeURIComponent(r.layer)}&status=failed&range=${days === 1 ? "24h" : `${days}d`}` }, fmtInt(r.failed)) : fmtInt(r.failed ?? null)) },
+      { key: "partial", label: "Partial", value: (r) => r.partial ?? null,
+        cell: (r) => (r.partial ? h("a", { class: "partials", href: `#/runs?layer_name=${encodeURIComponent(r.layer)}&status=partial&range=${days === 1 ? "24h" : `${days}d`}` }, fmtInt(r.partial)) : fmtInt(r.partial ?? null)) },
       { key: "insights", label: "Insights", value: (r) => r.insights, cell: (r) => fmtInt(r.insights) },
       { key: "tokens", label: "Tokens", value: (r) => r.tokens ?? null, cell: (r) => fmtInt(r.tokens ?? null) },
       { key: "cost_usd", label: "Cost", value: (r) => r.cost_usd ?? null, cell: (r) => cost(r.cost_usd ?? null) },
     ];
-    if (durationKey) {
+    if (entries.some(([, v]) => "duration_p50_seconds" in v)) {
+      columns.push(...percentileColumns());
+    } else if (durationKey) {
       columns.push({ key: "duration", label: durationLabel, value: (r) => r[durationKey] ?? null,
         cell: (r) => fmtDuration(r[durationKey] ?? null) });
     }
+    columns[0].cell = withStuckBadge(columns[0].cell);
     const rows = entries.map(([layer, v]) => ({ layer, ...v }));
     keepingFocus(this.layersEl, () => replace(this.layersEl, rows.length
       ? sortableTable({

@@ -3,6 +3,7 @@
 import { ApiError, getJSON } from "./api.js";
 import { STATUSES, STATUS_LABELS } from "./chart.js";
 import { h, keepingFocus, replace } from "./dom.js";
+import { durationCell, stuckIds } from "./operator.js";
 import {
   DASH, costFormatter, fmtCost, fmtDuration, fmtInt, fmtTime, fromLocalInput, toLocalInput,
 } from "./format.js";
@@ -21,7 +22,8 @@ const SORTS = {
   started_at: "Started", duration_seconds: "Duration", tokens_total: "Tokens",
   estimated_cost_usd: "Cost",
 };
-const FILTER_KEYS = ["layer_name", "status", "range", "since", "until", "model_name", "sort", "limit"];
+const FILTER_KEYS = ["layer_name", "status", "range", "since", "until", "model_name", "sort", "limit",
+  "stuck", "error_fingerprint"];
 
 // The list the detail view's "back" link returns to, filters and page included.
 let lastListHash = "#/runs";
@@ -169,6 +171,8 @@ export class RunsView {
       limit: this.f.limit.value,
       cursor: pagePosition(p).cursor,
       offset: pagePosition(p).offset,
+      stuck: p.get("stuck"),
+      error_fingerprint: p.get("error_fingerprint"),
     };
   }
 
@@ -195,6 +199,7 @@ export class RunsView {
     }
     if (params !== this.params || result.data === this.lastData) return;
     this.lastData = result.data;
+    this.stuck = await stuckIds(result.data.runs);
     this.tableEl.removeAttribute("aria-busy");
     this.render(result.data);
   }
@@ -223,7 +228,7 @@ export class RunsView {
         h("td", { class: "nowrap lead-start" }, h("a", { href, "aria-label": `Run ${r.id} of ${r.layer_name}, started ${fmtTime(r.started_at)}` }, fmtTime(r.started_at))),
         h("td", { class: "layer-cell lead-wide" }, r.layer_name),
         h("td", { class: "lead-end" }, statusBadge(r.status)),
-        h("td", { class: "num", "data-label": "Duration" }, fmtDuration(r.duration_seconds)),
+        h("td", { class: "num", "data-label": "Duration" }, durationCell(r, this.stuck)),
         h("td", { class: "num wide-only", "data-label": "Processed" }, fmtInt(r.targets_processed)),
         h("td", { class: "num wide-only", "data-label": "Insights" }, fmtInt(r.insights_created)),
         h("td", { class: "num", "data-label": "Tokens" }, fmtInt(r.tokens_total)),
@@ -318,7 +323,8 @@ export class RunDetailView {
             field("Status", statusBadge(r.status)),
             field("Started (UTC)", fmtTime(r.started_at)),
             field("Completed (UTC)", r.completed_at ? fmtTime(r.completed_at) : "still running"),
-            field("Duration", fmtDuration(r.duration_seconds)))),
+            field("Duration", durationCell(r, new Set(r.stuck ? [r.id] : []))),
+            r.stuck ? field("Stuck since (UTC)", fmtTime(r.stuck_since)) : null)),
         h("section", { class: "panel", "aria-labelledby": "run-work" },
           h("h2", { id: "run-work" }, "Work and cost"),
           h("dl", { class: "kv" },

@@ -1,0 +1,86 @@
+"""`GET /runs` narrowed to one error group or to the stuck runs, and the summary's additions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, not_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runwatch.config import Settings
+from runwatch.db.tables import layer_runs
+from runwatch.queries.durations import add_duration_percentiles
+from runwatch.queries.error_groups import error_fingerprint_condition
+from runwatch.queries.layer_runs import (
+    SUMMARY_COLUMNS,
+    LayerRunFilter,
+    filter_params,
+    filter_shape,
+    layer_run_conditions,
+    sort_spec,
+)
+from runwatch.queries.pagination import Page, fetch_page
+from runwatch.queries.stuck import stuck_counts, stuck_runs_condition
+
+t = layer_runs
+
+
+async def list_runs_matching(
+    conn: AsyncConnection,
+    *,
+    filters: LayerRunFilter,
+    error_fingerprint: str | None,
+    stuck: bool | None,
+    settings: Settings,
+    now: datetime,
+    sort: str = "-started_at",
+    limit: int = 20,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> Page:
+    """A page of the runs matching `filters` and the operator's narrowing, with their number.
+
+    The stuck thresholds depend on the data, so these statements are built for
+    each request; the count is a real one, in the page's statement.
+    """
+    conditions: list[ColumnElement[bool]] = layer_run_conditions(filter_shape(filters))
+    if error_fingerprint is not None:
+        conditions.append(error_fingerprint_condition(error_fingerprint))
+    if stuck is not None:
+        condition = await stuck_runs_condition(
+            conn, layer_name=filters.layer_name, settings=settings, now=now
+        )
+        conditions.append(condition if stuck else not_(condition))
+
+    def build() -> tuple[Select[Any], Select[Any] | None]:
+        query = select(*SUMMARY_COLUMNS).where(*conditions)
+        return query, select(func.count()).select_from(t).where(*conditions)
+
+    return await fetch_page(
+        conn,
+        shape=None,
+        build=build,
+        params=filter_params(filters),
+        spec=sort_spec(sort),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+    )
+
+
+async def add_operator_fields(
+    conn: AsyncConnection,
+    summary: dict[str, Any],
+    *,
+    layer_name: str | None,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Add duration percentiles and stuck runs (whenever they started) to a summary body."""
+    await add_duration_percentiles(conn, summary, layer_name=layer_name)
+    stuck = await stuck_counts(conn, settings=settings, now=now, layer_name=layer_name)
+    summary["stuck_runs"] = sum(stuck.values())
+    for name, entry in summary["by_layer"].items():
+        entry["stuck"] = stuck.get(name, 0)
+    return summary
