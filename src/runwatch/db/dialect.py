@@ -14,6 +14,7 @@ from sqlalchemy import (
     Double,
     Float,
     Integer,
+    Numeric,
     Select,
     Table,
     Text,
@@ -101,6 +102,7 @@ def upsert_adding(
 def _array_type(column: Any) -> str:
     """The PostgreSQL array type that carries a column's values through `unnest`."""
     type_ = column.type
+    type_ = getattr(type_, "_variant_mapping", {}).get(POSTGRESQL, type_)
     if isinstance(type_, TypeDecorator):
         type_ = type_.impl
     if isinstance(type_, DateTime):
@@ -111,6 +113,8 @@ def _array_type(column: Any) -> str:
         return "int4[]"
     if isinstance(type_, Double | Float):
         return "float8[]"
+    if isinstance(type_, Numeric):
+        return "numeric[]"
     if isinstance(type_, JSON):
         return "text[]"  # encoded here, cast to jsonb in the statement
     return "text[]"
