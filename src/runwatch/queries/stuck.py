@@ -77,7 +77,11 @@ async def stuck_counts(
     conn: AsyncConnection, *, settings: Settings, now: datetime, layer_name: str | None = None
 ) -> dict[str, int]:
     """Stuck runs per layer, whenever they started."""
-    condition = await stuck_runs_condition(conn, layer_name=layer_name, settings=settings, now=now)
+    layers = await _running_layers(conn, layer_name)
+    if not layers:  # nothing running: nothing stuck, and no more queries
+        return {}
+    thresholds = await stuck_thresholds(conn, layers=layers, settings=settings, now=now)
+    condition = _stuck_condition(thresholds, now)
     query = select(t.c.layer_name, func.count()).where(condition).group_by(t.c.layer_name)
     return {name: int(n) for name, n in await conn.execute(query)}
 
