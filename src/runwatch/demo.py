@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,8 +165,17 @@ def generate_layer_runs(
         }
 
 
-async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) -> int:
-    """Insert `runs` generated layer runs in chunks; returns how many were inserted."""
+async def load_demo_data(
+    conn: AsyncConnection,
+    *,
+    runs: int,
+    seed: int = 42,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Insert `runs` generated layer runs in chunks; returns how many were inserted.
+
+    `progress(n)` is called after each chunk with the number of runs it held.
+    """
     chunk: list[dict[str, Any]] = []
     inserted = 0
     for row in generate_layer_runs(runs, seed=seed):
@@ -174,10 +183,14 @@ async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) ->
         if len(chunk) == 5000:
             await _insert_layer_runs(conn, chunk)
             inserted += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
             chunk = []
     if chunk:
         await _insert_layer_runs(conn, chunk)
         inserted += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
     return inserted
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -358,11 +358,14 @@ async def rollup_buckets(
     return out
 
 
-async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
+async def rebuild_layer_run_rollups(
+    conn: AsyncConnection, *, progress: Callable[[int], object] | None = None
+) -> None:
     """Recompute every rollup from the raw rows (after a bulk load that bypassed them).
 
     Rollups of purged periods cannot be recomputed (their rows are gone), so
-    buckets before the purge horizon are kept as they are.
+    buckets before the purge horizon are kept as they are. `progress(1)` is
+    called as each grain (hour, day, month) is done.
     """
     dialect_name = conn.dialect.name
     horizon = await purged_before(conn)
@@ -391,6 +394,8 @@ async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
             .group_by(bucket, t.c.layer_name, t.c.status)
         )
         await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], rows))
+        if progress is not None:
+            progress(1)
     # Fresh statistics, or the planner may scan the whole table for a window.
     await conn.execute(text("ANALYZE layer_run_rollups"))
     await bump_data_version(conn)
