@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import tempfile
@@ -161,8 +160,9 @@ async def _migrate_if_configured(settings: Settings) -> None:
     if before == revision_history()[-1]:
         return
     await upgrade(settings.database_url)
-    logging.getLogger("runwatch").info(
-        "database migrated from %s to %s", before or "an empty schema", revision_history()[-1]
+    print(
+        f"runwatch: database migrated from {before or 'base'} to {revision_history()[-1]}",
+        file=sys.stderr,
     )
 
 
