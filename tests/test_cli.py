@@ -356,4 +356,3 @@ def test_commands_are_quiet(tmp_path: Path) -> None:
         left = conn.execute("SELECT count(*) FROM layer_runs").fetchone()[0]
     assert 0 < left < 50
     assert line.startswith(f"runwatch: purged {50 - left} layer runs started before ")
-

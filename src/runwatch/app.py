@@ -22,6 +22,7 @@ from runwatch.errors import install_error_handlers, problem_response
 from runwatch.metrics import install_metrics
 from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_options
 from runwatch.migrate import upgrade
+from runwatch.openapi import app_options, install_api_docs
 from runwatch.queries.api_keys import load_key_set
 from runwatch.schemas.common import problem_responses
 from runwatch.security import KeyCache, KeySet, authorize, check_open_access
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query_params)],
+        **app_options(),
     )
     app.state.settings = settings
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
@@ -126,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layer_runs.router, **guarded)
     app.include_router(extraction_runs.router, **guarded)
     install_dashboard(app)
+    install_api_docs(app, settings)
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origin_list:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, StringConstraints
 
@@ -42,6 +42,18 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO
 OptionalName = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL_PATTERN)] | None
 
 
+ProblemCode = Literal[
+    "not_found",
+    "invalid_argument",
+    "conflict",
+    "unauthorized",
+    "forbidden",
+    "payload_too_large",
+    "unavailable",
+    "internal",
+]
+
+
 class ValidationItem(BaseModel):
     loc: list[str | int]
     msg: str
@@ -54,10 +66,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str = Field(
-        description="Stable machine code: not_found, invalid_argument, conflict, unauthorized, "
-        "forbidden, payload_too_large, unavailable, internal."
-    )
+    code: ProblemCode = Field(description="Stable machine code, one of the values listed.")
     instance: str | None = None
     request_id: str | None = Field(None, description="The request's `X-Request-ID`.")
     errors: list[ValidationItem] | None = None
