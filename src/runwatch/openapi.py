@@ -127,7 +127,7 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "updateLayerRun": {
         "status": "partial",
-        "completed_at": "2026-11-22T01:55:02Z",
+        "completed_at": "2026-11-22T02:03:30Z",
         "targets_processed": 20,
         "insights_created": 9,
         "errors": [{"type": "ValidationError", "target": "channel-3218", "attempt": 1}],
@@ -263,6 +263,16 @@ def shape_openapi(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return schema
 
 
+# The pages may load nothing but from this server: ReDoc's sidebar links a logo
+# on its makers' host, which the browser is told not to fetch. Swagger UI starts
+# from an inline script and both inject their styles.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
 def _static_dir() -> Path:
     """Swagger UI's and ReDoc's files, as the fastapi-offline package ships them."""
     return Path(str(resources.files("fastapi_offline"))) / "static"
@@ -289,7 +299,7 @@ def install_api_docs(app: FastAPI, settings: Settings) -> None:
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
@@ -298,16 +308,20 @@ def install_api_docs(app: FastAPI, settings: Settings) -> None:
             # The validator badge would send the schema to a public service.
             swagger_ui_parameters={"validatorUrl": None},
         )
+        page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return page
 
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return page
 
     app.add_route(DOCS_URL, swagger_ui, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_route(REDOC_URL, redoc, methods=["GET", "HEAD"], include_in_schema=False)
