@@ -356,3 +356,56 @@ def test_commands_are_quiet(tmp_path: Path) -> None:
         left = conn.execute("SELECT count(*) FROM layer_runs").fetchone()[0]
     assert 0 < left < 50
     assert line.startswith(f"runwatch: purged {50 - left} layer runs started before ")
+
+
+def _serve_and_poll(tmp_path: Path, env: dict[str, str]) -> str:
+    """Start `runwatch serve`, ask /readyz a few times, stop it; its whole log."""
+    import signal
+    import time
+
+    import httpx
+
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "runwatch", "--database-url", sqlite_url(tmp_path / "s.db")]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*command, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        ready = 0
+        deadline = time.monotonic() + 90
+        while ready < 3 and time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready += httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert ready == 3, log_path.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    return log_path.read_text()
+
+
+def test_serve_migrates_and_warns_once_and_readyz_is_quiet(tmp_path: Path) -> None:
+    log = _serve_and_poll(tmp_path, clean_env())
+    assert "alembic" not in log
+    assert log.count("no API keys") == 1, log
+    assert log.count("database migrated") == 1, log
+    assert log.count("GET /readyz 200") == 3, log
+    assert "Traceback" not in log
+
+
+def test_json_logs_carry_no_terminal_colours(tmp_path: Path) -> None:
+    import json
+
+    log = _serve_and_poll(tmp_path, clean_env(RUNWATCH_LOG_FORMAT="json"))
+    # The migration line is the command's own report, not a log record.
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert len(records) >= 5
+    assert any(r["logger"].startswith("uvicorn") for r in records)
+    for record in records:
+        assert "color_message" not in record
+        assert "\x1b" not in json.dumps(record, ensure_ascii=False)
+    others = [line for line in log.splitlines() if not line.startswith("{")]
+    assert others == [f"runwatch: database migrated from base to {HEAD}"]
