@@ -371,7 +371,29 @@ async def rebuild_layer_run_rollups(
     horizon = await purged_before(conn)
     keep_before = [] if horizon is None else [r.c.bucket_start < floor_day(horizon)]
     await conn.execute(r.delete().where(*(~c for c in keep_before)))
+    if horizon is not None:
+        # The month of the horizon holds purged runs and kept ones: it is
+        # summed again below from its days, which are exact on both sides.
+        partial_month = (r.c.grain == "month") & (r.c.bucket_start >= floor_month(horizon))
+        await conn.execute(r.delete().where(partial_month))
     for grain, _floor, _ceil in GRAINS:
+        if grain == "month" and horizon is not None:
+            month = truncate_to("month", r.c.bucket_start, dialect_name)
+            from_days = (
+                select(
+                    literal("month"),
+                    month,
+                    r.c.layer_name,
+                    r.c.status,
+                    *(func.sum(r.c[name]) for name in ROLLUP_SUMS),
+                )
+                .where(r.c.grain == "day", r.c.bucket_start >= floor_month(horizon))
+                .group_by(month, r.c.layer_name, r.c.status)
+            )
+            await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], from_days))
+            if progress is not None:
+                progress(1)
+            continue
         bucket = truncate_to(grain, t.c.started_at, dialect_name)
         rows = (
             select(
