@@ -155,6 +155,11 @@ def test_unreachable_postgresql_is_one_line() -> None:
         assert "cannot use the database at postgresql+asyncpg://runwatch@127.0.0.1" in line
 
 
+def test_a_public_bind_without_keys_is_one_line(tmp_path: Path) -> None:
+    done = runwatch("--database-url", sqlite_url(tmp_path / "r.db"), "serve", "--host", "0.0.0.0")
+    assert_one_line_error(done, "Refusing to serve on 0.0.0.0", "runwatch keys create")
+
+
 def test_unsupported_database_urls_are_one_line() -> None:
     assert_one_line_error(runwatch("--database-url", "mysql://db/x", "migrate"), "'mysql'")
     assert_one_line_error(runwatch("--database-url", "runwatch.db", "migrate"), "runwatch.db")

@@ -251,8 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_prepare_serve(settings, args.demo_runs if args.demo else None))
     except InsecureStart as exc:
-        print(f"runwatch: {exc}", file=sys.stderr)
-        return 2
+        raise CommandFailed(str(exc)) from None
     # Migrated and checked above: the app's processes need not do it again.
     settings = settings.model_copy(update={"auto_migrate": False})
     options: dict[str, Any] = {
