@@ -20,11 +20,18 @@ def _rfc3339(value: datetime) -> str:
     return text + "Z"
 
 
+def _utc_in(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC datetime
+        raise ValueError("out of range: not representable in UTC") from None
+
+
 # In: any ISO 8601 / RFC 3339 timestamp; without an offset it is taken as UTC.
 # Out: RFC 3339 in UTC with a `Z`.
 UtcTimestamp = Annotated[
     datetime,
-    AfterValidator(as_utc),
+    AfterValidator(_utc_in),
     PlainSerializer(_rfc3339, return_type=str, when_used="json"),
 ]
 
