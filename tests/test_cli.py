@@ -156,7 +156,9 @@ def test_unreachable_postgresql_is_one_line() -> None:
 
 
 def test_a_public_bind_without_keys_is_one_line(tmp_path: Path) -> None:
-    done = runwatch("--database-url", sqlite_url(tmp_path / "r.db"), "serve", "--host", "0.0.0.0")
+    url = sqlite_url(tmp_path / "r.db")
+    assert runwatch("--database-url", url, "migrate").returncode == 0
+    done = runwatch("--database-url", url, "serve", "--host", "0.0.0.0")
     assert_one_line_error(done, "Refusing to serve on 0.0.0.0", "runwatch keys create")
 
 
