@@ -416,3 +416,39 @@ def test_json_logs_carry_no_terminal_colours(tmp_path: Path) -> None:
         assert "\x1b" not in json.dumps(record, ensure_ascii=False)
     others = [line for line in log.splitlines() if not line.startswith("{")]
     assert others == [f"runwatch: database migrated from base to {HEAD}"]
+
+
+def test_long_commands_show_progress_on_a_terminal(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    url = sqlite_url(tmp_path / "p.db")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runwatch", "--database-url", url, "demo-data", "--runs", "12000"],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env=clean_env(),
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the command closed the terminal: everything was read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(main)
+        assert process.wait(timeout=300) == 0
+    text = seen.decode(errors="replace")
+    # A bar that counts the runs inserted, in chunks of 5,000, and the summary after it.
+    assert "demo data:" in text
+    assert "/12.0k" in text
+    assert "runwatch: inserted 12000 demo layer runs" in text

@@ -201,7 +201,7 @@ def progress(desc: str, *, total: int | None = None, unit: str = "run") -> Itera
         total=total,
         desc=desc,
         unit=unit,
-        unit_scale=True,
+        unit_scale=unit == "run",
         file=sys.stderr,
         disable=not sys.stderr.isatty(),
         leave=False,
