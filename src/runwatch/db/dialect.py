@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, Text, cast, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Double,
+    Float,
+    Integer,
+    Select,
+    Table,
+    Text,
+    TypeDecorator,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -80,6 +96,100 @@ def upsert_adding(
         index_elements=list(key),
         set_={name: table.c[name] + stmt.excluded[name] for name in summed},
     )
+
+
+def _array_type(column: Any) -> str:
+    """The PostgreSQL array type that carries a column's values through `unnest`."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.impl
+    if isinstance(type_, DateTime):
+        return "timestamptz[]"
+    if isinstance(type_, BigInteger):
+        return "int8[]"
+    if isinstance(type_, Integer):
+        return "int4[]"
+    if isinstance(type_, Double | Float):
+        return "float8[]"
+    if isinstance(type_, JSON):
+        return "text[]"  # encoded here, cast to jsonb in the statement
+    return "text[]"
+
+
+def _unnest_select(table: Table, columns: Sequence[str]) -> str:
+    arrays = []
+    for i, name in enumerate(columns, start=1):
+        column = table.c[name]
+        array = f"${i}::{_array_type(column)}"
+        arrays.append(array)
+    selected = [
+        f"v.{name}::jsonb" if isinstance(table.c[name].type, JSON) else f"v.{name}"
+        for name in columns
+    ]
+    return (
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({', '.join(columns)})"
+    )
+
+
+def _columns_of(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple:
+    out = []
+    for name in columns:
+        if isinstance(table.c[name].type, JSON):
+            out.append([None if r[name] is None else json.dumps(r[name]) for r in rows])
+        else:
+            out.append([r[name] for r in rows])
+    return tuple(out)
+
+
+async def insert_many_ignoring_conflicts(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, returning: str
+) -> list[Any]:
+    """Insert `rows` (all with the same keys) skipping existing keys; the inserted `returning`.
+
+    On PostgreSQL one statement carries every row as one array per column
+    (`INSERT … SELECT … FROM unnest(…)`): the driver encodes arrays in C, and
+    the statement is the same whatever the number of rows. SQLite takes the
+    rows as one multi-row insert.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0])
+    if conn.dialect.name == POSTGRESQL:
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) {_unnest_select(table, columns)} "
+            f"ON CONFLICT DO NOTHING RETURNING {returning}"
+        )
+        result = await conn.exec_driver_sql(sql, _columns_of(table, columns, rows))
+        return list(result.scalars())
+    stmt = insert_ignoring_conflicts(table, conn.dialect.name).returning(table.c[returning])
+    return list((await conn.execute(stmt, list(rows))).scalars())
+
+
+async def upsert_many_adding(
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    summed: Sequence[str],
+) -> None:
+    """`upsert_adding` for many rows with distinct keys, in one statement on PostgreSQL.
+
+    Rows are applied in the order given (`unnest` keeps it), so writers that
+    sort their rows lock them in the same order.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == POSTGRESQL:
+        columns = [*key, *summed]
+        additions = ", ".join(f"{n} = {table.name}.{n} + excluded.{n}" for n in summed)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) {_unnest_select(table, columns)} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {additions}"
+        )
+        await conn.exec_driver_sql(sql, _columns_of(table, columns, rows))
+        return
+    await conn.execute(upsert_adding(table, conn.dialect.name, key=key, summed=summed), list(rows))
 
 
 def round_half_up_to_int(expr: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
