@@ -116,7 +116,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
     }
     for r in rows:
         db = r.get("db_p50_ms")
-        r["http_over_db"] = round(r["p50_ms"] / db, 1) if db and r.get("p50_ms") else None
+        # Two significant digits: an answer the server had ready (an early answer
+        # skips the database) can be well under a tenth of the query, never zero.
+        r["http_over_db"] = float(f"{r['p50_ms'] / db:.2g}") if db and r.get("p50_ms") else None
         top = ceiling.get(r["connections"])
         r["of_ceiling"] = (
             f"{100 * r['requests_per_second'] / top:.0f}%"
