@@ -163,7 +163,7 @@ def main() -> int:
     server = None
     url = args.database_url
     if url is None:
-        from runwatch.testing.postgres import TemporaryPostgres
+        from tests.support.postgres import TemporaryPostgres
 
         server = TemporaryPostgres(options={"max_connections": "100"})
         url = server.start()

@@ -766,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if args.postgres_url:
                     url = args.postgres_url
                 else:
-                    from runwatch.testing.postgres import TemporaryPostgres
+                    from tests.support.postgres import TemporaryPostgres
 
                     options = SMOKE_POSTGRES_OPTIONS if args.smoke else POSTGRES_OPTIONS
                     pg = TemporaryPostgres(durable=True, options=options)

@@ -26,7 +26,7 @@ from runwatch.config import Settings
 from runwatch.db.engine import Engines, create_engines
 from runwatch.db.tables import DATA_VERSION_KEY, metadata, runwatch_state
 from runwatch.migrate import upgrade
-from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
 
 DIALECTS = ("sqlite", "postgresql")
 

@@ -87,3 +87,37 @@ def test_compose_is_secure_by_default(tmp_path: Path) -> None:
     )
     assert len(listed.stdout.strip().splitlines()) == 2  # the header and one key
     assert token[:9] in listed.stdout
+
+
+def test_the_wheel_holds_no_test_helpers_and_runs_without_test_tools(tmp_path: Path) -> None:
+    import zipfile
+
+    from hatchling.builders.wheel import WheelBuilder
+
+    wheel = next(
+        iter(WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"]))
+    )
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line.removeprefix("Requires-Dist: ")
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist: ")
+        ]
+    assert "runwatch/cli.py" in names
+    assert [n for n in names if n.startswith("runwatch/testing")] == []
+    runtime = [r for r in requires if "extra ==" not in r]
+    assert any(r.startswith("fastapi") for r in runtime)
+    for tool in ("pytest", "playwright", "schemathesis", "hypothesis", "ruff", "watchfiles"):
+        assert not any(r.startswith(tool) for r in runtime), tool
+    assert not any("[standard]" in r for r in runtime)
+
+
+def test_demo_installs_without_the_test_extras_and_test_with_them() -> None:
+    demo = (ROOT / "scripts" / "demo").read_text()
+    test = (ROOT / "scripts" / "test").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'source "$(dirname "$0")/_env.sh" ""' in demo
+    assert 'source "$(dirname "$0")/_env.sh" test' in test
+    assert "source scripts/_env.sh test" in ci

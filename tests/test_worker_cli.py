@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runwatch.testing.postgres import free_port
+from tests.support.postgres import free_port
 
 SCRIPT = """
 import json, pathlib, sys, time

@@ -24,6 +24,7 @@ from runwatch.errors import install_error_handlers, problem_response
 from runwatch.metrics import install_metrics
 from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_options
 from runwatch.migrate import upgrade
+from runwatch.openapi import app_options, install_api_docs
 from runwatch.queries.api_keys import load_key_set
 from runwatch.schemas.common import problem_responses
 from runwatch.security import (
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query_params)],
+        **app_options(),
     )
     app.state.settings = settings
     app.state.response_cache = ResponseCache(
@@ -170,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(extraction_runs.router, **guarded)
     declare_bearer_scheme(app)
     install_dashboard(app)
+    install_api_docs(app, settings)
     install_metrics(app)
     # Inside the key check: only a request with a valid key gets an early answer.
     app.add_middleware(EarlyAnswers, fastapi=app)

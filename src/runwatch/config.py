@@ -4,12 +4,40 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runwatch.domain import MAX_BATCH_RUNS
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./runwatch.db"
+
+# URLs without a driver, or with another driver's name, mean the one runwatch ships with.
+_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+}
+_SUPPORTED = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
+def normalize_database_url(url: str) -> str:
+    """`postgresql://…` as `postgresql+asyncpg://…`, `sqlite:///…` as `sqlite+aiosqlite:///…`."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(
+            f"not a database URL: {url!r} (expected sqlite:///path.db or postgresql://host/db)"
+        )
+    scheme = _DRIVERS.get(scheme.lower(), scheme.lower())
+    if scheme not in _SUPPORTED:
+        raise ValueError(
+            f"unsupported database URL scheme {url.partition('://')[0]!r} "
+            "(expected sqlite:///path.db or postgresql://host/db)"
+        )
+    return f"{scheme}://{rest}"
 
 
 class Settings(BaseSettings):
@@ -180,6 +208,17 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"stuck_after_seconds: {exc}") from exc
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("read_database_url")
+    @classmethod
+    def _read_database_url(cls, value: str) -> str:
+        urls = [url.strip() for url in value.split(",") if url.strip()]
+        return ",".join(normalize_database_url(url) for url in urls)
 
     @model_validator(mode="after")
     def _default_page_fits(self) -> Settings:

@@ -203,8 +203,17 @@ def generate_layer_runs(
         }
 
 
-async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) -> int:
-    """Insert `runs` generated layer runs in chunks; returns how many were inserted."""
+async def load_demo_data(
+    conn: AsyncConnection,
+    *,
+    runs: int,
+    seed: int = 42,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Insert `runs` generated layer runs in chunks; returns how many were inserted.
+
+    `progress(n)` is called after each chunk with the number of runs it held.
+    """
     chunk: list[dict[str, Any]] = []
     inserted = 0
     for row in generate_layer_runs(runs, seed=seed):
@@ -212,10 +221,14 @@ async def load_demo_data(conn: AsyncConnection, *, runs: int, seed: int = 42) ->
         if len(chunk) == 5000:
             await _insert_layer_runs(conn, chunk)
             inserted += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
             chunk = []
     if chunk:
         await _insert_layer_runs(conn, chunk)
         inserted += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
     return inserted
 
 

@@ -33,6 +33,8 @@ class TextFormatter(logging.Formatter):
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn repeats its message with ANSI colour escapes for terminals.
+_DROPPED = {"color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,7 +50,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and key not in _DROPPED and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -82,6 +84,9 @@ def logging_config(*, fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
+            # alembic narrates every migration step and plugin at INFO; runwatch
+            # says itself what a migration changed.
+            "alembic": {"level": "DEBUG" if level.upper() == "DEBUG" else "WARNING"},
         },
     }
 

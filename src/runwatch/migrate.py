@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -37,8 +39,48 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
+@cache
 def head_revisions() -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+@cache
+def revision_history() -> tuple[str, ...]:
+    """Every revision id, oldest first (the history is linear)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return tuple(reversed([rev.revision for rev in script.walk_revisions()]))
+
+
+def resolve_revision(revision: str) -> str | None:
+    """The revision id that `revision` names (`head`, `base`, an id or its prefix).
+
+    `None` is the empty schema (`base`); raises ValueError for a name that is
+    not a revision.
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        found = script.get_revision(revision)
+    except (CommandError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"no revision {revision!r} (known: base, head, {', '.join(revision_history())})"
+        ) from exc
+    return None if found is None else found.revision
+
+
+def revision_position(revision: str | None) -> int:
+    """Where a revision stands in the history: -1 for the empty schema, then 0, 1, …"""
+    return -1 if revision is None else revision_history().index(revision)
+
+
+async def database_revision(database_url: str) -> str | None:
+    """The revision the database at `database_url` is at (`None` when never migrated)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            current = await current_revisions(conn)
+    finally:
+        await engine.dispose()
+    return max(current, key=revision_position) if current else None
 
 
 def _run(sync_conn: Connection, config: Config, action: str, revision: str) -> None:

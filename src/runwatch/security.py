@@ -237,6 +237,17 @@ NO_KEYS_MESSAGE = (
 )
 
 
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(message: str, host: str) -> None:
+    # `runwatch serve` checks before it starts the app, and the app again at
+    # start: say it once per process.
+    if (message, host) not in _warned:
+        _warned.add((message, host))
+        logger.warning(message, host)
+
+
 async def check_open_access(settings: Settings, cache: KeyCache) -> None:
     """At start: refuse to serve without keys on a non-loopback address unless told to."""
     try:
@@ -258,13 +269,13 @@ async def check_open_access(settings: Settings, cache: KeyCache) -> None:
         logger.info("API keys configured: every request except health checks needs one")
         return
     if is_loopback(settings.host):
-        logger.warning(
+        _warn_once(
             "no API keys: accepting unauthenticated requests because bound to loopback (%s)",
             settings.host,
         )
         return
     if settings.insecure:
-        logger.warning(
+        _warn_once(
             "no API keys and RUNWATCH_INSECURE is set: anyone who reaches %s may read and write",
             settings.host,
         )

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from runwatch.migrate import upgrade
-from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres, free_port
 from tests.factories import layer_run
+from tests.support.postgres import PostgresUnavailable, TemporaryPostgres, free_port
 
 
 @pytest.fixture(scope="module")

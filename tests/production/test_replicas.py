@@ -14,9 +14,9 @@ import pytest
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.migrate import upgrade
-from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres
-from runwatch.testing.replication import TemporaryStandby
 from tests.factories import layer_run
+from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.replication import TemporaryStandby
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from runwatch.db import version_watch
 from runwatch.db.dialect import DATA_VERSION_CHANNEL
 from runwatch.db.version_watch import DataVersionCache
 from runwatch.migrate import upgrade
-from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
 
 # A hang guard, not a timing assertion: a state never reached fails the test.
 HANG_GUARD_SECONDS = 30

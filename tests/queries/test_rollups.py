@@ -255,3 +255,38 @@ async def test_purge_never_makes_the_summary_undercount(conn: AsyncConnection) -
     assert purged["total_runs"] == 3, "the whole first hour, from the rollups"
     # A window that starts after the horizon is not touched by the purge.
     assert await q.summarize_layer_runs(conn, days=1, now=now, purge_horizon=horizon) == later
+
+
+async def test_rebuild_after_a_purge_in_the_middle_of_a_month(engines: Any) -> None:
+    """The month of the purge horizon keeps its purged runs and recounts its kept ones."""
+    rng = random.Random(12)
+    runs = [random_run(rng, n) for n in range(300)]
+    async with engines.write.begin() as conn:
+        await q.create_layer_runs(conn, runs)
+    horizon = datetime(2026, 6, 15, tzinfo=UTC)
+    purged = await q.purge_layer_runs(engines.write, before=horizon, batch_size=17)
+    assert purged == sum(run["started_at"] < horizon for run in runs)
+    assert 0 < purged < len(runs)
+
+    def snapshot(rows: list[Any]) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        return {
+            (row.grain, row.bucket_start, row.layer_name, row.status): (
+                row.runs,
+                row.insights,
+                row.tokens,
+                row.cost_nanousd,
+                row.duration_us,
+                row.completed_runs,
+            )
+            for row in rows
+            if row.runs
+        }
+
+    async with engines.write.begin() as conn:
+        before = snapshot((await conn.execute(select(layer_run_rollups))).all())
+        await rebuild_layer_run_rollups(conn)
+        after = snapshot((await conn.execute(select(layer_run_rollups))).all())
+    assert after == before
+    # Every run, purged or not, is still counted once in the months.
+    months = sum(v[0] for k, v in after.items() if k[0] == "month")
+    assert months == len(runs)

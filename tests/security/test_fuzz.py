@@ -30,8 +30,8 @@ from schemathesis.specs.openapi.checks import (
 
 from runwatch.app import create_app
 from runwatch.config import Settings
-from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres, find_bindir
 from tests.conftest import PostgresAdmin
+from tests.support.postgres import PostgresUnavailable, TemporaryPostgres, find_bindir
 
 EXAMPLES = int(os.environ.get("RUNWATCH_FUZZ_EXAMPLES", "50"))
 CHECKS = [

@@ -17,9 +17,9 @@ from sqlalchemy.engine import make_url
 
 from runwatch.config import Settings
 from runwatch.migrate import upgrade
-from runwatch.testing.postgres import PostgresUnavailable, TemporaryPostgres
 from tests.factories import layer_run
 from tests.security.conftest import serve
+from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
 
 # A hang guard, not a timing assertion: a request that never answers fails the test.
 HANG_GUARD_SECONDS = 30

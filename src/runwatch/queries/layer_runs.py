@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -497,12 +497,21 @@ async def layer_run_timeseries(
     }
 
 
-async def purge_layer_runs(engine: AsyncEngine, *, before: datetime, batch_size: int = 5000) -> int:
+async def purge_layer_runs(
+    engine: AsyncEngine,
+    *,
+    before: datetime,
+    batch_size: int = 5000,
+    progress: Callable[[int], object] | None = None,
+) -> int:
     """Delete runs that started before `before`, in small transactions; returns how many.
 
     The rollups are left as they are, so stats over long windows stay right;
-    `total` of lists starts at the purge horizon from now on.
+    `total` of lists starts at the purge horizon from now on. `progress(n)` is
+    called after each transaction with the runs it deleted.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     async with engine.begin() as conn:
         horizon = await purged_before(conn)
         if horizon is None or horizon < before:
@@ -519,5 +528,7 @@ async def purge_layer_runs(engine: AsyncEngine, *, before: datetime, batch_size:
             result = await conn.execute(delete(t).where(t.c.id.in_(oldest.scalar_subquery())))
             await bump_data_version(conn)
         deleted += result.rowcount
+        if progress is not None:
+            progress(result.rowcount)
         if result.rowcount < batch_size:
             return deleted

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -550,17 +550,42 @@ async def rollup_buckets(
     return out
 
 
-async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
+async def rebuild_layer_run_rollups(
+    conn: AsyncConnection, *, progress: Callable[[int], object] | None = None
+) -> None:
     """Recompute every rollup from the raw rows (after a bulk load that bypassed them).
 
     Rollups of purged periods cannot be recomputed (their rows are gone), so
-    buckets before the purge horizon are kept as they are.
+    buckets before the purge horizon are kept as they are. `progress(1)` is
+    called as each grain (hour, day, month) is done.
     """
     dialect_name = conn.dialect.name
     horizon = await purged_before(conn)
     keep_before = [] if horizon is None else [r.c.bucket_start < floor_day(horizon)]
     await conn.execute(r.delete().where(*(~c for c in keep_before)))
+    if horizon is not None:
+        # The month of the horizon holds purged runs and kept ones: it is
+        # summed again below from its days, which are exact on both sides.
+        partial_month = (r.c.grain == "month") & (r.c.bucket_start >= floor_month(horizon))
+        await conn.execute(r.delete().where(partial_month))
     for grain, _floor, _ceil in GRAINS:
+        if grain == "month" and horizon is not None:
+            month = truncate_to("month", r.c.bucket_start, dialect_name)
+            from_days = (
+                select(
+                    literal("month"),
+                    month,
+                    r.c.layer_name,
+                    r.c.status,
+                    *(func.sum(r.c[name]) for name in ROLLUP_SUMS),
+                )
+                .where(r.c.grain == "day", r.c.bucket_start >= floor_month(horizon))
+                .group_by(month, r.c.layer_name, r.c.status)
+            )
+            await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], from_days))
+            if progress is not None:
+                progress(1)
+            continue
         bucket = truncate_to(grain, t.c.started_at, dialect_name)
         rows = (
             select(
@@ -583,6 +608,8 @@ async def rebuild_layer_run_rollups(conn: AsyncConnection) -> None:
             .group_by(bucket, t.c.layer_name, t.c.status)
         )
         await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], rows))
+        if progress is not None:
+            progress(1)
     # Fresh statistics, or the planner may scan the whole table for a window.
     await conn.execute(text("ANALYZE layer_run_rollups"))
     await bump_data_version(conn)

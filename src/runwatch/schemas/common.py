@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -125,6 +125,18 @@ def max_items(limit: int) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+ProblemCode = Literal[
+    "not_found",
+    "invalid_argument",
+    "conflict",
+    "unauthorized",
+    "forbidden",
+    "payload_too_large",
+    "unavailable",
+    "internal",
+]
+
+
 class ValidationItem(BaseModel):
     loc: list[str | int]
     msg: str
@@ -137,10 +149,7 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    code: str = Field(
-        description="Stable machine code: not_found, invalid_argument, conflict, unauthorized, "
-        "forbidden, payload_too_large, unavailable, internal."
-    )
+    code: ProblemCode = Field(description="Stable machine code, one of the values listed.")
     instance: str | None = None
     request_id: str | None = Field(None, description="The request's `X-Request-ID`.")
     errors: list[ValidationItem] | None = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from runwatch.testing.postgres import ADMIN_USER, TemporaryPostgres
+from tests.support.postgres import ADMIN_USER, TemporaryPostgres
 
 
 class TemporaryStandby(TemporaryPostgres):
