@@ -41,6 +41,12 @@ TAGS: list[dict[str, str]] = [
         "prompts and configs.",
     },
     {
+        "name": "operator",
+        "description": "The questions an operator asks: why runs fail (error groups by "
+        "fingerprint), whether a new layer version made things worse (versions, their "
+        "comparison with significance tests, regressions found without asking).",
+    },
+    {
         "name": "health",
         "description": "Liveness (`/healthz`) and readiness (`/readyz`: the database answers "
         "and its schema is current); open without an API key.",
@@ -61,6 +67,10 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("POST", "/runs/batch"): "createLayerRuns",
     ("GET", "/runs/stats/summary"): "getLayerRunSummary",
     ("GET", "/runs/stats/timeseries"): "getLayerRunTimeseries",
+    ("GET", "/runs/errors"): "listErrorGroups",
+    ("GET", "/runs/stats/versions"): "listLayerVersions",
+    ("GET", "/runs/stats/versions/compare"): "compareLayerVersions",
+    ("GET", "/runs/stats/regressions"): "listRegressions",
     ("GET", "/runs/{run_id}"): "getLayerRun",
     ("PATCH", "/runs/{run_id}"): "updateLayerRun",
     ("DELETE", "/runs/{run_id}"): "deleteLayerRun",
@@ -75,6 +85,14 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("POST", "/extraction-runs/{run_id}/release"): "releaseExtractionRun",
     ("GET", "/extraction-runs/{run_id}/compare/{other_id}"): "compareExtractionRuns",
 }
+
+
+OPERATOR_PATHS = (
+    "/runs/errors",
+    "/runs/stats/versions",
+    "/runs/stats/versions/compare",
+    "/runs/stats/regressions",
+)
 
 
 def operation_id(route: APIRoute) -> str:
@@ -203,7 +221,8 @@ def _set_maximum(schema: dict[str, Any], maximum: int) -> None:
 def _declare_limits(operation: dict[str, Any], path: str, settings: Settings) -> None:
     """The configured limits, so that a schema-valid request is not refused (ST202)."""
     days = settings.max_stats_days
-    if path == "/runs/stats/timeseries":
+    # The daily timeseries and the operator's windows reach further back.
+    if path in ("/runs/stats/timeseries", *OPERATOR_PATHS):
         days = max(settings.max_stats_days, settings.max_daily_timeseries_days)
     limits = {"limit": settings.max_page_size, "offset": settings.max_offset, "days": days}
     for parameter in operation.get("parameters", ()):

@@ -166,9 +166,14 @@ async def test_declared_limits_are_the_enforced_ones(
             if maximum is None:
                 continue
             extra = {"bucket": "day"} if path == "/runs/stats/timeseries" else {}
+            # Other required parameters get a value; comparing two versions that
+            # have no runs is a 404, which is not a refusal of the limit.
+            required = [p["name"] for p in operation["parameters"] if p.get("required")]
+            extra.update(dict.fromkeys(required, "x"))
+            accepted = (200, 404) if path.endswith("/compare") and "a" in required else (200,)
             name = parameter["name"]
             at = await client.get(path, params={name: int(maximum), **extra})
-            assert at.status_code == 200, (path, name, maximum, at.text)
+            assert at.status_code in accepted, (path, name, maximum, at.text)
             above = await client.get(path, params={name: int(maximum) + 1, **extra})
             assert above.status_code == 422, (path, name, maximum)
             checked += 1
