@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from runwatch.api.conditional import NOT_MODIFIED_RESPONSE, Conditional, ConditionalWindow
 from runwatch.api.deps import (
@@ -15,10 +16,18 @@ from runwatch.api.deps import (
     WriteConn,
     parse_statuses,
 )
+from runwatch.api.export import (
+    EXPORT_RESPONSES,
+    ExportKind,
+    FormatQuery,
+    csv_columns,
+    export_response,
+)
 from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
+from runwatch.queries.export import layer_run_export_query
 from runwatch.schemas.common import NO_NUL_PATTERN, RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchItemResult,
@@ -186,6 +195,59 @@ async def stats_timeseries(
         conn, grain=bucket, days=days, layer_name=layer_name, now=request.state.window_now
     )
     return Timeseries.model_validate(series)
+
+
+EXPORT = ExportKind(
+    model=LayerRunDetail, columns=csv_columns(LayerRunDetail, json_fields=("errors",))
+)
+
+
+# Declared before `/{run_id}`, which would otherwise take "export" for an id.
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    summary="Export layer runs as NDJSON or CSV",
+    responses={**EXPORT_RESPONSES, **problem_responses(422, 503)},
+)
+async def export_runs(
+    request: Request,
+    conn: ReadConn,
+    window: TimeWindowDep,
+    format_: FormatQuery = "ndjson",
+    layer_name: LayerNameQuery = None,
+    status_: Annotated[StatusQuery, Query(alias="status")] = None,
+    model_name: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact model name."
+        ),
+    ] = None,
+    sort: Annotated[
+        LayerRunSort, Query(description="As for `GET /runs`; ties broken by `id`.")
+    ] = "-started_at",
+) -> StreamingResponse:
+    """Every run matching the filters of `GET /runs`, in its sort order, streamed.
+
+    NDJSON is one detail object (as `GET /runs/{run_id}`) per line; CSV has a
+    header line and one line per run, `errors` as JSON text. Read in keyset
+    chunks, so memory stays constant however many runs match.
+    """
+    filters = q.LayerRunFilter(
+        layer_name=layer_name,
+        statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
+        since=window.since,
+        until=window.until,
+        model_name=model_name,
+    )
+    return await export_response(
+        request,
+        conn,
+        kind=EXPORT,
+        query=layer_run_export_query(filters),
+        spec=q.sort_spec(sort),
+        format=format_,
+        filename="runs",
+    )
 
 
 @router.get(

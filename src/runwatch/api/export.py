@@ -1,0 +1,174 @@
+"""Streamed exports of runs as NDJSON or CSV, read in keyset chunks with constant memory.
+
+An export is the list query of its kind (the same filters and sort) read
+chunk after chunk with the keyset cursor of `fetch_page`, each chunk on a
+read connection held only while it is read. The first chunk is read before
+the answer starts, so that a bad cursor or an unavailable database is still a
+problem+json answer; a failure later breaks the stream off (the client sees
+an incomplete chunked body, never a truncated file that looks whole).
+
+NDJSON: one detail object per line, the same JSON as `GET /…/{id}`.
+CSV: one header line, then one line per run; see `docs/client.md` for the
+columns: nested objects are flattened (`tokens.input`, `metrics.f1`) and
+free-form JSON (`errors`, `output`, `expected`, `metrics`) is kept as JSON
+text in one cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from runwatch.api.deps import open_read_connection, release_read_connection
+from runwatch.queries.pagination import Page, SortSpec, fetch_page
+
+ExportFormat = Literal["ndjson", "csv"]
+FormatQuery = Annotated[
+    ExportFormat,
+    Query(
+        alias="format",
+        description="`ndjson`: one detail object per line; `csv`: a header line, then one "
+        "flattened line per run.",
+    ),
+]
+MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The runs, streamed.",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+# Rows per chunk: start small (a row may carry up to a few MiB of JSON), then
+# size each chunk from the bytes per row seen so far, for about CHUNK_BYTES.
+FIRST_CHUNK = 200
+MAX_CHUNK = 5000
+CHUNK_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CsvColumn:
+    """One CSV column: its header and how to take it from a detail's JSON form."""
+
+    name: str
+    path: tuple[str, ...]
+    as_json: bool = False
+
+
+def csv_columns(model: type[BaseModel], *, json_fields: Sequence[str] = ()) -> list[CsvColumn]:
+    """Every field of `model` in order; a nested model becomes one column per field."""
+    columns: list[CsvColumn] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for sub in annotation.model_fields:
+                columns.append(CsvColumn(f"{name}.{sub}", (name, sub)))
+        else:
+            columns.append(CsvColumn(name, (name,), as_json=name in json_fields))
+    return columns
+
+
+def _cell(data: Mapping[str, Any], column: CsvColumn) -> Any:
+    value: Any = data
+    for part in column.path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None:
+        return ""
+    if column.as_json or isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """What one kind of run exports: its detail model, how a row becomes one, its CSV."""
+
+    model: type[BaseModel]
+    columns: Sequence[CsvColumn]
+    prepare: Callable[[Mapping[str, Any]], Mapping[str, Any]] = dict
+
+
+class _Encoder:
+    def __init__(self, kind: ExportKind, format: ExportFormat) -> None:
+        self.kind = kind
+        self.format = format
+        self.rows_adapter: TypeAdapter[list[Any]] = TypeAdapter(list[kind.model])  # type: ignore[name-defined]
+
+    def header(self) -> bytes:
+        if self.format != "csv":
+            return b""
+        return self._csv_lines([[c.name for c in self.kind.columns]])
+
+    def encode(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
+        models = self.rows_adapter.validate_python([self.kind.prepare(row) for row in rows])
+        if self.format == "ndjson":
+            return b"".join(m.model_dump_json().encode() + b"\n" for m in models)
+        columns = self.kind.columns
+        return self._csv_lines(
+            [
+                [_cell(data, c) for c in columns]
+                for data in (m.model_dump(mode="json") for m in models)
+            ]
+        )
+
+    @staticmethod
+    def _csv_lines(rows: list[list[Any]]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        return buffer.getvalue().encode()
+
+
+async def export_response(
+    request: Request,
+    conn: AsyncConnection,
+    *,
+    kind: ExportKind,
+    query: Select[Any],
+    spec: SortSpec,
+    format: ExportFormat,
+    filename: str,
+) -> StreamingResponse:
+    """Read the first chunk now, then stream the rest on fresh read connections."""
+    encoder = _Encoder(kind, format)
+    first = await fetch_page(conn, query, spec, limit=FIRST_CHUNK)
+    head = encoder.header() + encoder.encode(first.rows)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        page: Page = first
+        rows_seen, bytes_seen = len(first.rows), len(head)
+        while page.next_cursor is not None:
+            per_row = max(bytes_seen // max(rows_seen, 1), 1)
+            size = max(1, min(MAX_CHUNK, CHUNK_BYTES // per_row))
+            source, chunk_conn = await open_read_connection(request)
+            try:
+                async with chunk_conn.begin():
+                    page = await fetch_page(
+                        chunk_conn, query, spec, limit=size, cursor=page.next_cursor
+                    )
+            finally:
+                await release_read_connection(chunk_conn, source)
+            data = encoder.encode(page.rows)
+            rows_seen += len(page.rows)
+            bytes_seen += len(data)
+            yield data
+
+    extension = "ndjson" if format == "ndjson" else "csv"
+    return StreamingResponse(
+        body(),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}.{extension}"'},
+    )
