@@ -282,6 +282,8 @@ EXPORT_FILTERS = {
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Stream an export from the API to stdout or a file; a progress bar on a terminal."""
+    import logging
+
     from tqdm import tqdm
 
     from runwatch.client import (
@@ -303,6 +305,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         option = "--" + wrong[0].replace("_", "-")
         print(f"runwatch: error: {option} does not filter {args.kind}", file=sys.stderr)
         return 2
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise here
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     try:
         with RunwatchClient(args.url, api_key=args.api_key) as client:
@@ -460,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", "one status or several, comma-separated"),
         ("since", "started (runs) or created (extraction runs) at or after, RFC 3339"),
         ("until", "started or created before, RFC 3339"),
-        ("sort", "as for the list, e.g. -started_at (default), estimated_cost_usd"),
+        ("sort", "as for the list: --sort=-started_at (default), --sort=estimated_cost_usd"),
     ):
         export.add_argument(f"--{name}", help=text)
     export.set_defaults(func=cmd_export)
