@@ -235,7 +235,7 @@ async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest)
 
 def _detail_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(row)
-    data["tokens"] = {"input": data.pop("tokens_input"), "output": data.pop("tokens_output")}
+    data["tokens"] = {"input": data["tokens_input"], "output": data["tokens_output"]}
     return data
 
 
