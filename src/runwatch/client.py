@@ -616,6 +616,8 @@ class RunwatchClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url, api_key = _resolve(url, api_key)
+        if http_client is not None and url is None:
+            self.url = str(http_client.base_url).rstrip("/")
         self.retry = retry or RetryPolicy()
         self._owns_http = http_client is None
         self._headers = _headers(api_key, read_from_primary)
@@ -648,6 +650,8 @@ class RunwatchClient:
                 error.__cause__ = exc
             except TemporaryError as exc:
                 error = exc
+            except httpx.HTTPError as exc:  # a bad URL, say: trying again cannot help
+                raise RunwatchError(f"cannot send to {self.url}: {exc}") from exc
             failures += 1
             if failures > self.retry.retries:
                 raise error
@@ -971,6 +975,8 @@ class AsyncRunwatchClient:
                 error.__cause__ = exc
             except TemporaryError as exc:
                 error = exc
+            except httpx.HTTPError as exc:  # a bad URL, say: trying again cannot help
+                raise RunwatchError(f"cannot send to {self.url}: {exc}") from exc
             failures += 1
             if failures > self.retry.retries:
                 raise error

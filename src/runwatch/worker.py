@@ -565,8 +565,9 @@ async def run_worker(
             loop.add_signal_handler(sig, worker.stop)
         try:
             return await worker.run()
-        except (GaveUp, PermissionError) as exc:
-            logger.error("worker %s: %s", worker.worker_id, exc)
+        except (GaveUp, PermissionError, RunwatchError) as exc:
+            reason = describe(exc) if isinstance(exc, RunwatchError) else str(exc)
+            logger.error("worker %s: %s", worker.worker_id, reason)
             raise SystemExit(1) from None
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):

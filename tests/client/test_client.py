@@ -20,7 +20,9 @@ from runwatch.client import (
     RetryPolicy,
     RunwatchClient,
     RunwatchConnectionError,
+    RunwatchError,
     ServerError,
+    TemporaryError,
     UnauthorizedError,
     UnavailableError,
 )
@@ -53,6 +55,11 @@ def test_configuration_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     with RunwatchClient() as client:
         assert client.url == "http://127.0.0.1:8000"
         assert "Authorization" not in client._headers
+    # A URL without a scheme cannot work: a plain error at once, not a retried one.
+    with RunwatchClient("localhost:8000") as client:
+        with pytest.raises(RunwatchError, match="unsupported protocol") as bad:
+            client.health()
+        assert not isinstance(bad.value, TemporaryError)
 
 
 def test_models_paging_and_typed_errors(live_server: LiveServer) -> None:

@@ -57,8 +57,8 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 # Rows per chunk: start small (a row may carry up to a few MiB of JSON), then
 # size each chunk from the bytes per row seen so far, for about CHUNK_BYTES.
 FIRST_CHUNK = 200
-MAX_CHUNK = 5000
-CHUNK_BYTES = 2 * 1024 * 1024
+MAX_CHUNK = 1000
+CHUNK_BYTES = 512 * 1024
 
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
