@@ -247,3 +247,49 @@ async def test_bad_export_parameters_are_problems(
     body = response.json()
     assert body["code"] == "invalid_argument"
     assert loc in [error["loc"] for error in body["errors"]]
+
+
+async def test_lines_are_exactly_the_detail(client: httpx.AsyncClient) -> None:
+    """Timestamps to the microsecond, escapes and floats come out as `GET` writes them."""
+    odd = [
+        layer_run(
+            id="t-fraction",
+            started_at=BASE_TIME.replace(microsecond=250000),
+            completed_at="2026-01-23T03:02:30.123456Z",
+            estimated_cost_usd=0.1 + 0.2,
+            layer_name='quote " back\\slash, comma; ünïcødé ✓',
+            errors=[{"message": "line\nbreak\ttab", "nested": {"n": [1, 2.5, None, True]}}],
+            status="failed",
+        ),
+        layer_run(
+            id="t-whole",
+            started_at=BASE_TIME.replace(microsecond=1),
+            completed_at="2026-01-23T03:02:30Z",
+            tokens_input=None,
+            tokens_output=None,
+            estimated_cost_usd=1e-9,
+        ),
+        layer_run(id="t-running", status="running", started_at=BASE_TIME, duration=None),
+    ]
+    for body in odd:
+        assert (await client.post("/runs", json=body)).status_code == 201, body
+    for sort in ("-started_at", "estimated_cost_usd"):
+        lines = (await _export(client, "/runs/export", sort=sort)).text.splitlines()
+        assert len(lines) == 3
+        for line in lines:
+            row = json.loads(line)
+            assert row == (await client.get(f"/runs/{row['id']}")).json()
+    exported = {json.loads(line)["id"]: json.loads(line) for line in lines}
+    assert exported["t-fraction"]["started_at"] == "2026-01-23T03:00:00.25Z"
+    assert exported["t-fraction"]["completed_at"] == "2026-01-23T03:02:30.123456Z"
+    assert exported["t-whole"]["started_at"] == "2026-01-23T03:00:00.000001Z"
+    assert exported["t-whole"]["completed_at"] == "2026-01-23T03:02:30Z"
+    assert exported["t-running"]["completed_at"] is None
+
+    accepted = await client.post(
+        "/extraction-runs",
+        json={"prompt_id": "p ✓", "config_id": "c", "document_name": 'a "b".pdf'},
+    )
+    run_id = accepted.json()["run_id"]
+    line = (await _export(client, "/extraction-runs/export")).text.splitlines()[0]
+    assert json.loads(line) == (await client.get(f"/extraction-runs/{run_id}")).json()

@@ -292,12 +292,20 @@ async def export_runs(
         since=window.since,
         until=window.until,
     )
+    spec = q.sort_spec(sort)
+    query = extraction_run_export_query(
+        filters,
+        spec,
+        fields=EXPORT.fields,
+        dialect_name=conn.dialect.name,
+        json_lines=format_ == "ndjson",
+    )
     return await export_response(
         request,
         conn,
         kind=EXPORT,
-        query=extraction_run_export_query(filters),
-        spec=q.sort_spec(sort),
+        query=query,
+        spec=spec,
         format=format_,
         filename="extraction-runs",
     )

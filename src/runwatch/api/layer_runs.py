@@ -239,14 +239,16 @@ async def export_runs(
         until=window.until,
         model_name=model_name,
     )
+    spec = q.sort_spec(sort)
+    query = layer_run_export_query(
+        filters,
+        spec,
+        fields=EXPORT.fields,
+        dialect_name=conn.dialect.name,
+        json_lines=format_ == "ndjson",
+    )
     return await export_response(
-        request,
-        conn,
-        kind=EXPORT,
-        query=layer_run_export_query(filters),
-        spec=q.sort_spec(sort),
-        format=format_,
-        filename="runs",
+        request, conn, kind=EXPORT, query=query, spec=spec, format=format_, filename="runs"
     )
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Select, Table, Text, cast, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    Text,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
@@ -134,3 +145,42 @@ async def serves_from_standby(conn: AsyncConnection) -> bool:
         result = await conn.execute(select(func.pg_is_in_recovery()))
         conn.info["in_recovery"] = bool(result.scalar_one())
     return conn.info["in_recovery"]
+
+
+def json_object_text(
+    pairs: Sequence[tuple[str, ColumnElement[Any]]], dialect_name: str
+) -> ColumnElement[str] | None:
+    """Each row as one JSON object written by the database, as text; None on SQLite.
+
+    Used where rows only pass through (an NDJSON export): Python then joins
+    lines instead of building and encoding an object per row. SQLite's
+    `json_object` depends on the library's version, so there Python writes them.
+    Nest with `json_object_value`.
+    """
+    if dialect_name != POSTGRESQL:
+        return None
+    return cast(json_object_value(pairs), Text)
+
+
+def json_object_value(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
+    """PostgreSQL `json_build_object(key, value, …)`; the keys are the caller's constants."""
+    args: list[ColumnElement[Any]] = []
+    for key, value in pairs:
+        if not key.replace("_", "").isalnum():
+            raise ValueError(f"not a plain key: {key!r}")
+        args += [literal_column(f"'{key}'", Text), value]
+    return func.json_build_object(*args)
+
+
+def rfc3339_text(column: ColumnElement[Any]) -> ColumnElement[str]:
+    """PostgreSQL: a timestamptz as the API writes it, `2026-01-23T03:00:00.25Z`.
+
+    UTC, whole seconds, then the microseconds without trailing zeros (none when
+    zero), then `Z`; null stays null.
+    """
+    utc = func.timezone(literal_column("'UTC'", Text), column)
+    whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'", Text), type_=Text)
+    digits = func.rtrim(func.to_char(utc, literal_column("'US'", Text)), literal_column("'0'"))
+    micro = func.nullif(digits, literal_column("''"), type_=Text)
+    fraction = func.coalesce(literal_column("'.'", Text).concat(micro), literal_column("''"))
+    return whole.concat(fraction).concat(literal_column("'Z'", Text))
