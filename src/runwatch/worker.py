@@ -239,8 +239,9 @@ class GaveUp(Exception):
     """The API stayed unavailable for longer than `give_up_after`."""
 
 
-# Worth another try: the API is down, restarting, or failing for now.
-RETRYABLE = (TemporaryError, ServerError)
+def _retryable(exc: RunwatchError) -> bool:
+    """Worth another try: the API is down, restarting, or failing (5xx) for now."""
+    return isinstance(exc, TemporaryError) or (isinstance(exc, ServerError) and exc.status >= 500)
 
 
 class Worker:
@@ -332,7 +333,9 @@ class Worker:
         while True:
             try:
                 result = await self._until(cancel_on, call())
-            except RETRYABLE as exc:
+            except RunwatchError as exc:
+                if not _retryable(exc):
+                    raise
                 failures += 1
                 self.failures += 1
                 now = time.monotonic()
@@ -344,7 +347,7 @@ class Worker:
                         f"{what} failed for {down_for:.0f} s ({failures} tries), giving up: "
                         f"{describe(exc)}"
                     ) from exc
-                delay = self.backoff.delay(failures, exc.retry_after)
+                delay = self.backoff.delay(failures, getattr(exc, "retry_after", None))
                 if stop.is_set():
                     logger.warning(
                         "%s failed: %s; not retrying while stopping", what, describe(exc)
