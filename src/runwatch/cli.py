@@ -330,16 +330,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             finally:
                 if bar is not None:
                     bar.close()
-    except InvalidArgumentError as exc:
-        print(f"runwatch: error: {exc.detail}", file=sys.stderr)
-        return 2
     except RunwatchError as exc:
+        if args.output:  # an incomplete file must not pass for an export
+            out.close()
+            os.remove(args.output)
+        if isinstance(exc, InvalidArgumentError):
+            print(f"runwatch: error: {exc.detail}", file=sys.stderr)
+            return 2
         print(f"runwatch: error: export failed: {describe(exc)}", file=sys.stderr)
         return 1
     finally:
-        out.flush()
-        if args.output:
-            out.close()
+        if not out.closed:
+            out.flush()
+            if args.output:
+                out.close()
     print(f"runwatch: exported {rows} {args.kind}", file=sys.stderr)
     return 0
 

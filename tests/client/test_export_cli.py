@@ -7,6 +7,7 @@ import fcntl
 import io
 import os
 import pty
+import socket
 import struct
 import subprocess
 import sys
@@ -115,3 +116,16 @@ def test_bad_input_is_one_line_and_status_2(live_server: LiveServer) -> None:
         assert text.startswith("runwatch: error: "), text
         assert message in text
         assert done.stdout == b""
+
+
+def test_a_failed_export_leaves_no_file(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    target = tmp_path / "runs.csv"
+    done = _export("--url", dead, "--format", "csv", "-o", str(target))
+    text = done.stderr.decode()
+    assert done.returncode == 1, text
+    assert text.startswith("runwatch: error: export failed: cannot reach"), text
+    assert text.count("\n") == 1, text
+    assert not target.exists()
