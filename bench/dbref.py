@@ -1,8 +1,8 @@
 """The database's own cost: the SQL each endpoint runs, replayed straight on the driver.
 
 The statements are captured, not rewritten by hand: each endpoint is called
-once in-process (the real app from `create_app`, over httpx's ASGI
-transport) while a SQLAlchemy `before_cursor_execute` listener records every
+once in-process (the real app from `create_app`, called as an ASGI callable
+by `bench.cpu.InProcessApp`) while a SQLAlchemy `before_cursor_execute` listener records every
 statement with its bound parameters. Replaying those on a bare asyncpg
 connection (prepared, as SQLAlchemy's asyncpg dialect does) or a bare
 sqlite3 connection gives the time the database needs for one request, with
@@ -19,13 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from bench.cpu import Freshener, InProcessApp
 from bench.load import percentiles_ms
-from runwatch.app import create_app
-from runwatch.config import Settings
 
 Statement = tuple[str, tuple[Any, ...]]
 
@@ -42,6 +40,7 @@ class Capture:
 class _Recorder:
     def __init__(self) -> None:
         self.statements: list[Statement] = []
+        self.enabled = False
 
     def __call__(
         self,
@@ -52,35 +51,60 @@ class _Recorder:
         context: Any,
         executemany: bool,
     ) -> None:
-        if executemany:
+        if not self.enabled or executemany:
             return  # writes are measured end to end by the batch client instead
         params = tuple(parameters) if parameters is not None else ()
         self.statements.append((statement, params))
 
 
+@dataclass
+class CaptureGroup:
+    """The requests of one endpoint; `fresh`: no answer may come from a cache."""
+
+    requests: Sequence[tuple[str, dict[str, str]]]
+    fresh: bool = True
+
+
 async def capture_statements(
-    database_url: str, requests: Sequence[tuple[str, dict[str, str]]]
-) -> list[Capture]:
-    """Call each `(path, headers)` in-process once and record the SQL it ran."""
-    settings = Settings(database_url=database_url, auto_migrate=False)
-    app = create_app(settings)
+    database_url: str, groups: Sequence[CaptureGroup], *, marker_layer: str
+) -> list[list[Capture]]:
+    """Call each request in-process once and record the SQL it ran.
+
+    Each group's first request is made once beforehand, so that what a process
+    does once (connecting, loading keys, preparing) is not recorded; then, for
+    a fresh group, the data version is moved on with a write (see
+    `bench.cpu.Freshener`) so that no answer recorded comes from a cache.
+    """
     recorder = _Recorder()
     event.listen(Engine, "before_cursor_execute", recorder)
-    captures: list[Capture] = []
+    out: list[list[Capture]] = []
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
-        ):
-            for path, headers in requests:
-                await client.get(path, headers=headers)  # warm the statement caches
-                recorder.statements = []
-                response = await client.get(path, headers=headers)
-                captures.append(Capture(path, response.status_code, recorder.statements))
+        async with InProcessApp(database_url) as client:
+            freshener = Freshener(client, marker_layer)
+            try:
+                for group in groups:
+                    requests = list(group.requests)
+                    first_path, first_headers = requests[0]
+                    reply = await client.request("GET", first_path, first_headers)
+                    etag = reply.headers.get("etag")
+                    if reply.status == 200 and etag and "If-None-Match" in first_headers:
+                        # The tag went stale (a write, or the window moved): poll with the new one.
+                        requests = [(p, {**h, "If-None-Match": etag}) for p, h in requests]
+                    if group.fresh:
+                        await freshener.bump()
+                    captures = []
+                    for path, headers in requests:
+                        recorder.statements = []
+                        recorder.enabled = True
+                        reply = await client.request("GET", path, headers)
+                        recorder.enabled = False
+                        captures.append(Capture(path, reply.status, recorder.statements))
+                    out.append(captures)
+            finally:
+                await freshener.settle()
     finally:
         event.remove(Engine, "before_cursor_execute", recorder)
-    return captures
+    return out
 
 
 @dataclass
@@ -91,7 +115,7 @@ class ReplayResult:
     statements: int
 
 
-def _is_read(statement: str) -> bool:
+def is_read(statement: str) -> bool:
     head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
     return head in ("SELECT", "WITH", "VALUES")
 
@@ -105,7 +129,7 @@ async def replay_postgres(
     conn = await asyncpg.connect(dsn)
     try:
         prepared = [
-            [(await conn.prepare(sql), params) for sql, params in c.statements if _is_read(sql)]
+            [(await conn.prepare(sql), params) for sql, params in c.statements if is_read(sql)]
             for c in captures
         ]
         samples: list[float] = []
@@ -131,7 +155,7 @@ def replay_sqlite(
     db = sqlite3.connect(path)
     try:
         steps_per_capture = [
-            [(sql, params) for sql, params in c.statements if _is_read(sql)] for c in captures
+            [(sql, params) for sql, params in c.statements if is_read(sql)] for c in captures
         ]
         samples: list[float] = []
         deadline = time.perf_counter() + seconds
@@ -152,6 +176,6 @@ def replay_sqlite(
 
 
 def capture_sync(
-    database_url: str, requests: Sequence[tuple[str, dict[str, str]]]
-) -> list[Capture]:
-    return asyncio.run(capture_statements(database_url, requests))
+    database_url: str, groups: Sequence[CaptureGroup], *, marker_layer: str
+) -> list[list[Capture]]:
+    return asyncio.run(capture_statements(database_url, groups, marker_layer=marker_layer))

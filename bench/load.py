@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,3 +307,75 @@ def median(values: Sequence[float]) -> float:
 
 def json_body(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), default=str).encode()
+
+
+class RawHttpClient:
+    """HTTP/1.1 GETs on one kept-alive socket, with next to no client-side work."""
+
+    def __init__(self, base_url: str) -> None:
+        host_port = base_url.split("://", 1)[1].rstrip("/")
+        host, _, port = host_port.partition(":")
+        self.host = host
+        self.sock = socket.create_connection((host, int(port or 80)), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def get(self, path: str) -> int:
+        """Send one GET and read the whole answer; its status."""
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode("latin-1"))
+        while b"\r\n\r\n" not in self.buffer:
+            self._read()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "transfer-encoding":
+                raise RuntimeError("chunked answers are not read by this client")
+        while len(self.buffer) < length:
+            self._read()
+        self.buffer = self.buffer[length:]
+        return status
+
+    def _read(self) -> None:
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def run_fresh_sequential(
+    base_url: str, path: str, freshen: Callable[[], None], *, seconds: float, warmup: int = 5
+) -> LoadResult:
+    """One client: `freshen()` (untimed, e.g. a write), then one timed GET of `path`, repeated.
+
+    The GETs go over a raw kept-alive socket, so the client adds almost nothing
+    to the latency measured.
+    """
+    client = RawHttpClient(base_url)
+    latencies: list[float] = []
+    errors = 0
+    try:
+        for _ in range(warmup):
+            freshen()
+            client.get(path)
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or not latencies:
+            freshen()
+            started = time.perf_counter()
+            status = client.get(path)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors += 1
+    finally:
+        client.close()
+    p50, p99 = percentiles_ms(latencies)
+    return LoadResult(
+        len(latencies), sum(latencies), p50, p99, errors, "python socket (a write before each)"
+    )

@@ -12,6 +12,16 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
+CONSTANT_BYTES = "constant 1 KB JSON, pre-encoded bytes"
+CONSTANT_DICT = "constant 1 KB JSON, dict via FastAPI"
+PAGE1 = "GET /runs?limit=20 (page 1)"
+FILTERED = "GET /runs?layer_name&status&limit=20 (every layer and status)"
+DETAIL = "GET /runs/{id} (1,000 ids)"
+SUMMARY_POLLED = "GET /runs/stats/summary?days=30, polled, unchanged data"
+SUMMARY_304 = "GET /runs/stats/summary?days=30, If-None-Match (304)"
+SUMMARY_FRESH = "GET /runs/stats/summary?days=30, fresh (a write before each)"
+BATCH_PREFIX = "POST /runs/batch"
+
 
 def load_average() -> str:
     """The 1/5/15-minute load averages: other work on the machine shows up here."""
@@ -86,18 +96,23 @@ COLUMNS = (
     ("db_p99_ms", "DB p99 ms"),
     ("http_over_db", "p50 / DB p50"),
     ("of_ceiling", "req/s / ceiling"),
+    ("bare_requests_per_second", "bare req/s"),
+    ("bare_p50_ms", "bare p50 ms"),
+    ("bare_p99_ms", "bare p99 ms"),
+    ("of_bare", "req/s ÷ bare"),
+    ("cpu_ms", "CPU ms/req"),
+    ("statements", "stmts/req"),
     ("errors", "errors"),
     ("driver", "driver"),
 )
+DIGITS = {"cpu_ms": 3}
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
     """p50 over the database's own p50, and req/s over the constant endpoint's at the same
     concurrency (the pre-encoded one: the most the HTTP stack can do)."""
     ceiling = {
-        r["connections"]: r["requests_per_second"]
-        for r in rows
-        if r["endpoint"] == "constant 1 KB JSON, pre-encoded bytes"
+        r["connections"]: r["requests_per_second"] for r in rows if r["endpoint"] == CONSTANT_BYTES
     }
     for r in rows:
         db = r.get("db_p50_ms")
@@ -108,6 +123,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             if top and r.get("requests_per_second") is not None
             else None
         )
+        bare = r.get("bare_requests_per_second")
+        r["of_bare"] = f"{100 * r['requests_per_second'] / bare:.0f}%" if bare else None
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:
@@ -115,7 +132,9 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
     lines = [header, rule]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(key)) for key, _ in COLUMNS) + " |")
+        lines.append(
+            "| " + " | ".join(_fmt(r.get(key), DIGITS.get(key, 2)) for key, _ in COLUMNS) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -154,10 +173,150 @@ def render_markdown(result: dict[str, Any]) -> str:
         "`DB p50/p99`: the same SQL statements the endpoint ran, captured from the service and "
         "replayed on a bare driver connection (one at a time). `p50 / DB p50`: how many times "
         "the database's own time the request takes end to end. `req/s / ceiling`: req/s as a "
-        "share of the constant pre-encoded JSON endpoint at the same concurrency.",
+        "share of the constant pre-encoded JSON endpoint at the same concurrency. `bare`: "
+        "the same statements served by a bare FastAPI app on raw asyncpg with orjson "
+        "(PostgreSQL only); `req/s ÷ bare`: runwatch's req/s as a share of it. `CPU ms/req`: "
+        "process CPU time per call of the app called in-process as an ASGI callable (no "
+        "network; SQLite's own work included, PostgreSQL's server not), the mean over many "
+        "calls, each fresh (no cache can answer) except the polled and 304 rows; "
+        "`stmts/req`: SQL statements per call in that measurement.",
         "",
     ]
     return "\n".join(out)
+
+
+# The targets of the lean request path, for 1,000,000 runs on PostgreSQL, one worker.
+CPU_TARGETS_MS = {FILTERED: 1.0, DETAIL: 0.4, SUMMARY_FRESH: 1.5, SUMMARY_304: 0.12}
+SQLITE_CPU_FACTOR = 1.5
+OF_BARE_TARGET = 0.70
+LATENCY_OVER_BARE_TARGET = 1.5
+SUMMARY_FRESH_P50_TARGET_MS = 3.0
+POLL_304_OF_CEILING_TARGET = 0.70
+POLLED_OF_CEILING_TARGET = 0.50
+BATCH_TARGETS = {1: 10_000, 16: 20_000}
+PEAK_RSS_TARGET_MB = 250
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def headlines(result: dict[str, Any]) -> list[str]:
+    """The targets, each read off the table and marked met or missed."""
+    rows = result["rows"]
+    out = []
+    top = max((r["connections"] for r in rows), default=1)
+    if result.get("runs") != 1_000_000 or result.get("smoke"):
+        out.append(
+            f"(the targets are for 1,000,000 runs on a quiet machine; this run had "
+            f"{result.get('runs', 0):,})"
+        )
+
+    def find(dialect: str, endpoint: str, conns: int) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in rows
+                if r["dialect"] == dialect
+                and r["endpoint"] == endpoint
+                and r["connections"] == conns
+            ),
+            None,
+        )
+
+    ceiling = find("—", CONSTANT_BYTES, top)
+    for ds in result["datasets"]:
+        d = ds["dialect"]
+        factor = SQLITE_CPU_FACTOR if d == "sqlite" else 1.0
+        cpu = {c["endpoint"]: c for c in ds.get("cpu", [])}
+        for name, target in CPU_TARGETS_MS.items():
+            c = cpu.get(name)
+            if c is None:
+                continue
+            limit = target * factor
+            out.append(
+                f"{d}: CPU per request, {name}: {c['cpu_ms_mean']:.3f} ms "
+                f"(target ≤ {limit:.2f} ms): {_verdict(c['cpu_ms_mean'] <= limit)}"
+            )
+        if cpu:
+            counts = ", ".join(f"{name} {c['statements_per_request']:g}" for name, c in cpu.items())
+            out.append(f"{d}: statements per request: {counts}")
+        filt = find(d, FILTERED, top)
+        if filt and filt.get("bare_requests_per_second"):
+            share = filt["requests_per_second"] / filt["bare_requests_per_second"]
+            p50 = filt["p50_ms"] / filt["bare_p50_ms"] if filt["bare_p50_ms"] else 0.0
+            p99 = filt["p99_ms"] / filt["bare_p99_ms"] if filt["bare_p99_ms"] else 0.0
+            out.append(
+                f"{d}: filtered page with exact total at {top} clients: "
+                f"{filt['requests_per_second']:,.0f} req/s, {100 * share:.0f}% of the bare app's "
+                f"{filt['bare_requests_per_second']:,.0f} (target ≥ {100 * OF_BARE_TARGET:.0f}%): "
+                f"{_verdict(share >= OF_BARE_TARGET)}; p50 {filt['p50_ms']:.2f} ms = {p50:.2f}x "
+                f"bare, p99 {filt['p99_ms']:.2f} ms = {p99:.2f}x bare (target ≤ "
+                f"{LATENCY_OVER_BARE_TARGET}x): "
+                f"{_verdict(0 < max(p50, p99) <= LATENCY_OVER_BARE_TARGET)}"
+            )
+        elif filt:
+            out.append(
+                f"{d}: filtered page with exact total p50 {filt['p50_ms']:.2f} ms, "
+                f"p99 {filt['p99_ms']:.2f} ms at {top} clients (no bare app on {d})"
+            )
+        fresh = find(d, SUMMARY_FRESH, 1)
+        if fresh:
+            out.append(
+                f"{d}: stats/summary?days=30 fresh p50 {fresh['p50_ms']:.2f} ms at 1 client "
+                f"(target ≤ {SUMMARY_FRESH_P50_TARGET_MS:g} ms): "
+                f"{_verdict(fresh['p50_ms'] <= SUMMARY_FRESH_P50_TARGET_MS)}"
+            )
+        for name, target, label in (
+            (SUMMARY_304, POLL_304_OF_CEILING_TARGET, "304 polling"),
+            (SUMMARY_POLLED, POLLED_OF_CEILING_TARGET, "summary polled without If-None-Match"),
+        ):
+            row = find(d, name, top)
+            if row and ceiling:
+                share = row["requests_per_second"] / ceiling["requests_per_second"]
+                out.append(
+                    f"{d}: {label} at {top} clients: {100 * share:.0f}% of constant-JSON req/s "
+                    f"(target ≥ {100 * target:.0f}%): {_verdict(share >= target)}"
+                )
+            elif not row:
+                out.append(f"{d}: {label}: not measured")
+        page1 = find(d, PAGE1, 1)
+        deep = next(
+            (
+                r
+                for r in rows
+                if r["dialect"] == d
+                and r["endpoint"].startswith("GET /runs?limit=20 cursor")
+                and r["connections"] == 1
+            ),
+            None,
+        )
+        if page1 and deep:
+            out.append(
+                f"{d}: cursor page at depth {ds['depth']:,} / page 1 p50: "
+                f"{deep['p50_ms'] / page1['p50_ms']:.2f}x"
+            )
+        for r in rows:
+            if r["dialect"] == d and r["endpoint"].startswith(BATCH_PREFIX):
+                target = BATCH_TARGETS.get(r["connections"])
+                verdict = (
+                    f" (target ≥ {target:,}): {_verdict(r['runs_per_second'] >= target)}"
+                    if target
+                    else ""
+                )
+                clients = "client" if r["connections"] == 1 else "clients"
+                out.append(
+                    f"{d}: POST /runs/batch at {r['connections']} {clients}: "
+                    f"{r['runs_per_second']:,.0f} runs/s{verdict}"
+                )
+        mem = ds.get("server_memory_kb", {})
+        if mem:
+            peak = mem.get("VmHWM", 0) / 1024
+            out.append(
+                f"{d}: server peak RSS {peak:.0f} MB (target ≤ {PEAK_RSS_TARGET_MB} MB): "
+                f"{_verdict(peak <= PEAK_RSS_TARGET_MB)}"
+            )
+    return out
 
 
 def write_results(result: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:

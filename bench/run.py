@@ -12,21 +12,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pickle
 import random
 import sqlite3
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from ulid import ULID
 
-from bench import datagen, dbref, load, report
+from bench import cpu, datagen, dbref, load, report
+from bench.report import (
+    CONSTANT_BYTES,
+    CONSTANT_DICT,
+    DETAIL,
+    FILTERED,
+    PAGE1,
+    SUMMARY_304,
+    SUMMARY_FRESH,
+    SUMMARY_POLLED,
+)
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.demo import generate_layer_runs
@@ -53,8 +65,7 @@ POSTGRES_OPTIONS = {
 }
 SMOKE_POSTGRES_OPTIONS = {"shared_buffers": "256MB", "work_mem": "16MB"}
 
-CONSTANT_BYTES = "constant 1 KB JSON, pre-encoded bytes"
-CONSTANT_DICT = "constant 1 KB JSON, dict via FastAPI"
+SUMMARY_PATH = "/runs/stats/summary?days=30"
 
 
 def log(message: str) -> None:
@@ -68,6 +79,9 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict)
     db: dbref.ReplayResult | None = None
     poll: bool = False  # send back each answer's ETag (wrk only)
+    bare: bool = False  # also served by the bare app (PostgreSQL)
+    fresh: bool = True  # in-process measurements never let a cache answer
+    captures: list[dbref.Capture] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +116,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--driver", choices=("auto", "wrk", "httpx"), default="auto")
     p.add_argument("--workers", type=int, default=None, help="generator processes")
     p.add_argument("--server-log-level", default="warning")
+    p.add_argument(
+        "--cpu-calls",
+        type=int,
+        default=None,
+        help="in-process calls per endpoint for the CPU column (default 300, smoke 40)",
+    )
     p.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
     p.add_argument(
         "--smoke", action="store_true", help="10k runs, 1 s per measurement, both dialects"
@@ -116,6 +136,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.duration_s = _seconds(args.duration or "10s")
     args.connection_levels = [int(c) for c in args.connections.split(",") if c.strip()]
     args.ref_seconds = 0.3 if args.smoke else 3.0
+    args.cpu_calls = args.cpu_calls or (40 if args.smoke else 300)
+    args.cpu_warmup = 10 if args.smoke else 30
     return args
 
 
@@ -250,6 +272,12 @@ async def prepare_postgres(ds: Dataset, args: argparse.Namespace) -> None:
         ) or await conn.fetch("SELECT id FROM layer_runs LIMIT 1000")
         ds.extras["ids"] = [r["id"] for r in sample]
         ds.extras["postgres_version"] = await conn.fetchval("SHOW server_version")
+        ds.extras["layers"] = [
+            r[0] for r in await conn.fetch("SELECT DISTINCT layer_name FROM layer_runs ORDER BY 1")
+        ]
+        ds.extras["statuses"] = [
+            r[0] for r in await conn.fetch("SELECT DISTINCT status FROM layer_runs ORDER BY 1")
+        ]
     finally:
         await conn.close()
 
@@ -297,6 +325,12 @@ async def prepare_sqlite(ds: Dataset, args: argparse.Namespace) -> None:
             r[0] for r in db.execute(f"SELECT id FROM layer_runs WHERE rowid IN ({marks})", rowids)
         ]
         ds.extras["sqlite_version"] = sqlite3.sqlite_version
+        ds.extras["layers"] = [
+            r[0] for r in db.execute("SELECT DISTINCT layer_name FROM layer_runs ORDER BY 1")
+        ]
+        ds.extras["statuses"] = [
+            r[0] for r in db.execute("SELECT DISTINCT status FROM layer_runs ORDER BY 1")
+        ]
     finally:
         db.close()
 
@@ -307,16 +341,21 @@ def endpoints_for(ds: Dataset) -> list[Endpoint]:
     depth = ds.extras["depth"]
     cursor = encode_cursor(sort_spec("-started_at"), started_at, run_id)
     q = httpx.QueryParams
+    # Every layer with every status once, in an order that changes both at each step.
+    layers, statuses = ds.extras["layers"], ds.extras["statuses"]
+    combos = [
+        (layers[i % len(layers)], statuses[(i % len(layers) + i // len(layers)) % len(statuses)])
+        for i in range(len(layers) * len(statuses))
+    ]
     return [
-        Endpoint("GET /runs?limit=20 (page 1)", ["/runs?limit=20"]),
+        Endpoint(PAGE1, ["/runs?limit=20"], bare=True),
         Endpoint(
-            "GET /runs?layer_name&status=failed&limit=20",
-            [f"/runs?{q(layer_name=layer, status='failed', limit=20)}"],
+            FILTERED,
+            [f"/runs?{q(layer_name=name, status=status, limit=20)}" for name, status in combos],
+            bare=True,
         ),
-        Endpoint(
-            "GET /runs/{id} (1,000 ids)", [f"/runs/{i}" for i in ds.extras["ids"]] or ["/runs/x"]
-        ),
-        Endpoint("GET /runs/stats/summary?days=30", ["/runs/stats/summary?days=30"]),
+        Endpoint(DETAIL, [f"/runs/{i}" for i in ds.extras["ids"]] or ["/runs/x"], bare=True),
+        Endpoint(SUMMARY_POLLED, [SUMMARY_PATH], bare=True),
         Endpoint(
             "GET /runs/stats/summary?days=7&layer_name",
             [f"/runs/stats/summary?{q(days=7, layer_name=layer)}"],
@@ -331,7 +370,7 @@ def endpoints_for(ds: Dataset) -> list[Endpoint]:
 async def conditional_endpoint(url: str) -> Endpoint | None:
     """`stats/summary` polled with `If-None-Match`, if the service sends an ETag."""
     app = create_app(Settings(database_url=url, auto_migrate=False))
-    path = "/runs/stats/summary?days=30"
+    path = SUMMARY_PATH
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client,
@@ -342,12 +381,7 @@ async def conditional_endpoint(url: str) -> Endpoint | None:
         again = await client.get(path, headers={"If-None-Match": etag})
         if again.status_code != 304:
             return None
-    return Endpoint(
-        "GET /runs/stats/summary?days=30, If-None-Match (304)",
-        [path],
-        headers={"If-None-Match": etag},
-        poll=True,
-    )
+    return Endpoint(SUMMARY_304, [path], headers={"If-None-Match": etag}, poll=True, fresh=False)
 
 
 def batch_bodies(count: int, size: int, seed: int) -> list[bytes]:
@@ -371,13 +405,34 @@ def batch_bodies(count: int, size: int, seed: int) -> list[bytes]:
 # -- measuring ----------------------------------------------------------------------------
 
 
-def measure_db(ds: Dataset, endpoints: list[Endpoint], seconds: float) -> None:
+def _spread(items: list[Any], count: int) -> list[Any]:
+    """At most `count` items, evenly spaced through the list."""
+    step = max(1, len(items) // count)
+    return items[::step][:count]
+
+
+def capture(ds: Dataset, endpoints: list[Endpoint]) -> None:
+    """The statements of each endpoint's requests, recorded in-process (see dbref).
+
+    Endpoints the bare app serves get every path recorded on PostgreSQL; the
+    others (and all on SQLite) 20 paths spread through their list.
+    """
+    groups = []
     for ep in endpoints:
-        requests = [(p, ep.headers) for p in ep.paths[:20]]
-        captures = dbref.capture_sync(ds.url, requests)
+        every = ep.bare and ds.dialect == "postgresql"
+        paths = ep.paths if every else _spread(ep.paths, 20)
+        groups.append(dbref.CaptureGroup([(p, ep.headers) for p in paths], fresh=ep.fresh))
+    recorded = dbref.capture_sync(ds.url, groups, marker_layer=ds.extras["popular_layer"])
+    for ep, captures in zip(endpoints, recorded, strict=True):
+        ep.captures = captures
         bad = [c for c in captures if c.status >= 400]
         if bad:
             log(f"{ds.dialect}: {ep.name} answered {bad[0].status} in-process")
+
+
+def measure_db(ds: Dataset, endpoints: list[Endpoint], seconds: float) -> None:
+    for ep in endpoints:
+        captures = _spread(ep.captures, 20)
         if ds.dialect == "postgresql":
             assert ds.dsn is not None
             ep.db = asyncio.run(dbref.replay_postgres(ds.dsn, captures, seconds=seconds))
@@ -388,6 +443,62 @@ def measure_db(ds: Dataset, endpoints: list[Endpoint], seconds: float) -> None:
             f"{ds.dialect}: DB {ep.name}: p50 {ep.db.p50_ms:.3f} ms, p99 {ep.db.p99_ms:.3f} ms "
             f"({ep.db.statements} statements, {ep.db.iterations} iterations)"
         )
+
+
+def _route_key(path: str) -> str:
+    """A path as the bare app sees it in its ASGI scope: the path decoded, the query raw."""
+    raw, _, query = path.partition("?")
+    return unquote(raw) + ("?" + query if query else "")
+
+
+def serve_bare(ds: Dataset, endpoints: list[Endpoint], workdir: Path, log_level: str) -> Any:
+    """The bare app (PostgreSQL) with the statements captured for each bare endpoint."""
+    settings = Settings(database_url=ds.url, auto_migrate=False)
+    routes = {}
+    for ep in endpoints:
+        if ep.bare:
+            for c in ep.captures:
+                routes[_route_key(c.path)] = [
+                    (sql, params) for sql, params in c.statements if dbref.is_read(sql)
+                ]
+    plan = workdir / f"bare-{ds.dialect}.plan"
+    pool_size = settings.db_pool_size + settings.db_max_overflow
+    plan.write_bytes(pickle.dumps({"dsn": ds.dsn, "pool_size": pool_size, "routes": routes}))
+    port = load.free_port()
+    cmd = [str(VENV_BIN / "uvicorn"), "bench.bare_app:app", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", "1", "--log-level", log_level]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BENCH_BARE_PLAN": str(plan)}
+    server = load.ServerProcess(cmd, env, workdir / f"bare-{port}.log", port)
+    server.start("/readyz")
+    return server
+
+
+class HttpFreshener:
+    """Over HTTP, what `bench.cpu.Freshener` does in-process: a marker run recorded, then
+    deleted, alternately, so that each read after it sees a new data version."""
+
+    def __init__(self, base_url: str, layer: str) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=30.0)
+        self.layer = layer
+        self.pending: str | None = None
+
+    def __call__(self) -> None:
+        if self.pending is None:
+            run_id, body = cpu.marker_run(self.layer)
+            r = self.client.post(
+                "/runs", content=body, headers={"content-type": "application/json"}
+            )
+            r.raise_for_status()
+            self.pending = run_id
+        else:
+            self.client.delete(f"/runs/{self.pending}").raise_for_status()
+            self.pending = None
+        time.sleep(0.002)  # the version notification
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self()
+        self.client.close()
 
 
 def serve_runwatch(url: str, workdir: Path, log_level: str) -> load.ServerProcess:
@@ -402,6 +513,72 @@ def serve_runwatch(url: str, workdir: Path, log_level: str) -> load.ServerProces
     return server
 
 
+def _row(ds: Dataset, ep: Endpoint, conns: int, result: load.LoadResult) -> dict[str, Any]:
+    return {
+        "dialect": ds.dialect,
+        "endpoint": ep.name,
+        "connections": conns,
+        "requests_per_second": round(result.requests_per_second, 1),
+        "p50_ms": round(result.p50_ms, 3),
+        "p99_ms": round(result.p99_ms, 3),
+        "db_p50_ms": round(ep.db.p50_ms, 3) if ep.db else None,
+        "db_p99_ms": round(ep.db.p99_ms, 3) if ep.db else None,
+        "errors": result.errors,
+        "requests": result.requests,
+        "driver": result.driver,
+    }
+
+
+def _log_result(ds: Dataset, name: str, conns: int, result: load.LoadResult) -> None:
+    log(
+        f"{ds.dialect}: {name} c={conns}: {result.requests_per_second:,.0f} req/s, "
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, errors {result.errors}"
+    )
+
+
+def measure_cpu(ds: Dataset, endpoints: list[Endpoint], args: argparse.Namespace) -> None:
+    """The in-process CPU and statements per request of every GET endpoint (bench.cpu)."""
+    cases = [
+        cpu.CpuCase(
+            ep.name,
+            [(p, ep.headers) for p in ep.paths],
+            fresh=ep.fresh,
+            expect=304 if ep.poll else 200,
+            follow_etag=ep.poll,
+        )
+        for ep in endpoints
+    ]
+    summary = next(ep for ep in endpoints if ep.name == SUMMARY_POLLED)
+    cases.append(cpu.CpuCase(SUMMARY_FRESH, [(p, {}) for p in summary.paths], fresh=True))
+    summary_case = next(c for c in cases if c.name == SUMMARY_POLLED)
+    summary_case.fresh = False  # polled: the same request again, on unchanged data
+    results = cpu.measure_sync(
+        ds.url,
+        cases,
+        marker_layer=ds.extras["popular_layer"],
+        calls=args.cpu_calls,
+        warmup=args.cpu_warmup,
+    )
+    ds.extras["cpu"] = []
+    for r in results:
+        ds.extras["cpu"].append(
+            {
+                "endpoint": r.name,
+                "calls": r.calls,
+                "cpu_ms_mean": round(r.cpu_ms_mean, 4),
+                "cpu_ms_p50": round(r.cpu_ms_p50, 4),
+                "statements_per_request": round(r.statements_per_request, 2),
+                "writes_between": r.writes_between,
+                "unexpected_statuses": r.unexpected,
+            }
+        )
+        log(
+            f"{ds.dialect}: CPU {r.name}: {r.cpu_ms_mean:.3f} ms/call (p50 {r.cpu_ms_p50:.3f}), "
+            f"{r.statements_per_request:.2f} statements/call over {r.calls} calls, "
+            f"{r.writes_between} writes between"
+        )
+
+
 def run_dataset(
     ds: Dataset, args: argparse.Namespace, driver: str, workdir: Path
 ) -> list[dict[str, Any]]:
@@ -411,37 +588,64 @@ def run_dataset(
         endpoints.insert(4, conditional)
     else:
         log(f"{ds.dialect}: no ETag on stats/summary; the If-None-Match row is left out")
+    log(f"{ds.dialect}: recording the statements of each endpoint in-process")
+    capture(ds, endpoints)
+    if conditional is not None:
+        # The writes that kept the recording fresh moved the data version on.
+        current = asyncio.run(conditional_endpoint(ds.url))
+        if current is not None:
+            conditional.headers = current.headers
     log(f"{ds.dialect}: measuring the database's own cost per endpoint")
     measure_db(ds, endpoints, args.ref_seconds)
 
     rows: list[dict[str, Any]] = []
     server = serve_runwatch(ds.url, workdir, args.server_log_level)
     log(f"{ds.dialect}: runwatch serve pid {server.proc.pid if server.proc else '?'}")
+    bare = None
     try:
+        if ds.dialect == "postgresql":
+            bare = serve_bare(ds, endpoints, workdir, args.server_log_level)
+            log(f"{ds.dialect}: bare app pid {bare.proc.pid if bare.proc else '?'}")
         for ep in endpoints:
             for conns in args.connection_levels:
                 result = drive(driver, server.base_url, ep, conns, args.duration_s)
                 server.memory_kb()
-                rows.append(
-                    {
-                        "dialect": ds.dialect,
-                        "endpoint": ep.name,
-                        "connections": conns,
-                        "requests_per_second": round(result.requests_per_second, 1),
-                        "p50_ms": round(result.p50_ms, 3),
-                        "p99_ms": round(result.p99_ms, 3),
-                        "db_p50_ms": round(ep.db.p50_ms, 3) if ep.db else None,
-                        "db_p99_ms": round(ep.db.p99_ms, 3) if ep.db else None,
-                        "errors": result.errors,
-                        "requests": result.requests,
-                        "driver": result.driver,
-                    }
-                )
-                log(
-                    f"{ds.dialect}: {ep.name} c={conns}: {result.requests_per_second:,.0f} req/s, "
-                    f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
-                    f"errors {result.errors}"
-                )
+                row = _row(ds, ep, conns, result)
+                rows.append(row)
+                _log_result(ds, ep.name, conns, result)
+                if bare is not None and ep.bare:
+                    # Right after runwatch's, so both see the machine in the same state.
+                    base = drive(driver, bare.base_url, ep, conns, args.duration_s)
+                    row["bare_requests_per_second"] = round(base.requests_per_second, 1)
+                    row["bare_p50_ms"] = round(base.p50_ms, 3)
+                    row["bare_p99_ms"] = round(base.p99_ms, 3)
+                    row["bare_errors"] = base.errors
+                    _log_result(ds, f"bare app {ep.name}", conns, base)
+        if bare is not None:
+            bare.stop()
+            bare = None
+
+        summary = next(ep for ep in endpoints if ep.name == SUMMARY_POLLED)
+        freshen = HttpFreshener(server.base_url, ds.extras["popular_layer"])
+        try:
+            fresh = load.run_fresh_sequential(
+                server.base_url, SUMMARY_PATH, freshen, seconds=args.duration_s
+            )
+        finally:
+            freshen.close()
+        server.memory_kb()
+        rows.append(_row(ds, replace(summary, name=SUMMARY_FRESH), 1, fresh))
+        _log_result(ds, SUMMARY_FRESH, 1, fresh)
+
+        log(f"{ds.dialect}: measuring CPU per request in-process")
+        measure_cpu(ds, endpoints, args)
+        by_name = {c["endpoint"]: c for c in ds.extras["cpu"]}
+        for row in rows:
+            c = by_name.get(row["endpoint"])
+            if c is not None:
+                row["cpu_ms"] = c["cpu_ms_mean"]
+                row["statements"] = c["statements_per_request"]
+
         per_level = max(3, min(200, args.duration_s * 12))
         for conns in args.connection_levels:
             count = max(per_level, conns * 2)
@@ -480,6 +684,8 @@ def run_dataset(
         memory["VmRSS_max_sampled"] = max(server.rss_samples_kb, default=0)
         ds.extras["server_memory_kb"] = memory
     finally:
+        if bare is not None:
+            bare.stop()
         server.stop()
     return rows
 
@@ -527,63 +733,6 @@ def run_constant(args: argparse.Namespace, driver: str, workdir: Path) -> list[d
     finally:
         server.stop()
     return rows
-
-
-def headlines(rows: list[dict[str, Any]], datasets: list[Dataset]) -> list[str]:
-    """The issue's target measures, read off the table."""
-    out = []
-    top = max((r["connections"] for r in rows), default=1)
-
-    def find(dialect: str, prefix: str, conns: int) -> dict[str, Any] | None:
-        return next(
-            (
-                r
-                for r in rows
-                if r["dialect"] == dialect
-                and r["endpoint"].startswith(prefix)
-                and r["connections"] == conns
-            ),
-            None,
-        )
-
-    ceiling = find("—", CONSTANT_BYTES, top)
-    for ds in datasets:
-        d = ds.dialect
-        stats = find(d, "GET /runs/stats/summary?days=30", 1)
-        if stats:
-            out.append(f"{d}: stats/summary?days=30 p50 {stats['p50_ms']:.2f} ms (1 client)")
-        filt = find(d, "GET /runs?layer_name", top)
-        if filt:
-            out.append(
-                f"{d}: filtered page with exact total p50 {filt['p50_ms']:.2f} ms, "
-                f"p99 {filt['p99_ms']:.2f} ms at {top} clients"
-            )
-        page1 = find(d, "GET /runs?limit=20 (page 1)", 1)
-        deep = find(d, "GET /runs?limit=20 cursor", 1)
-        if page1 and deep:
-            out.append(
-                f"{d}: cursor page at depth {ds.extras['depth']:,} / page 1 p50: "
-                f"{deep['p50_ms'] / page1['p50_ms']:.2f}x"
-            )
-        cond = find(d, "GET /runs/stats/summary?days=30, If-None-Match", top)
-        if cond and ceiling:
-            share = 100 * cond["requests_per_second"] / ceiling["requests_per_second"]
-            out.append(f"{d}: 304 polling at {top} clients: {share:.0f}% of constant-JSON req/s")
-        elif not cond:
-            out.append(f"{d}: 304 polling: not measured (no ETag on stats/summary)")
-        batches = [
-            r for r in rows if r["dialect"] == d and r["endpoint"].startswith("POST /runs/batch")
-        ]
-        if batches:
-            best = max(batches, key=lambda r: r.get("runs_per_second", 0))
-            out.append(
-                f"{d}: POST /runs/batch: {best['runs_per_second']:,.0f} runs/s "
-                f"(best, at {best['connections']} clients)"
-            )
-        mem = ds.extras.get("server_memory_kb", {})
-        if mem:
-            out.append(f"{d}: server peak RSS {mem.get('VmHWM', 0) / 1024:.0f} MB")
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -661,6 +810,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "popular_layer": ds.extras["popular_layer"],
                 "depth": ds.extras["depth"],
                 "server_memory_kb": ds.extras.get("server_memory_kb", {}),
+                "cpu": ds.extras.get("cpu", []),
+                "layers": len(ds.extras.get("layers", [])),
+                "statuses": len(ds.extras.get("statuses", [])),
                 "database_version": ds.extras.get("postgres_version")
                 or ds.extras.get("sqlite_version"),
             }
@@ -668,7 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
         "rows": rows,
     }
-    result["headlines"] = headlines(rows, datasets)
+    result["headlines"] = report.headlines(result)
     md, js = report.write_results(result, args.out_dir)
     print(report.render_markdown(result))
     log(f"wrote {md} and {js} in {result['elapsed_s']} s; server logs in {workdir}")

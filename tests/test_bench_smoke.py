@@ -17,15 +17,23 @@ from bench import load
 
 REPO = Path(__file__).resolve().parent.parent
 
+FILTERED = "GET /runs?layer_name&status&limit=20 (every layer and status)"
+SUMMARY_POLLED = "GET /runs/stats/summary?days=30, polled, unchanged data"
+SUMMARY_304 = "GET /runs/stats/summary?days=30, If-None-Match (304)"
+SUMMARY_FRESH = "GET /runs/stats/summary?days=30, fresh (a write before each)"
 GET_ENDPOINTS = (
     "GET /runs?limit=20 (page 1)",
-    "GET /runs?layer_name&status=failed&limit=20",
+    FILTERED,
     "GET /runs/{id} (1,000 ids)",
-    "GET /runs/stats/summary?days=30",
+    SUMMARY_POLLED,
     "GET /runs/stats/summary?days=7&layer_name",
     "GET /runs?limit=20 cursor at row 5,000",
     "GET /runs?limit=20&offset=5000",
 )
+# Served by the bare app too, on PostgreSQL.
+BARE_ENDPOINTS = GET_ENDPOINTS[:4]
+# Answers that a cache may give without a statement; every other one needs at least one.
+MAY_SKIP_SQL = (SUMMARY_POLLED, SUMMARY_304)
 CONSTANTS = ("constant 1 KB JSON, pre-encoded bytes", "constant 1 KB JSON, dict via FastAPI")
 
 
@@ -71,6 +79,11 @@ def test_every_endpoint_measured_on_both_dialects(smoke_result: tuple[dict, Path
                 assert 0 < row["db_p50_ms"] <= row["db_p99_ms"]
                 assert row["http_over_db"] > 0
                 assert row["errors"] == 0, row
+                assert row["cpu_ms"] > 0
+                if endpoint in MAY_SKIP_SQL:
+                    assert row["statements"] >= 0
+                else:
+                    assert row["statements"] >= 1
         for conns in (1, 16):
             batch = _row(result, dialect, "POST /runs/batch (1,000 runs)", conns)
             # Sixteen concurrent writers on a busy machine may outwait SQLite's
@@ -79,6 +92,78 @@ def test_every_endpoint_measured_on_both_dialects(smoke_result: tuple[dict, Path
             assert batch["errors"] < batch["requests"] / 2, batch
             assert set(batch["error_statuses"]) <= {"503"}, batch
             assert batch["runs_per_second"] > 0
+
+
+def test_cpu_per_request_and_statements(smoke_result: tuple[dict, Path]) -> None:
+    result, _ = smoke_result
+    for ds in result["datasets"]:
+        by_name = {c["endpoint"]: c for c in ds["cpu"]}
+        assert set(GET_ENDPOINTS) | {SUMMARY_FRESH, SUMMARY_304} <= set(by_name)
+        for name, c in by_name.items():
+            assert c["calls"] == 40, c
+            assert c["cpu_ms_p50"] > 0, c
+            assert c["cpu_ms_mean"] > 0, c
+            assert c["unexpected_statuses"] == {}, c
+            assert c["statements_per_request"] >= (0 if name in MAY_SKIP_SQL else 1), c
+        # Fresh means a write moved the data version on whenever a request repeated;
+        # the 304 must not have one (its tag would go stale).
+        assert by_name[SUMMARY_FRESH]["writes_between"] >= 40
+        assert by_name[SUMMARY_304]["writes_between"] == 0
+        assert ds["layers"] > 1
+        assert ds["statuses"] > 1
+        row = _row(result, ds["dialect"], SUMMARY_304, 16)
+        assert row["cpu_ms"] == by_name[SUMMARY_304]["cpu_ms_mean"]
+
+
+def test_fresh_summary_at_one_client(smoke_result: tuple[dict, Path]) -> None:
+    result, _ = smoke_result
+    for dialect in result["dialects"]:
+        row = _row(result, dialect, SUMMARY_FRESH, 1)
+        assert row["requests"] > 0
+        assert 0 < row["p50_ms"] <= row["p99_ms"]
+        assert row["errors"] == 0
+        assert row["cpu_ms"] > 0
+        assert row["db_p50_ms"] > 0
+
+
+def test_bare_app_beside_runwatch_on_postgresql(smoke_result: tuple[dict, Path]) -> None:
+    result, _ = smoke_result
+    for endpoint in BARE_ENDPOINTS:
+        for conns in (1, 16):
+            row = _row(result, "postgresql", endpoint, conns)
+            assert row["bare_requests_per_second"] > 0, row
+            assert 0 < row["bare_p50_ms"] <= row["bare_p99_ms"]
+            assert row["bare_errors"] == 0
+            assert row["of_bare"].endswith("%")
+            assert float(row["of_bare"][:-1]) > 0
+    for endpoint in BARE_ENDPOINTS:
+        assert "bare_requests_per_second" not in _row(result, "sqlite", endpoint, 16)
+
+
+def test_headlines_judge_every_target(smoke_result: tuple[dict, Path]) -> None:
+    result, out = smoke_result
+    text = "\n".join(result["headlines"])
+    for dialect in result["dialects"]:
+        for needle in (
+            f"{dialect}: CPU per request, {FILTERED}",
+            f"{dialect}: CPU per request, GET /runs/{{id}}",
+            f"{dialect}: CPU per request, {SUMMARY_FRESH}",
+            f"{dialect}: CPU per request, {SUMMARY_304}",
+            f"{dialect}: stats/summary?days=30 fresh p50",
+            f"{dialect}: 304 polling at 16 clients",
+            f"{dialect}: summary polled without If-None-Match at 16 clients",
+            f"{dialect}: POST /runs/batch at 1 client:",
+            f"{dialect}: POST /runs/batch at 16 clients:",
+            f"{dialect}: server peak RSS",
+        ):
+            line = next((h for h in result["headlines"] if h.startswith(needle)), None)
+            assert line is not None, (needle, text)
+            assert line.endswith((": met", ": missed")), line
+    bare = next(h for h in result["headlines"] if h.startswith("postgresql: filtered page"))
+    assert "of the bare app's" in bare
+    assert bare.endswith((": met", ": missed"))
+    (md,) = out.glob("*.md")
+    assert "| CPU ms/req | stmts/req |" in md.read_text()
 
 
 def test_references_and_dataset_facts(smoke_result: tuple[dict, Path]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -12,8 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runwatch import __version__
 from runwatch.api import extraction_runs, health, layer_runs
-from runwatch.api.conditional import install_not_modified_handler
 from runwatch.api.deps import reject_unknown_query_params
+from runwatch.api.reads import EarlyAnswers, ResponseCache, StateMemo
 from runwatch.config import Settings
 from runwatch.dashboard import install_dashboard
 from runwatch.db.engine import create_engines
@@ -24,7 +25,15 @@ from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_
 from runwatch.migrate import upgrade
 from runwatch.queries.api_keys import load_key_set
 from runwatch.schemas.common import problem_responses
-from runwatch.security import KeyCache, KeySet, authorize, check_open_access
+from runwatch.security import (
+    BEARER_SCHEME,
+    SECURITY_SCHEME,
+    KeyCache,
+    KeySet,
+    RequireKey,
+    check_open_access,
+    is_guarded,
+)
 
 logger = logging.getLogger("runwatch")
 
@@ -79,6 +88,26 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
+def declare_bearer_scheme(app: FastAPI) -> None:
+    """Say in the OpenAPI description which operations need a key, and how to send it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            spec.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = (
+                BEARER_SCHEME
+            )
+            for template, operations in spec["paths"].items():
+                if is_guarded(template):
+                    for operation in operations.values():
+                        operation["security"] = [{SECURITY_SCHEME: []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; engines are created in the lifespan, not here."""
     settings = settings or Settings()
@@ -118,16 +147,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(reject_unknown_query_params)],
     )
     app.state.settings = settings
+    app.state.response_cache = ResponseCache(
+        max_bytes=settings.response_cache_bytes,
+        max_entry_bytes=min(settings.response_cache_bytes, 1024 * 1024),
+    )
+    app.state.state_memo = StateMemo()
+    app.state.read_windows = set()
+    app.state.version_cache = None
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
-    install_not_modified_handler(app)
     app.include_router(health.router)
-    # Health checks stay open; every data route needs a key once one exists.
-    guarded = {"dependencies": [Depends(authorize)], "responses": problem_responses(401, 403)}
+    # Health checks stay open; every data route needs a key once one exists
+    # (checked by RequireKey, ahead of routing).
+    guarded = {"responses": problem_responses(401, 403)}
     app.include_router(layer_runs.router, **guarded)
     app.include_router(extraction_runs.router, **guarded)
+    declare_bearer_scheme(app)
     install_dashboard(app)
     install_metrics(app)
+    # Inside the key check: only a request with a valid key gets an early answer.
+    app.add_middleware(EarlyAnswers, fastapi=app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Ahead of the body limit: a request without a valid key is answered 401
+    # before any of its body is read.
+    app.add_middleware(RequireKey, settings=settings, keys=lambda: app.state.key_cache)
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, **cors_middleware_options(settings.cors_origin_list))
     # Outermost, so that every answer (a 413 too) carries the request id.

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="Rolling windows (the summary, the timeseries) move in steps of this many "
         "seconds: `days=7` means from the start of the current step, 7 days back.",
     )
+    response_cache_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="Bytes of encoded answers kept per process by ETag, so that polls without "
+        "`If-None-Match` of unchanged data run no query (0 = off).",
+    )
 
     extraction_default_lease_seconds: int = Field(
         300, ge=1, description="Lease given to a claimed extraction run when none is asked for."

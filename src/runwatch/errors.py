@@ -129,22 +129,48 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def error_response(
+    exc: RunwatchError, *, retry_after_seconds: int, instance: str | None
+) -> JSONResponse:
+    """The problem answer for a domain error."""
+    headers = dict(exc.headers)
+    if isinstance(exc, Unavailable):
+        headers.setdefault("Retry-After", str(retry_after_seconds))
+    return problem_response(
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=headers,
+        instance=instance,
+    )
+
+
+def unavailable_response(exc: Exception, *, retry_after_seconds: int, path: str) -> JSONResponse:
+    """503 for a database that is down, refusing, out of connections or too slow."""
+    # Lost connections, refused connections, pool exhaustion and statement
+    # timeouts: the request may be retried, so answer 503, never 500.
+    logger.warning(
+        "database unavailable for %s (request_id=%s): %s", path, current_request_id(), exc
+    )
+    return problem_response(
+        status=503,
+        code="unavailable",
+        title="Service unavailable",
+        detail="The database is unavailable or too slow; retry later.",
+        headers={"Retry-After": str(retry_after_seconds)},
+        instance=path,
+    )
+
+
 def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
     """Route every exception the app can raise through `problem_response`."""
 
     async def on_runwatch_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RunwatchError)
-        headers = dict(exc.headers)
-        if isinstance(exc, Unavailable):
-            headers.setdefault("Retry-After", str(retry_after_seconds))
-        return problem_response(
-            status=exc.status,
-            code=exc.code,
-            title=exc.title,
-            detail=exc.detail,
-            errors=exc.errors,
-            headers=headers,
-            instance=request.url.path,
+        return error_response(
+            exc, retry_after_seconds=retry_after_seconds, instance=request.url.path
         )
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -188,21 +214,8 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
         )
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
-        # Lost connections, refused connections, pool exhaustion and statement
-        # timeouts: the request may be retried, so answer 503, never 500.
-        logger.warning(
-            "database unavailable for %s (request_id=%s): %s",
-            request.url.path,
-            current_request_id(),
-            exc,
-        )
-        return problem_response(
-            status=503,
-            code="unavailable",
-            title="Service unavailable",
-            detail="The database is unavailable or too slow; retry later.",
-            headers={"Retry-After": str(retry_after_seconds)},
-            instance=request.url.path,
+        return unavailable_response(
+            exc, retry_after_seconds=retry_after_seconds, path=request.url.path
         )
 
     async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:

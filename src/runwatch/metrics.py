@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Response
@@ -25,7 +24,6 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -70,52 +68,12 @@ EXTRACTION_WORKER_EVENTS = Counter(
 )
 
 
-@asynccontextmanager
-async def timed_query(name: str) -> AsyncIterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
-
-
 class PoolGauge:
     """Counts connections in use and requests waiting for one, per engine."""
 
     def __init__(self, engine: str) -> None:
         self.in_use = POOL_IN_USE.labels(engine)
         self.waiting = POOL_WAITING.labels(engine)
-
-
-class RequestMetrics:
-    """Count and time every request by its route template (`/runs/{run_id}`), not its path."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_watch)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            REQUESTS.labels(method, template, str(status)).inc()
-            REQUEST_SECONDS.labels(method, template, str(status)).observe(
-                time.perf_counter() - started
-            )
 
 
 def _registry() -> CollectorRegistry:
@@ -140,8 +98,8 @@ async def metrics() -> Response:
 
 
 def install_metrics(app: FastAPI) -> None:
+    # Requests are counted and timed by middleware.RequestContext.
     app.include_router(router)
-    app.add_middleware(RequestMetrics)
 
 
 def measured(name: str) -> Callable[[F], F]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
 
 from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runwatch.metrics import REQUEST_SECONDS, REQUESTS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only if it is short and printable, so that it can go
@@ -33,9 +35,11 @@ def current_request_id() -> str | None:
 
 
 class RequestContext:
-    """Give each request an id (the client's `X-Request-ID` or a new one) and security headers.
+    """Give each request an id (the client's `X-Request-ID` or a new one) and security headers;
+    log it and count it in the metrics once it is answered.
 
     The id is echoed in the response, put in problem bodies and in log lines.
+    Metrics are by route template (`/runs/{run_id}`), not by path.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -46,7 +50,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _ACCEPTABLE_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _ACCEPTABLE_ID.match(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
@@ -66,8 +70,13 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            seconds = time.perf_counter() - started
+            duration_ms = round(seconds * 1000, 2)
             route = getattr(scope.get("route"), "path", None)
+            method = scope.get("method", "")
+            labels = (method, route or "unmatched", str(status or 500))
+            REQUESTS.labels(*labels).inc()
+            REQUEST_SECONDS.labels(*labels).observe(seconds)
             state = scope.get("state", {})
             access_logger.info(
                 "%s %s %s %.1fms request_id=%s",

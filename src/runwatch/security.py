@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -11,14 +12,20 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.requests import Request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runwatch.config import Settings
-from runwatch.errors import Forbidden, Unauthorized
+from runwatch.errors import (
+    Forbidden,
+    RunwatchError,
+    Unauthorized,
+    error_response,
+    unavailable_response,
+)
 
 logger = logging.getLogger("runwatch")
 
@@ -55,6 +62,7 @@ def scope_for_method(method: str) -> str:
     return "read" if method.upper() in READ_METHODS else "write"
 
 
+@functools.lru_cache(maxsize=64)
 def is_loopback(host: str) -> bool:
     """Whether a bind address only accepts connections from this machine."""
     if host == "localhost":
@@ -135,45 +143,90 @@ class KeyCache:
         self._keys = None
 
 
-def _settings_of(request: Request) -> Settings:
-    return request.app.state.settings
+# Every route under these paths needs a key once one exists; health checks,
+# metrics, the dashboard's files and the schema stay open.
+GUARDED_PREFIXES = ("/runs", "/extraction-runs")
+SECURITY_SCHEME = "apiKey"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key from `runwatch keys create`, as `Authorization: Bearer <key>`.",
+}
 
 
-# Declared so that the OpenAPI description shows the scheme; the header is
-# parsed by `bearer_token`, which also bounds its length.
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    scheme_name="apiKey",
-    description="An API key from `runwatch keys create`, as `Authorization: Bearer <key>`.",
-)
+def is_guarded(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in GUARDED_PREFIXES)
 
 
-async def authorize(
-    request: Request,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
-) -> None:
-    """Reads need a `read` key, writes a `write` key, once any key exists.
+def check_key(
+    keys: KeySet, settings: Settings, method: str, authorization: str | None
+) -> ActiveKey | None:
+    """The key that allows this request (None when no key exists yet), or raise 401/403.
 
-    With no key ever created, requests are let in: the server only starts that
-    way on a loopback address or when told `--insecure` (see `check_open_access`).
+    Reads need a `read` key, writes a `write` key, once any key exists. With
+    no key ever created, requests are let in: the server only starts that way
+    on a loopback address or when told `--insecure` (see `check_open_access`).
     """
-    keys = await request.app.state.key_cache.get()
-    settings = _settings_of(request)
     if not keys.any_created:
         if is_loopback(settings.host) or settings.insecure:
-            return
+            return None
         raise Unauthorized(NO_KEYS_MESSAGE)
-    token = bearer_token(request.headers.get("authorization"))
+    token = bearer_token(authorization)
     if token is None:
         raise Unauthorized("An API key is required: send `Authorization: Bearer <key>`.")
     key = keys.find(token)
     if key is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    needed = scope_for_method(request.method)
+    needed = scope_for_method(method)
     if not scope_allows(key.scope, needed):
         raise Forbidden(f"This key has scope {key.scope!r}; this request needs {needed!r}.")
-    request.state.api_key_id = key.id
-    request.state.api_key_name = key.name  # for the request log; never the token
+    return key
+
+
+class RequireKey:
+    """Decide the key of a guarded request before anything else is done with it.
+
+    Runs ahead of routing, so that a request without a valid key is answered
+    401 (or 403) before its body is read or its parameters are checked.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        keys: Callable[[], KeyCache],
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.keys = keys  # the cache is made by the lifespan, after the middleware
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_guarded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        retry_after, path = self.settings.retry_after_seconds, scope["path"]
+        response: Response | None = None
+        try:
+            keys = await self.keys().get()
+            key = check_key(keys, self.settings, scope["method"], authorization)
+        except RunwatchError as exc:
+            response = error_response(exc, retry_after_seconds=retry_after, instance=path)
+        except (DBAPIError, OSError, SQLAlchemyTimeoutError) as exc:
+            response = unavailable_response(exc, retry_after_seconds=retry_after, path=path)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        if key is not None:
+            state = scope.setdefault("state", {})
+            state["api_key_id"] = key.id
+            state["api_key_name"] = key.name  # for the request log; never the token
+        await self.app(scope, receive, send)
 
 
 NO_KEYS_MESSAGE = (

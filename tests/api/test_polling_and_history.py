@@ -102,8 +102,20 @@ async def test_304_runs_no_aggregate(client: httpx.AsyncClient, dialect: str) ->
             assert statements, "SQLite reads the version"
             assert all("runwatch_state" in s for s in statements if s != "BEGIN"), statements
         statements.clear()
-        assert (await client.get("/runs/stats/summary")).status_code == 200
-        assert any("layer_run_rollups" in s for s in statements), statements
+        # Unchanged data asked for without a tag: the answer encoded for this
+        # tag is served again, with no aggregate.
+        again = await client.get("/runs/stats/summary")
+        assert again.status_code == 200
+        assert again.headers["etag"] == etag
+        assert not any("layer_run_rollups" in s for s in statements), statements
+        # After a write the tag moves and the aggregate runs again.
+        started = datetime.now(UTC) - timedelta(hours=2)
+        assert (await client.post("/runs", json=layer_run(started_at=started))).status_code == 201
+        await eventually_status(client, "/runs/stats/summary", etag, 200)
+        statements.clear()
+        fresh = await client.get("/runs/stats/summary")
+        assert fresh.headers["etag"] != etag
+        assert fresh.json()["total_runs"] == again.json()["total_runs"] + 1
     finally:
         event.remove(engine, "before_cursor_execute", record)
 

@@ -46,8 +46,9 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
         == 3
     )
     assert delta("runwatch_runs_recorded_total", kind="layer", status="failed") == 1
-    # Three reads, the 404, and the read-back inside the create.
-    assert delta("runwatch_db_query_duration_seconds_count", query="get_layer_run") == 5
+    # The first read, the 404, and the read-back inside the create; the other
+    # two reads of unchanged data are answered from the encoded-answer cache.
+    assert delta("runwatch_db_query_duration_seconds_count", query="get_layer_run") == 3
     # Every connection taken was given back, and nobody is waiting.
     for engine in ("primary", "write"):
         assert value(after, "runwatch_db_pool_in_use", engine=engine) == 0

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from runwatch.config import Settings
-from runwatch.db.dialect import serves_from_standby
+from runwatch.db.dialect import POSTGRESQL
 from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import PoolGauge
@@ -23,7 +25,8 @@ from runwatch.schemas.common import UtcTimestamp
 logger = logging.getLogger("runwatch")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async, like every dependency here: FastAPI runs a plain `def` in a thread.
     return request.app.state.settings
 
 
@@ -43,7 +46,7 @@ async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
     writes). The source is remembered for the request, so that its ETag check
     and its query read the same replica.
     """
-    engines = get_engines(request)
+    engines: Engines = request.app.state.engines
     prefer = getattr(request.state, "read_source", None)
     if request.headers.get(READ_FROM_HEADER, "").lower() == PRIMARY:
         prefer = PRIMARY
@@ -72,37 +75,25 @@ async def _checkout(engine: AsyncEngine, name: str) -> AsyncConnection:
     return conn
 
 
-async def release_read_connection(conn: AsyncConnection, name: str) -> None:
-    await _release(conn, name)
-
-
-async def _release(conn: AsyncConnection, name: str) -> None:
+async def release_connection(conn: AsyncConnection, name: str) -> None:
     try:
         await conn.close()
     finally:
         PoolGauge(name).in_use.dec()
 
 
-async def _read_connection(request: Request, response: Response) -> AsyncIterator[AsyncConnection]:
-    source, conn = await open_read_connection(request)
-    try:
-        response.headers[READ_SOURCE_HEADER] = source
-        async with conn.begin():
-            if source != PRIMARY:
-                response.headers[STANDBY_HEADER] = str(await serves_from_standby(conn)).lower()
-            yield conn
-    finally:
-        await _release(conn, source)
-
-
 async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
     # The transaction commits when the route returns and before the answer is
     # sent (scope="function"), so a failed commit is never answered with a 2xx.
-    conn = await _checkout(get_engines(request).write, "write")
+    conn, transaction = await _begin_write(request.app.state.engines.write)
     try:
         conn.info.pop(NEW_VERSION_INFO_KEY, None)
-        async with conn.begin():
+        try:
             yield conn
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await transaction.commit()
         # Committed: this process's cached version may move on now, so that its
         # next conditional GET sees this write even before the notification.
         version = conn.info.pop(NEW_VERSION_INFO_KEY, None)
@@ -110,87 +101,126 @@ async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
         if version is not None and cache is not None:
             cache.observe(version)
     finally:
-        await _release(conn, "write")
+        await release_connection(conn, "write")
+
+
+async def _begin_write(engine: AsyncEngine) -> tuple[AsyncConnection, AsyncTransaction]:
+    """A connection with its write transaction begun, on a connection known to be alive.
+
+    Pooled connections are not pinged at checkout (reads retry instead). A
+    write cannot be retried once it has run, so on PostgreSQL its transaction
+    starts with a trivial statement: if the connection died with a database
+    restart, nothing has been done yet and a fresh connection is taken.
+    """
+    for attempt in (1, 2):
+        conn = await _checkout(engine, "write")
+        try:
+            transaction = await conn.begin()
+            if conn.dialect.name == POSTGRESQL:
+                await conn.exec_driver_sql("SELECT 1")
+            return conn, transaction
+        except DBAPIError as exc:
+            await release_connection(conn, "write")
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            logger.warning("write connection lost (%s); taking a fresh one", type(exc).__name__)
+        except BaseException:
+            await release_connection(conn, "write")
+            raise
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ReadConn = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
 WriteConn = Annotated[AsyncConnection, Depends(_write_connection, scope="function")]
 
 
+@dataclass(frozen=True)
 class Paging:
     """`offset`, `limit` and `cursor`, checked against the configured limits."""
 
-    def __init__(
-        self,
-        request: Request,
-        offset: Annotated[
-            int,
-            Query(
-                ge=0,
-                description="Rows to skip (at most `RUNWATCH_MAX_OFFSET`, default 100,000). "
-                "Prefer `cursor` for deep pages.",
-            ),
-        ] = 0,
-        limit: Annotated[
-            int | None,
-            Query(
-                ge=1,
-                description="Page size, 1 to `RUNWATCH_MAX_PAGE_SIZE` (default 100); default 20.",
-            ),
-        ] = None,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=1024,
-                description="`next_cursor` from the previous page; continues after it in "
-                "constant time. Cannot be combined with a non-zero `offset`.",
-            ),
-        ] = None,
-    ) -> None:
-        settings = get_settings(request)
-        if limit is None:
-            limit = settings.default_page_size
-        if limit > settings.max_page_size:
-            raise InvalidArgument.at(
-                ("query", "limit"), f"must be at most {settings.max_page_size}"
-            )
-        if offset > settings.max_offset:
-            raise InvalidArgument.at(
-                ("query", "offset"),
-                f"must be at most {settings.max_offset}; use cursor to page deeper",
-            )
-        if cursor is not None and offset:
-            raise InvalidArgument.at(("query", "offset"), "cannot be combined with cursor")
-        self.offset = offset
-        self.limit = limit
-        self.cursor = cursor
+    offset: int
+    limit: int
+    cursor: str | None
 
 
-PagingDep = Annotated[Paging, Depends()]
+def check_paging(
+    settings: Settings, *, offset: int, limit: int | None, cursor: str | None
+) -> Paging:
+    """The configured bounds, which a schema cannot know: 422 naming the parameter."""
+    if limit is None:
+        limit = settings.default_page_size
+    if limit > settings.max_page_size:
+        raise InvalidArgument.at(("query", "limit"), f"must be at most {settings.max_page_size}")
+    if offset > settings.max_offset:
+        raise InvalidArgument.at(
+            ("query", "offset"),
+            f"must be at most {settings.max_offset}; use cursor to page deeper",
+        )
+    if cursor is not None and offset:
+        raise InvalidArgument.at(("query", "offset"), "cannot be combined with cursor")
+    return Paging(offset=offset, limit=limit, cursor=cursor)
 
 
+def check_window(since: datetime | None, until: datetime | None) -> TimeWindow:
+    if since is not None and until is not None and until < since:
+        raise InvalidArgument.at(("query", "until"), "must not be earlier than since")
+    return TimeWindow(since=since, until=until)
+
+
+async def paging(
+    request: Request,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            description="Rows to skip (at most `RUNWATCH_MAX_OFFSET`, default 100,000). "
+            "Prefer `cursor` for deep pages.",
+        ),
+    ] = 0,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="Page size, 1 to `RUNWATCH_MAX_PAGE_SIZE` (default 100); default 20.",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=1024,
+            description="`next_cursor` from the previous page; continues after it in "
+            "constant time. Cannot be combined with a non-zero `offset`.",
+        ),
+    ] = None,
+) -> Paging:
+    return check_paging(request.app.state.settings, offset=offset, limit=limit, cursor=cursor)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
+@dataclass(frozen=True)
 class TimeWindow:
     """`since` (inclusive) and `until` (exclusive) bounds on a run's start time."""
 
-    def __init__(
-        self,
-        since: Annotated[
-            UtcTimestamp | None,
-            Query(description="Runs started at or after this time (RFC 3339; no offset = UTC)."),
-        ] = None,
-        until: Annotated[
-            UtcTimestamp | None,
-            Query(description="Runs started before this time (RFC 3339; no offset = UTC)."),
-        ] = None,
-    ) -> None:
-        if since is not None and until is not None and until < since:
-            raise InvalidArgument.at(("query", "until"), "must not be earlier than since")
-        self.since: datetime | None = since
-        self.until: datetime | None = until
+    since: datetime | None
+    until: datetime | None
 
 
-TimeWindowDep = Annotated[TimeWindow, Depends()]
+async def time_window(
+    since: Annotated[
+        UtcTimestamp | None,
+        Query(description="Runs started at or after this time (RFC 3339; no offset = UTC)."),
+    ] = None,
+    until: Annotated[
+        UtcTimestamp | None,
+        Query(description="Runs started before this time (RFC 3339; no offset = UTC)."),
+    ] = None,
+) -> TimeWindow:
+    return check_window(since, until)
+
+
+TimeWindowDep = Annotated[TimeWindow, Depends(time_window)]
 
 
 def parse_statuses(raw: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -208,23 +238,38 @@ def parse_statuses(raw: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]
     return values
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    names: set[str] = set()
+    for param in dependant.query_params:
+        model = param.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):  # a query model
+            names |= {field.alias or name for name, field in model.model_fields.items()}
+        else:
+            names.add(param.alias)
     for sub in dependant.dependencies:
         names |= _query_names(sub)
-    return names
+    return frozenset(names)
 
 
 async def reject_unknown_query_params(request: Request) -> None:
     """422 for a query parameter the route does not take (a typo must not widen a filter)."""
+    if not request.scope.get("query_string"):
+        return
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    allowed = _query_names(dependant)
+    # Worked out once per route, then a set difference per request.
+    allowed = getattr(route, _ALLOWED_ATTRIBUTE, None)
+    if allowed is None:
+        allowed = _query_names(dependant)
+        setattr(route, _ALLOWED_ATTRIBUTE, allowed)
     unknown = sorted(set(request.query_params.keys()) - allowed)
     if unknown:
         raise InvalidArgument(
             f"Unknown query parameter(s): {', '.join(unknown)}.",
             errors=[{"loc": ["query", name], "msg": "unknown parameter"} for name in unknown],
         )
+
+
+_ALLOWED_ATTRIBUTE = "runwatch_query_names"

@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
+import orjson
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.api.deps import open_read_connection, release_read_connection
-from runwatch.db.types import as_utc
-from runwatch.queries.pagination import Page, SortSpec, fetch_page
+from runwatch.api.deps import READ_SOURCE_HEADER, open_read_connection, release_connection
+from runwatch.queries.export import ExportQuery
+from runwatch.queries.pagination import Page
+from runwatch.schemas.common import rfc3339
 
 ExportFormat = Literal["ndjson", "csv"]
 FormatQuery = Annotated[
@@ -61,23 +60,8 @@ MAX_CHUNK = 1000
 CHUNK_BYTES = 512 * 1024
 
 
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def _same(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return row
-
-
-def timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, as the API writes it (`2026-01-23T03:00:00.25Z`).
-
-    The models' serializer, with `isoformat` in place of `strftime`: an
-    export writes two or three per row.
-    """
-    if value.tzinfo is not UTC:
-        value = as_utc(value)
-    text = value.replace(tzinfo=None).isoformat()
-    return (text.rstrip("0") if value.microsecond else text) + "Z"
 
 
 @dataclass(frozen=True)
@@ -109,7 +93,7 @@ def _cell(data: Mapping[str, Any], column: CsvColumn) -> Any:
     if value is None:
         return ""
     if column.as_json or isinstance(value, (dict, list)):
-        return _DUMPS(value)
+        return orjson.dumps(value).decode()
     return value
 
 
@@ -141,8 +125,8 @@ class ExportKind:
 class _Encoder:
     """Rows as detail objects, without building a model per row (the hot path of an export).
 
-    The values are the row's own; timestamps are written by the same function as
-    the models', so a line is exactly what `GET /…/{id}` answers.
+    The values are the row's own; timestamps are written by the models' own
+    `rfc3339`, so a line is exactly what `GET /…/{id}` answers.
     """
 
     def __init__(self, kind: ExportKind, format: ExportFormat) -> None:
@@ -164,7 +148,7 @@ class _Encoder:
             for name in times:
                 value = detail[name]
                 if value is not None:
-                    detail[name] = timestamp(value)
+                    detail[name] = rfc3339(value)
             out.append(detail)
         return out
 
@@ -174,8 +158,7 @@ class _Encoder:
             return "".join([row["line"] + "\n" for row in rows]).encode()
         details = self.details(rows)
         if self.format == "ndjson":
-            dumps = _DUMPS
-            return "".join([dumps(d) + "\n" for d in details]).encode()
+            return b"".join([orjson.dumps(d) + b"\n" for d in details])
         columns = self.kind.columns
         return self._csv_lines([[_cell(d, c) for c in columns] for d in details])
 
@@ -186,19 +169,30 @@ class _Encoder:
         return buffer.getvalue().encode()
 
 
+async def _read_chunk(
+    request: Request, query: ExportQuery, *, limit: int, cursor: str | None
+) -> tuple[str, Page]:
+    """One chunk on a read connection held only while it is read."""
+    source, conn = await open_read_connection(request)
+    try:
+        async with conn.begin():
+            page = await query.chunk(conn, limit=limit, cursor=cursor)
+    finally:
+        await release_connection(conn, source)
+    return source, page
+
+
 async def export_response(
     request: Request,
-    conn: AsyncConnection,
     *,
     kind: ExportKind,
-    query: Select[Any],
-    spec: SortSpec,
+    query: ExportQuery,
     format: ExportFormat,
     filename: str,
 ) -> StreamingResponse:
-    """Read the first chunk now, then stream the rest on fresh read connections."""
+    """Read the first chunk now, then stream the rest, each on a fresh read connection."""
     encoder = _Encoder(kind, format)
-    first = await fetch_page(conn, query, spec, limit=FIRST_CHUNK)
+    source, first = await _read_chunk(request, query, limit=FIRST_CHUNK, cursor=None)
     head = encoder.header() + encoder.encode(first.rows)
 
     async def body() -> AsyncIterator[bytes]:
@@ -208,14 +202,7 @@ async def export_response(
         while page.next_cursor is not None:
             per_row = max(bytes_seen // max(rows_seen, 1), 1)
             size = max(1, min(MAX_CHUNK, CHUNK_BYTES // per_row))
-            source, chunk_conn = await open_read_connection(request)
-            try:
-                async with chunk_conn.begin():
-                    page = await fetch_page(
-                        chunk_conn, query, spec, limit=size, cursor=page.next_cursor
-                    )
-            finally:
-                await release_read_connection(chunk_conn, source)
+            _, page = await _read_chunk(request, query, limit=size, cursor=page.next_cursor)
             data = encoder.encode(page.rows)
             rows_seen += len(page.rows)
             bytes_seen += len(data)
@@ -225,5 +212,8 @@ async def export_response(
     return StreamingResponse(
         body(),
         media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename}.{extension}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}.{extension}"',
+            READ_SOURCE_HEADER: source,
+        },
     )

@@ -10,7 +10,6 @@ from fastapi.responses import StreamingResponse
 
 from runwatch.api.deps import (
     PagingDep,
-    ReadConn,
     SettingsDep,
     TimeWindowDep,
     WriteConn,
@@ -24,6 +23,7 @@ from runwatch.api.export import (
     csv_columns,
     export_response,
 )
+from runwatch.api.reads import ReadContext, encode_json, serve_read
 from runwatch.db.tables import EXTRACTION_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
@@ -39,7 +39,6 @@ from runwatch.schemas.extraction_runs import (
     ExtractionRunDetail,
     ExtractionRunPage,
     ExtractionRunSort,
-    ExtractionRunSummary,
     ExtractionRunUpdate,
     ExtractionStatsSummary,
     GroupComparison,
@@ -48,6 +47,8 @@ from runwatch.schemas.extraction_runs import (
 )
 
 router = APIRouter(prefix="/extraction-runs", tags=["extraction runs"])
+
+SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
 
 RunIdPath = Annotated[
     str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
@@ -81,7 +82,7 @@ def _check_lease(settings: SettingsDep, lease_seconds: int | None) -> None:
     responses=problem_responses(422, 503),
 )
 async def list_runs(
-    conn: ReadConn,
+    request: Request,
     paging: PagingDep,
     window: TimeWindowDep,
     prompt_id: PromptQuery = None,
@@ -100,7 +101,7 @@ async def list_runs(
         ExtractionRunSort,
         Query(description="Sort key, `-` for descending; ties broken by `id`."),
     ] = "-created_at",
-) -> ExtractionRunPage:
+) -> Response:
     """Light metadata of the runs matching every filter, newest first by default.
 
     `since` and `until` bound `created_at`. `total` is exact. Page with `next_cursor`
@@ -114,22 +115,28 @@ async def list_runs(
         since=window.since,
         until=window.until,
     )
-    page = await q.list_extraction_runs(
-        conn,
-        filters=filters,
-        sort=sort,
-        limit=paging.limit,
-        offset=paging.offset,
-        cursor=paging.cursor,
-    )
-    total = await q.count_extraction_runs(conn, filters=filters)
-    return ExtractionRunPage(
-        runs=[ExtractionRunSummary.model_validate(dict(row)) for row in page.rows],
-        total=total,
-        offset=paging.offset,
-        limit=paging.limit,
-        next_cursor=page.next_cursor,
-    )
+
+    async def work(read: ReadContext) -> bytes:
+        page = await q.list_extraction_runs(
+            read.conn,
+            filters=filters,
+            sort=sort,
+            limit=paging.limit,
+            offset=paging.offset,
+            cursor=paging.cursor,
+            with_total=True,
+        )
+        return encode_json(
+            {
+                "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
+                "total": page.total,
+                "offset": paging.offset,
+                "limit": paging.limit,
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    return await serve_read(request, work, versioned=False)
 
 
 @router.get(
@@ -139,14 +146,14 @@ async def list_runs(
     responses=problem_responses(422, 503),
 )
 async def compare_groups(
-    conn: ReadConn,
+    request: Request,
     settings: SettingsDep,
     a_prompt_id: PromptQuery = None,
     a_config_id: ConfigQuery = None,
     b_prompt_id: PromptQuery = None,
     b_config_id: ConfigQuery = None,
     document_name: DocumentQuery = None,
-) -> GroupComparison:
+) -> Response:
     """Side a is the runs of `a_prompt_id` and/or `a_config_id`, side b likewise.
 
     For each document, the latest completed run of each side is paired; the answer has
@@ -163,14 +170,18 @@ async def compare_groups(
             )
     if a == b:
         raise InvalidArgument.at(("query", "b_prompt_id"), "the two sides are the same")
-    result = await q.compare_extraction_groups(
-        conn,
-        a=a,
-        b=b,
-        document_name=document_name,
-        max_documents=settings.extraction_max_compare_documents,
-    )
-    return GroupComparison.model_validate(result)
+
+    async def work(read: ReadContext) -> bytes:
+        result = await q.compare_extraction_groups(
+            read.conn,
+            a=a,
+            b=b,
+            document_name=document_name,
+            max_documents=settings.extraction_max_compare_documents,
+        )
+        return GroupComparison.model_validate(result).model_dump_json().encode()
+
+    return await serve_read(request, work, versioned=False)
 
 
 @router.get(
@@ -180,7 +191,7 @@ async def compare_groups(
     responses=problem_responses(422, 503),
 )
 async def stats_summary(
-    conn: ReadConn,
+    request: Request,
     settings: SettingsDep,
     days: Annotated[
         int,
@@ -190,7 +201,7 @@ async def stats_summary(
     ] = 7,
     prompt_id: PromptQuery = None,
     config_id: ConfigQuery = None,
-) -> ExtractionStatsSummary:
+) -> Response:
     """Counts by status, cost and tokens, and per prompt and per config: runs, outcomes,
     mean precision/recall/F1 and p50/p95 `latency_ms` over runs created in the window.
 
@@ -199,10 +210,14 @@ async def stats_summary(
     """
     if days > settings.max_stats_days:
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
-    summary = await q.summarize_extraction_runs(
-        conn, days=days, prompt_id=prompt_id, config_id=config_id
-    )
-    return ExtractionStatsSummary.model_validate(summary)
+
+    async def work(read: ReadContext) -> bytes:
+        summary = await q.summarize_extraction_runs(
+            read.conn, days=days, prompt_id=prompt_id, config_id=config_id
+        )
+        return ExtractionStatsSummary.model_validate(summary).model_dump_json().encode()
+
+    return await serve_read(request, work, versioned=False)
 
 
 @router.post(
@@ -258,7 +273,6 @@ EXPORT = ExportKind(
 )
 async def export_runs(
     request: Request,
-    conn: ReadConn,
     window: TimeWindowDep,
     format_: FormatQuery = "ndjson",
     prompt_id: PromptQuery = None,
@@ -297,15 +311,13 @@ async def export_runs(
         filters,
         spec,
         fields=EXPORT.fields,
-        dialect_name=conn.dialect.name,
+        dialect_name=request.app.state.engines.dialect_name,
         json_lines=format_ == "ndjson",
     )
     return await export_response(
         request,
-        conn,
         kind=EXPORT,
         query=query,
-        spec=spec,
         format=format_,
         filename="extraction-runs",
     )
@@ -317,9 +329,14 @@ async def export_runs(
     summary="One extraction run",
     responses=problem_responses(404, 422, 503),
 )
-async def get_run(conn: ReadConn, run_id: RunIdPath) -> ExtractionRunDetail:
+async def get_run(request: Request, run_id: RunIdPath) -> Response:
     """The metadata plus `output`, `metrics`, `tokens`, `error`, `expected` and lease state."""
-    return ExtractionRunDetail.from_row(await q.get_extraction_run(conn, run_id))
+
+    async def work(read: ReadContext) -> bytes:
+        row = await q.get_extraction_run(read.conn, run_id)
+        return ExtractionRunDetail.from_row(row).model_dump_json().encode()
+
+    return await serve_read(request, work, versioned=False)
 
 
 @router.get(
@@ -328,17 +345,21 @@ async def get_run(conn: ReadConn, run_id: RunIdPath) -> ExtractionRunDetail:
     summary="Compare two extraction runs",
     responses=problem_responses(404, 422, 503),
 )
-async def compare_runs(conn: ReadConn, run_id: RunIdPath, other_id: RunIdPath) -> RunComparison:
+async def compare_runs(request: Request, run_id: RunIdPath, other_id: RunIdPath) -> Response:
     """Run a is `run_id`, run b is `other_id`, in any status.
 
     Every metric on either side with `difference` = b - a and `percent_difference`
     relative to a (null when a is 0 or a side is missing); the output leaf fields that
     differ, by dotted path; and counts of same, different and one-sided fields.
     """
-    result = await q.compare_extraction_runs(conn, run_id, other_id)
-    result["run_a"] = dict(result["run_a"])
-    result["run_b"] = dict(result["run_b"])
-    return RunComparison.model_validate(result)
+
+    async def work(read: ReadContext) -> bytes:
+        result = await q.compare_extraction_runs(read.conn, run_id, other_id)
+        result["run_a"] = dict(result["run_a"])
+        result["run_b"] = dict(result["run_b"])
+        return RunComparison.model_validate(result).model_dump_json().encode()
+
+    return await serve_read(request, work, versioned=False)
 
 
 @router.post(

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from runwatch.api.conditional import NOT_MODIFIED_RESPONSE, Conditional, ConditionalWindow
 from runwatch.api.deps import (
-    PagingDep,
-    ReadConn,
     SettingsDep,
     TimeWindowDep,
     WriteConn,
+    check_paging,
+    check_window,
     parse_statuses,
 )
 from runwatch.api.export import (
@@ -23,6 +23,7 @@ from runwatch.api.export import (
     csv_columns,
     export_response,
 )
+from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.db.tables import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
@@ -35,15 +36,19 @@ from runwatch.schemas.layer_runs import (
     LayerRunBatch,
     LayerRunCreate,
     LayerRunDetail,
+    LayerRunListQuery,
     LayerRunPage,
     LayerRunSort,
-    LayerRunSummary,
     LayerRunUpdate,
     StatsSummary,
     Timeseries,
 )
 
 router = APIRouter(prefix="/runs", tags=["layer runs"])
+
+# Plain `str` keys (column names are a subclass), as the JSON encoder wants.
+SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
+DETAIL_KEYS = tuple(str(column.name) for column in q.DETAIL_COLUMNS)
 
 RunIdPath = Annotated[
     str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
@@ -71,26 +76,8 @@ LayerNameQuery = Annotated[
     responses={**NOT_MODIFIED, **problem_responses(422, 503)},
 )
 async def list_runs(
-    _fresh: Conditional,
-    conn: ReadConn,
-    paging: PagingDep,
-    window: TimeWindowDep,
-    layer_name: LayerNameQuery = None,
-    status_: Annotated[StatusQuery, Query(alias="status")] = None,
-    model_name: Annotated[
-        str | None,
-        Query(
-            min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact model name."
-        ),
-    ] = None,
-    sort: Annotated[
-        LayerRunSort,
-        Query(
-            description="Sort key, `-` for descending. Ties are broken by `id` in the same "
-            "direction; runs with no value for the key come last."
-        ),
-    ] = "-started_at",
-) -> LayerRunPage:
+    request: Request, query: Annotated[LayerRunListQuery, Query()], settings: SettingsDep
+) -> Response:
     """Runs matching every filter given, newest first by default.
 
     `total` is exact. Page with `next_cursor` (keyset: constant cost at any depth,
@@ -98,29 +85,39 @@ async def list_runs(
     `total` for layer, status and time filters comes from the rollups; with
     `model_name` it is a real count. Send `If-None-Match` with the `ETag` to poll.
     """
+    paging = check_paging(settings, offset=query.offset, limit=query.limit, cursor=query.cursor)
+    window = check_window(query.since, query.until)
     filters = q.LayerRunFilter(
-        layer_name=layer_name,
-        statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
+        layer_name=query.layer_name,
+        statuses=parse_statuses(query.status, LAYER_RUN_STATUSES),
         since=window.since,
         until=window.until,
-        model_name=model_name,
+        model_name=query.model_name,
     )
-    page = await q.list_layer_runs(
-        conn,
-        filters=filters,
-        sort=sort,
-        limit=paging.limit,
-        offset=paging.offset,
-        cursor=paging.cursor,
-    )
-    total = await q.count_layer_runs(conn, filters=filters)
-    return LayerRunPage(
-        runs=[LayerRunSummary.model_validate(dict(row)) for row in page.rows],
-        total=total,
-        offset=paging.offset,
-        limit=paging.limit,
-        next_cursor=page.next_cursor,
-    )
+    sort = query.sort
+
+    async def work(read: ReadContext) -> bytes:
+        page = await q.list_layer_runs(
+            read.conn,
+            filters=filters,
+            sort=sort,
+            limit=paging.limit,
+            offset=paging.offset,
+            cursor=paging.cursor,
+            with_total=True,
+            purge_horizon=await read.purged_before(),
+        )
+        return encode_json(
+            {
+                "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
+                "total": page.total,
+                "offset": paging.offset,
+                "limit": paging.limit,
+                "next_cursor": page.next_cursor,
+            }
+        )
+
+    return await serve_read(request, work)
 
 
 @router.get(
@@ -131,8 +128,6 @@ async def list_runs(
 )
 async def stats_summary(
     request: Request,
-    _fresh: ConditionalWindow,
-    conn: ReadConn,
     settings: SettingsDep,
     days: Annotated[
         int,
@@ -141,7 +136,7 @@ async def stats_summary(
         ),
     ] = 7,
     layer_name: LayerNameQuery = None,
-) -> StatsSummary:
+) -> Response:
     """Counts and sums over every run that started in the last `days` days.
 
     Sums over no runs are 0. `by_layer` has one entry per layer with runs in the window.
@@ -154,10 +149,14 @@ async def stats_summary(
     """
     if days > settings.max_stats_days:
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
-    summary = await q.summarize_layer_runs(
-        conn, days=days, layer_name=layer_name, now=request.state.window_now
-    )
-    return StatsSummary.model_validate(summary)
+
+    async def work(read: ReadContext) -> bytes:
+        summary = await q.summarize_layer_runs(
+            read.conn, days=days, layer_name=layer_name, now=read.window_now
+        )
+        return StatsSummary.model_validate(summary).model_dump_json().encode()
+
+    return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
 
 @router.get(
@@ -168,8 +167,6 @@ async def stats_summary(
 )
 async def stats_timeseries(
     request: Request,
-    _fresh: ConditionalWindow,
-    conn: ReadConn,
     settings: SettingsDep,
     days: Annotated[
         int,
@@ -182,7 +179,7 @@ async def stats_timeseries(
     ] = 7,
     bucket: Annotated[Literal["hour", "day"], Query(description="Bucket size.")] = "hour",
     layer_name: LayerNameQuery = None,
-) -> Timeseries:
+) -> Response:
     """Contiguous, zero-filled buckets of run counts per status, insights, tokens and cost.
 
     Whole UTC hours or days, oldest first, the last one being the current
@@ -191,10 +188,14 @@ async def stats_timeseries(
     limit = settings.max_stats_days if bucket == "hour" else settings.max_daily_timeseries_days
     if days > limit:
         raise InvalidArgument.at(("query", "days"), f"must be at most {limit} for {bucket}s")
-    series = await q.layer_run_timeseries(
-        conn, grain=bucket, days=days, layer_name=layer_name, now=request.state.window_now
-    )
-    return Timeseries.model_validate(series)
+
+    async def work(read: ReadContext) -> bytes:
+        series = await q.layer_run_timeseries(
+            read.conn, grain=bucket, days=days, layer_name=layer_name, now=read.window_now
+        )
+        return Timeseries.model_validate(series).model_dump_json().encode()
+
+    return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
 
 EXPORT = ExportKind(
@@ -211,7 +212,6 @@ EXPORT = ExportKind(
 )
 async def export_runs(
     request: Request,
-    conn: ReadConn,
     window: TimeWindowDep,
     format_: FormatQuery = "ndjson",
     layer_name: LayerNameQuery = None,
@@ -244,12 +244,10 @@ async def export_runs(
         filters,
         spec,
         fields=EXPORT.fields,
-        dialect_name=conn.dialect.name,
+        dialect_name=request.app.state.engines.dialect_name,
         json_lines=format_ == "ndjson",
     )
-    return await export_response(
-        request, conn, kind=EXPORT, query=query, spec=spec, format=format_, filename="runs"
-    )
+    return await export_response(request, kind=EXPORT, query=query, format=format_, filename="runs")
 
 
 @router.get(
@@ -258,9 +256,14 @@ async def export_runs(
     summary="One layer run",
     responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
 )
-async def get_run(_fresh: Conditional, conn: ReadConn, run_id: RunIdPath) -> LayerRunDetail:
+async def get_run(request: Request, run_id: RunIdPath) -> Response:
     """Every field of the run, with `duration_seconds` and `errors`."""
-    return LayerRunDetail.model_validate(dict(await q.get_layer_run(conn, run_id)))
+
+    async def work(read: ReadContext) -> bytes:
+        row = await q.get_layer_run(read.conn, run_id)
+        return encode_json({key: row[key] for key in DETAIL_KEYS})
+
+    return await serve_read(request, work)
 
 
 @router.post(
@@ -307,9 +310,11 @@ async def create_runs_batch(
             ("body", "runs"), f"at most {settings.max_batch_size} runs per batch"
         )
     outcome = await q.create_layer_runs(conn, [run.model_dump() for run in body.runs])
-    for run, (_, created) in zip(body.runs, outcome, strict=True):
-        if created:
-            RUNS_RECORDED.labels("layer", run.status).inc()
+    recorded = Counter(
+        run.status for run, (_, created) in zip(body.runs, outcome, strict=True) if created
+    )
+    for run_status, count in recorded.items():
+        RUNS_RECORDED.labels("layer", run_status).inc(count)
     results = [
         BatchItemResult(id=run_id, result="created" if created else "already_present")
         for run_id, created in outcome

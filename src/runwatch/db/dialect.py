@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ColumnElement,
+    DateTime,
+    Double,
+    Float,
     Integer,
     Select,
     Table,
     Text,
+    TypeDecorator,
     cast,
     func,
     literal_column,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -93,6 +100,100 @@ def upsert_adding(
     )
 
 
+def _array_type(column: Any) -> str:
+    """The PostgreSQL array type that carries a column's values through `unnest`."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator):
+        type_ = type_.impl
+    if isinstance(type_, DateTime):
+        return "timestamptz[]"
+    if isinstance(type_, BigInteger):
+        return "int8[]"
+    if isinstance(type_, Integer):
+        return "int4[]"
+    if isinstance(type_, Double | Float):
+        return "float8[]"
+    if isinstance(type_, JSON):
+        return "text[]"  # encoded here, cast to jsonb in the statement
+    return "text[]"
+
+
+def _unnest_select(table: Table, columns: Sequence[str]) -> str:
+    arrays = []
+    for i, name in enumerate(columns, start=1):
+        column = table.c[name]
+        array = f"${i}::{_array_type(column)}"
+        arrays.append(array)
+    selected = [
+        f"v.{name}::jsonb" if isinstance(table.c[name].type, JSON) else f"v.{name}"
+        for name in columns
+    ]
+    return (
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({', '.join(columns)})"
+    )
+
+
+def _columns_of(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple:
+    out = []
+    for name in columns:
+        if isinstance(table.c[name].type, JSON):
+            out.append([None if r[name] is None else json.dumps(r[name]) for r in rows])
+        else:
+            out.append([r[name] for r in rows])
+    return tuple(out)
+
+
+async def insert_many_ignoring_conflicts(
+    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, returning: str
+) -> list[Any]:
+    """Insert `rows` (all with the same keys) skipping existing keys; the inserted `returning`.
+
+    On PostgreSQL one statement carries every row as one array per column
+    (`INSERT … SELECT … FROM unnest(…)`): the driver encodes arrays in C, and
+    the statement is the same whatever the number of rows. SQLite takes the
+    rows as one multi-row insert.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0])
+    if conn.dialect.name == POSTGRESQL:
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) {_unnest_select(table, columns)} "
+            f"ON CONFLICT DO NOTHING RETURNING {returning}"
+        )
+        result = await conn.exec_driver_sql(sql, _columns_of(table, columns, rows))
+        return list(result.scalars())
+    stmt = insert_ignoring_conflicts(table, conn.dialect.name).returning(table.c[returning])
+    return list((await conn.execute(stmt, list(rows))).scalars())
+
+
+async def upsert_many_adding(
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    summed: Sequence[str],
+) -> None:
+    """`upsert_adding` for many rows with distinct keys, in one statement on PostgreSQL.
+
+    Rows are applied in the order given (`unnest` keeps it), so writers that
+    sort their rows lock them in the same order.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == POSTGRESQL:
+        columns = [*key, *summed]
+        additions = ", ".join(f"{n} = {table.name}.{n} + excluded.{n}" for n in summed)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) {_unnest_select(table, columns)} "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {additions}"
+        )
+        await conn.exec_driver_sql(sql, _columns_of(table, columns, rows))
+        return
+    await conn.execute(upsert_adding(table, conn.dialect.name, key=key, summed=summed), list(rows))
+
+
 def round_half_up_to_int(expr: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
     """`floor(expr + 0.5)` as an integer, for non-negative values.
 
@@ -147,19 +248,28 @@ async def serves_from_standby(conn: AsyncConnection) -> bool:
     return conn.info["in_recovery"]
 
 
-def json_object_text(
-    pairs: Sequence[tuple[str, ColumnElement[Any]]], dialect_name: str
-) -> ColumnElement[str] | None:
-    """Each row as one JSON object written by the database, as text; None on SQLite.
+def select_json_lines(
+    table: Table,
+    pairs: Sequence[tuple[str, ColumnElement[Any]]],
+    keys: Sequence[ColumnElement[Any]],
+    dialect_name: str,
+) -> Select[Any] | None:
+    """`line` (each row as one compact JSON object, written by the database) and `keys`.
 
     Used where rows only pass through (an NDJSON export): Python then joins
-    lines instead of building and encoding an object per row. SQLite's
-    `json_object` depends on the library's version, so there Python writes them.
-    Nest with `json_object_value`.
+    lines instead of building and encoding an object per row. On PostgreSQL,
+    `row_to_json` of a lateral row of the values (compact, unlike
+    `json_build_object`'s `"key" : value`); None on SQLite, whose `json_object`
+    depends on the library's version: Python writes the objects there. Nest
+    objects with `json_object_value`.
     """
     if dialect_name != POSTGRESQL:
         return None
-    return cast(json_object_value(pairs), Text)
+    values = (
+        select(*(value.label(key) for key, value in pairs)).correlate(table).lateral("export_row")
+    )
+    line = cast(func.row_to_json(literal_column("export_row")), Text).label("line")
+    return select(line, *keys).select_from(table).join(values, true())
 
 
 def json_object_value(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:

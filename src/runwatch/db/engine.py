@@ -69,7 +69,9 @@ def create_engines(settings: Settings) -> Engines:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return Engines(
-            read=_sqlite_engine(settings, begin="BEGIN"),
+            # Reads run each statement on its own (no BEGIN): a read's version
+            # is read before its data, so the data is never older than its tag.
+            read=_sqlite_engine(settings, begin=None),
             # A writer takes SQLite's write lock when its transaction begins, so
             # two writers queue on busy_timeout instead of one failing at once
             # when it upgrades a read lock.
@@ -116,14 +118,15 @@ def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        # Test each pooled connection before use, so that a database restart
-        # costs one reconnect instead of one failed request per connection.
-        pool_pre_ping=True,
+        # No ping at checkout: a read that meets a connection killed by a
+        # database restart is retried once (api/reads.py), and a write checks
+        # its connection as its transaction begins (api/deps.py). SQLAlchemy
+        # then replaces every pooled connection older than the failure.
         connect_args=connect_args,
     )
 
 
-def _sqlite_engine(settings: Settings, *, begin: str) -> AsyncEngine:
+def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url,
         pool_timeout=settings.db_pool_timeout,
@@ -144,8 +147,10 @@ def _sqlite_engine(settings: Settings, *, begin: str) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={int(settings.db_connect_timeout * 1000)}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+    if begin is not None:
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
 
     return engine

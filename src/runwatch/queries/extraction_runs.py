@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
@@ -83,22 +83,44 @@ class ExtractionRunFilter:
 def extraction_run_conditions(f: ExtractionRunFilter) -> list[ColumnElement[bool]]:
     """The WHERE clause for a filter: the single source for list, count and stats.
 
-    Time bounds apply to `created_at`, which every run has from the start.
+    Values are named bind parameters (see `filter_params`), so a statement
+    built from one filter can be kept and run again with another of the same
+    shape. Time bounds apply to `created_at`, which every run has from the start.
     """
     conditions: list[ColumnElement[bool]] = []
     for name in ("prompt_id", "config_id", "document_name"):
         value = getattr(f, name)
         if value is not None:
-            conditions.append(t.c[name] == value)
+            conditions.append(t.c[name] == bindparam(name, value))
     if len(f.statuses) == 1:
-        conditions.append(t.c.status == f.statuses[0])
+        conditions.append(t.c.status == bindparam("status", f.statuses[0]))
     elif f.statuses:
-        conditions.append(t.c.status.in_(f.statuses))
+        conditions.append(t.c.status.in_(bindparam("statuses", list(f.statuses), expanding=True)))
     if f.since is not None:
-        conditions.append(t.c.created_at >= f.since)
+        conditions.append(t.c.created_at >= bindparam("since", f.since))
     if f.until is not None:
-        conditions.append(t.c.created_at < f.until)
+        conditions.append(t.c.created_at < bindparam("until", f.until))
     return conditions
+
+
+def filter_shape(f: ExtractionRunFilter) -> tuple[Any, ...]:
+    return tuple(name for name, value in filter_params(f).items() if value is not None)
+
+
+def filter_params(f: ExtractionRunFilter) -> dict[str, Any]:
+    """The values of `extraction_run_conditions`' parameters, by name."""
+    params: dict[str, Any] = {
+        "prompt_id": f.prompt_id,
+        "config_id": f.config_id,
+        "document_name": f.document_name,
+        "since": f.since,
+        "until": f.until,
+    }
+    if len(f.statuses) == 1:
+        params["status"] = f.statuses[0]
+    elif f.statuses:
+        params["statuses"] = list(f.statuses)
+    return {name: value for name, value in params.items() if value is not None}
 
 
 def sort_spec(token: str) -> SortSpec:
@@ -123,15 +145,35 @@ async def list_extraction_runs(
     limit: int = 20,
     offset: int = 0,
     cursor: str | None = None,
+    with_total: bool = False,
 ) -> Page:
-    """One page of light run metadata in `sort` order, by offset or after a keyset cursor."""
-    query = select(*SUMMARY_COLUMNS).where(*extraction_run_conditions(filters))
-    return await fetch_page(conn, query, sort_spec(sort), limit=limit, offset=offset, cursor=cursor)
+    """One page of light run metadata in `sort` order, by offset or after a keyset cursor.
+
+    With `with_total`, `Page.total` is the exact count, fetched in the same statement.
+    """
+
+    def build() -> tuple[Select[Any], Select[Any] | None]:
+        query = select(*SUMMARY_COLUMNS).where(*extraction_run_conditions(filters))
+        return query, count_query(filters) if with_total else None
+
+    return await fetch_page(
+        conn,
+        shape=("extraction_runs", filter_shape(filters), with_total),
+        build=build,
+        params=filter_params(filters),
+        spec=sort_spec(sort),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+    )
+
+
+def count_query(filters: ExtractionRunFilter) -> Select[Any]:
+    return select(func.count()).select_from(t).where(*extraction_run_conditions(filters))
 
 
 async def count_extraction_runs(conn: AsyncConnection, *, filters: ExtractionRunFilter) -> int:
-    query = select(func.count()).select_from(t).where(*extraction_run_conditions(filters))
-    return int((await conn.execute(query)).scalar_one())
+    return int((await conn.execute(count_query(filters))).scalar_one())
 
 
 async def get_extraction_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:

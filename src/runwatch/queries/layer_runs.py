@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ulid import ULID
 
-from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows
+from runwatch.db.dialect import (
+    insert_ignoring_conflicts,
+    insert_many_ignoring_conflicts,
+    lock_rows,
+)
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
@@ -23,9 +27,12 @@ from runwatch.queries.rollups import (
     purged_before,
     record_layer_run_changes,
     rollup_buckets,
-    rollup_totals,
+    rollup_count_shape,
+    rollup_count_statement,
+    rollup_layer_totals,
     set_purged_before,
 )
+from runwatch.queries.statements import STATEMENTS
 
 t = layer_runs
 
@@ -61,25 +68,50 @@ class LayerRunFilter:
     model_name: str | None = None
 
 
-def layer_run_conditions(f: LayerRunFilter) -> list[ColumnElement[bool]]:
-    """The WHERE clause for a filter: the single source for list, count and stats.
+def filter_shape(f: LayerRunFilter) -> tuple[int, ...]:
+    """Which filters are given: with `filter_params`, what `layer_run_conditions` needs."""
+    return (
+        f.layer_name is not None,
+        min(len(f.statuses), 2),  # none, one (an equality the planner knows), or a list
+        f.since is not None,
+        f.until is not None,
+        f.model_name is not None,
+    )
 
-    Time bounds are sent as parameters, never computed in SQL, so that the
-    planner sees them and picks the `started_at` indexes.
+
+def filter_params(f: LayerRunFilter, prefix: str = "") -> dict[str, Any]:
+    values = {
+        "layer_name": f.layer_name,
+        "status": f.statuses[0] if len(f.statuses) == 1 else None,
+        "statuses": list(f.statuses) if len(f.statuses) > 1 else None,
+        "since": f.since,
+        "until": f.until,
+        "model_name": f.model_name,
+    }
+    return {prefix + name: value for name, value in values.items() if value is not None}
+
+
+def layer_run_conditions(shape: tuple[bool, ...], prefix: str = "") -> list[ColumnElement[bool]]:
+    """The WHERE clause for a filter shape, with bind parameters named as `filter_params`.
+
+    The single source for list, count and stats. Time bounds are parameters,
+    never computed in SQL, so the planner sees them and picks the
+    `started_at` indexes.
     """
+    has_layer, has_statuses, has_since, has_until, has_model = shape
     conditions: list[ColumnElement[bool]] = []
-    if f.layer_name is not None:
-        conditions.append(t.c.layer_name == f.layer_name)
-    if len(f.statuses) == 1:
-        conditions.append(t.c.status == f.statuses[0])
-    elif f.statuses:
-        conditions.append(t.c.status.in_(f.statuses))
-    if f.since is not None:
-        conditions.append(t.c.started_at >= f.since)
-    if f.until is not None:
-        conditions.append(t.c.started_at < f.until)
-    if f.model_name is not None:
-        conditions.append(t.c.model_name == f.model_name)
+    if has_layer:
+        conditions.append(t.c.layer_name == bindparam(prefix + "layer_name"))
+    if has_statuses == 1:
+        conditions.append(t.c.status == bindparam(prefix + "status"))
+    elif has_statuses:
+        conditions.append(t.c.status.in_(bindparam(prefix + "statuses", expanding=True)))
+    if has_since:
+        conditions.append(t.c.started_at >= bindparam(prefix + "since"))
+    if has_until:
+        conditions.append(t.c.started_at < bindparam(prefix + "until"))
+    if has_model:
+        conditions.append(t.c.model_name == bindparam(prefix + "model_name"))
     return conditions
 
 
@@ -105,10 +137,36 @@ async def list_layer_runs(
     limit: int = 20,
     offset: int = 0,
     cursor: str | None = None,
+    with_total: bool = False,
+    purge_horizon: datetime | None = None,
 ) -> Page:
-    """One page of runs in `sort` order, by offset or after a keyset cursor."""
-    query = select(*SUMMARY_COLUMNS).where(*layer_run_conditions(filters))
-    return await fetch_page(conn, query, sort_spec(sort), limit=limit, offset=offset, cursor=cursor)
+    """One page of runs in `sort` order, by offset or after a keyset cursor.
+
+    With `with_total`, `Page.total` is the exact count (see `count_statement`),
+    fetched in the same statement as the page.
+    """
+    shape = filter_shape(filters)
+    params = filter_params(filters)
+    total_shape: Any = None
+    if with_total:
+        total_shape, total_params = count_statement_shape(filters, purge_horizon=purge_horizon)
+        params.update(total_params)
+
+    def build() -> tuple[Select[Any], Select[Any] | None]:
+        query = select(*SUMMARY_COLUMNS).where(*layer_run_conditions(shape))
+        total = None if total_shape is None else count_statement(total_shape)
+        return query, total
+
+    return await fetch_page(
+        conn,
+        shape=("layer_runs", shape, total_shape),
+        build=build,
+        params=params,
+        spec=sort_spec(sort),
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+    )
 
 
 def rollups_can_answer(filters: LayerRunFilter) -> bool:
@@ -116,39 +174,61 @@ def rollups_can_answer(filters: LayerRunFilter) -> bool:
     return filters.model_name is None
 
 
-@measured("count_layer_runs")
-async def count_layer_runs(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
-    """The exact number of runs matching `filters` that can still be listed.
+COUNT_PREFIX = "count_"
+
+
+def count_statement_shape(
+    filters: LayerRunFilter, *, purge_horizon: datetime | None
+) -> tuple[Hashable, dict[str, Any]]:
+    """The shape and parameters of the statement counting the runs that can be listed.
 
     Answered from the rollups when they cover the filters (constant cost
     however large the table), else by a real count. Runs removed by retention
     purges live on in the rollups, so the window starts at the purge horizon.
+    Its parameters are prefixed, so that it can ride along in the page's query.
     """
     if not rollups_can_answer(filters):
-        return await count_layer_runs_raw(conn, filters=filters)
+        return ("raw", filter_shape(filters)), filter_params(filters, COUNT_PREFIX)
     since = filters.since
-    horizon = await purged_before(conn)
-    if horizon is not None and (since is None or since < horizon):
-        since = horizon
-    groups = await rollup_totals(
-        conn,
+    if purge_horizon is not None and (since is None or since < purge_horizon):
+        since = purge_horizon
+    shape, params = rollup_count_shape(
         layer_name=filters.layer_name,
         statuses=filters.statuses,
         since=since,
         until=filters.until,
+        prefix=COUNT_PREFIX,
     )
-    return sum(g.runs for g in groups)
+    return ("rollups", shape), params
 
 
-@measured("count_layer_runs_raw")
-async def count_layer_runs_raw(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
-    query = select(func.count()).select_from(t).where(*layer_run_conditions(filters))
-    return int((await conn.execute(query)).scalar_one())
+def count_statement(shape: Hashable) -> Select[Any]:
+    """The one-value count statement of a `count_statement_shape`."""
+    assert isinstance(shape, tuple)
+    kind, inner = shape
+    if kind == "raw":
+        return (
+            select(func.count())
+            .select_from(t)
+            .where(*layer_run_conditions(inner, prefix=COUNT_PREFIX))
+        )
+    return rollup_count_statement(inner, prefix=COUNT_PREFIX)
+
+
+@measured("count_layer_runs")
+async def count_layer_runs(conn: AsyncConnection, *, filters: LayerRunFilter) -> int:
+    """The exact number of runs matching `filters` that can still be listed."""
+    shape, params = count_statement_shape(filters, purge_horizon=await purged_before(conn))
+    query = STATEMENTS.get(("count", shape), lambda: count_statement(shape))
+    return int((await conn.execute(query, params)).scalar_one())
+
+
+_GET_BY_ID = select(*DETAIL_COLUMNS).where(t.c.id == bindparam("run_id"))
 
 
 @measured("get_layer_run")
 async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:
-    row = (await conn.execute(select(*DETAIL_COLUMNS).where(t.c.id == run_id))).first()
+    row = (await conn.execute(_GET_BY_ID, {"run_id": run_id})).first()
     if row is None:
         raise NotFound(f"No layer run with id '{run_id}'.")
     return row._mapping
@@ -164,51 +244,38 @@ async def summarize_layer_runs(
 ) -> dict[str, Any]:
     """The `GET /runs/stats/summary` body: runs that started in the last `days` days."""
     since = (now or datetime.now(UTC)) - timedelta(days=days)
-    groups = await rollup_totals(conn, layer_name=layer_name, since=since)
-    by_status: dict[str, int] = {}
+    rows = await rollup_layer_totals(conn, layer_name=layer_name, since=since)
     by_layer: dict[str, dict[str, Any]] = {}
-    for g in groups:
-        by_status[g.status] = by_status.get(g.status, 0) + g.runs
-        layer = by_layer.setdefault(
-            g.layer_name,
-            {
-                "runs": 0,
-                "insights": 0,
-                "successful": 0,
-                "failed": 0,
-                "tokens": 0,
-                "cost_nanousd": 0,
-                "duration_us": 0,
-                "completed_runs": 0,
-            },
-        )
-        layer["runs"] += g.runs
-        layer["insights"] += g.insights
-        layer["tokens"] += g.tokens
-        layer["cost_nanousd"] += g.cost_nanousd
-        layer["duration_us"] += g.duration_us
-        layer["completed_runs"] += g.completed_runs
-        if g.status == "success":
-            layer["successful"] += g.runs
-        elif g.status == "failed":
-            layer["failed"] += g.runs
-    for layer in by_layer.values():
-        layer["cost_usd"] = layer.pop("cost_nanousd") / 1e9
-        completed = layer.pop("completed_runs")
-        duration_us = layer.pop("duration_us")
-        layer["mean_duration_seconds"] = duration_us / 1e6 / completed if completed else None
+    # running, success, partial, failed, dry, insights, tokens, nano-dollars,
+    # microseconds, completed runs: summed over layers as they are read.
+    totals = [0] * 10
+    for name, *values in rows:
+        counts = [int(v or 0) for v in values]
+        for i, v in enumerate(counts):
+            totals[i] += v
+        running, success, partial, failed, dry, insights, tokens, cost, duration, completed = counts
+        by_layer[name] = {
+            "runs": running + success + partial + failed + dry,
+            "insights": insights,
+            "successful": success,
+            "failed": failed,
+            "tokens": tokens,
+            "cost_usd": cost / 1e9,
+            "mean_duration_seconds": duration / 1e6 / completed if completed else None,
+        }
+    running, success, partial, failed, dry, insights, tokens, cost, _duration, _completed = totals
     return {
         "period_days": days,
         "since": since,
-        "total_runs": sum(g.runs for g in groups),
-        "successful_runs": by_status.get("success", 0),
-        "failed_runs": by_status.get("failed", 0),
-        "dry_runs": by_status.get("dry", 0),
-        "partial_runs": by_status.get("partial", 0),
-        "running_runs": by_status.get("running", 0),
-        "total_insights": sum(g.insights for g in groups),
-        "total_tokens": sum(g.tokens for g in groups),
-        "total_cost_usd": sum(g.cost_nanousd for g in groups) / 1e9,
+        "total_runs": running + success + partial + failed + dry,
+        "successful_runs": success,
+        "failed_runs": failed,
+        "dry_runs": dry,
+        "partial_runs": partial,
+        "running_runs": running,
+        "total_insights": insights,
+        "total_tokens": tokens,
+        "total_cost_usd": cost / 1e9,
         "by_layer": dict(sorted(by_layer.items())),
     }
 
@@ -270,8 +337,7 @@ async def create_layer_runs(
         if run_id in seen:
             raise InvalidArgument.at(("body", "runs", index, "id"), f"duplicate id '{run_id}'")
         seen.add(run_id)
-    stmt = insert_ignoring_conflicts(t, conn.dialect.name).returning(t.c.id)
-    inserted = set((await conn.execute(stmt, rows)).scalars())
+    inserted = set(await insert_many_ignoring_conflicts(conn, t, rows, returning="id"))
     if inserted:
         await record_layer_run_changes(conn, added=[r for r in rows if r["id"] in inserted])
     existing_rows = [row for row in rows if row["id"] not in inserted]

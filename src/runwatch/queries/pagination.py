@@ -7,17 +7,18 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, literal, or_, tuple_
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import UnaryExpression
 
 from runwatch.db.types import as_utc
 from runwatch.errors import InvalidArgument
+from runwatch.queries.statements import STATEMENTS
 
 CURSOR_LOC = ("query", "cursor")
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
@@ -48,14 +49,17 @@ class SortSpec:
         # from reading the index backwards.
         return [key.nulls_last() if self.nullable else key, tie]
 
-    def after(self, value: Any, run_id: str) -> ColumnElement[bool]:
-        """Rows strictly after `(value, run_id)` in this order."""
-        typed_id = literal(run_id, self.id_column.type)
-        if value is None:
+    def after(self, *, null_key: bool) -> ColumnElement[bool]:
+        """Rows strictly after the bound `(after_value, after_id)` in this order.
+
+        `null_key`: the cursor's row had no value for the key (it sorts last).
+        """
+        typed_id = bindparam("after_id", type_=self.id_column.type)
+        if null_key:
             later_id = self.id_column < typed_id if self.descending else self.id_column > typed_id
             return and_(self.column.is_(None), later_id)
         pair = tuple_(self.column, self.id_column)
-        bound = tuple_(literal(value, self.column.type), typed_id)
+        bound = tuple_(bindparam("after_value", type_=self.column.type), typed_id)
         beyond = pair < bound if self.descending else pair > bound
         return or_(beyond, self.column.is_(None)) if self.nullable else beyond
 
@@ -108,32 +112,65 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
 class Page:
     rows: Sequence[Mapping[str, Any]]
     next_cursor: str | None
+    total: int | None = None
+
+
+TOTAL_LABEL = "_total"
 
 
 async def fetch_page(
     conn: AsyncConnection,
-    query: Select[Any],
-    spec: SortSpec,
     *,
+    shape: Hashable,
+    build: Callable[[], tuple[Select[Any], Select[Any] | None]],
+    params: dict[str, Any],
+    spec: SortSpec,
     limit: int,
     offset: int = 0,
     cursor: str | None = None,
 ) -> Page:
-    """One page of `query` in `spec` order, by offset or after a keyset cursor.
+    """One page in `spec` order, by offset or after a keyset cursor.
 
-    Fetches `limit + 1` rows to know whether there is a next page; the cursor
-    of the next page is the `(sort key, id)` of the last row returned.
+    `build` makes the filtered query and, optionally, a one-value count
+    statement, both with bind parameters (`params` holds their values); it runs
+    once per `shape` (see `statements.py`). Fetches `limit + 1` rows to know
+    whether there is a next page; the cursor of the next page is the `(sort
+    key, id)` of the last row returned. The count rides along as a scalar
+    subquery evaluated once, so page and total take one round trip; only an
+    empty page runs it on its own.
     """
+    values = dict(params, page_limit=limit + 1)
+    null_key: bool | None = None
     if cursor is not None:
         value, run_id = decode_cursor(cursor, spec)
-        query = query.where(spec.after(value, run_id))
-    query = query.order_by(*spec.order_by()).limit(limit + 1)
+        null_key = value is None
+        values["after_id"] = run_id
+        if not null_key:
+            values["after_value"] = value
     if offset:
-        query = query.offset(offset)
-    rows = [row._mapping for row in await conn.execute(query)]
+        values["page_offset"] = offset
+
+    def page_statements() -> tuple[Select[Any], Select[Any] | None]:
+        query, total = build()
+        if null_key is not None:
+            query = query.where(spec.after(null_key=null_key))
+        if total is not None:
+            query = query.add_columns(total.scalar_subquery().label(TOTAL_LABEL))
+        query = query.order_by(*spec.order_by()).limit(bindparam("page_limit", type_=Integer))
+        if offset:
+            query = query.offset(bindparam("page_offset", type_=Integer))
+        return query, total
+
+    query, total = STATEMENTS.get(
+        ("page", shape, spec.token, null_key, bool(offset)), page_statements
+    )
+    rows = [row._mapping for row in await conn.execute(query, values)]
+    counted = None
+    if total is not None:
+        counted = int(rows[0][TOTAL_LABEL]) if rows else int(await conn.scalar(total, values) or 0)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(spec, last[spec.name], last["id"])
-    return Page(rows=rows, next_cursor=next_cursor)
+    return Page(rows=rows, next_cursor=next_cursor, total=counted)

@@ -10,19 +10,32 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, text, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import (
     announce_new_version,
     round_half_up_to_int,
     truncate_to,
-    upsert_adding,
+    upsert_many_adding,
     upsert_replacing,
 )
 from runwatch.db.tables import (
@@ -33,6 +46,7 @@ from runwatch.db.tables import (
     runwatch_state,
 )
 from runwatch.db.types import as_utc
+from runwatch.queries.statements import STATEMENTS
 
 r = layer_run_rollups
 t = layer_runs
@@ -132,16 +146,11 @@ async def record_layer_run_changes(
                 total = deltas[key]
                 for i, v in enumerate(values):
                     total[i] += v
+    columns = (*ROLLUP_KEY, *ROLLUP_SUMS)
     params = [
-        {**dict(zip(ROLLUP_KEY, key, strict=True)), **dict(zip(ROLLUP_SUMS, v, strict=True))}
-        for key, v in sorted(
-            deltas.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])
-        )
-        if any(v)
+        dict(zip(columns, (*key, *v), strict=True)) for key, v in sorted(deltas.items()) if any(v)
     ]
-    if params:
-        stmt = upsert_adding(r, conn.dialect.name, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
-        await conn.execute(stmt, params)
+    await upsert_many_adding(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
     await bump_data_version(conn)
 
 
@@ -169,6 +178,30 @@ async def bump_data_version(conn: AsyncConnection) -> None:
         conn.info[NEW_VERSION_INFO_KEY] = int(row[0])
 
 
+@dataclass(frozen=True)
+class DataState:
+    """The data version (what ETags are made of) and the layer-run purge horizon."""
+
+    version: int
+    purged_before: datetime | None
+
+
+_STATE_QUERY = select(runwatch_state.c.key, runwatch_state.c.number, runwatch_state.c.moment).where(
+    runwatch_state.c.key.in_([DATA_VERSION_KEY, PURGED_BEFORE_KEY])
+)
+
+
+async def read_data_state(conn: AsyncConnection) -> DataState:
+    """Both in one statement: a read needs the version for its tag, a list the horizon too."""
+    version, horizon = 0, None
+    for key, number, moment in await conn.execute(_STATE_QUERY):
+        if key == DATA_VERSION_KEY:
+            version = int(number or 0)
+        else:
+            horizon = moment
+    return DataState(version, horizon)
+
+
 async def data_version(conn: AsyncConnection) -> int:
     query = select(runwatch_state.c.number).where(runwatch_state.c.key == DATA_VERSION_KEY)
     return int((await conn.execute(query)).scalar_one_or_none() or 0)
@@ -180,8 +213,10 @@ async def purged_before(conn: AsyncConnection) -> datetime | None:
 
 
 async def set_purged_before(conn: AsyncConnection, moment: datetime) -> None:
+    """Move the horizon, and the version with it: readers cache the horizon per version."""
     stmt = upsert_replacing(runwatch_state, conn.dialect.name, key=("key",), replaced=("moment",))
     await conn.execute(stmt, [{"key": PURGED_BEFORE_KEY, "moment": moment, "number": None}])
+    await bump_data_version(conn)
 
 
 # --- reading them back ------------------------------------------------------------
@@ -331,6 +366,163 @@ async def rollup_totals(
         for row in await conn.execute(query)
     ]
     return sorted((g for g in groups if g.runs), key=lambda g: (g.layer_name, g.status))
+
+
+def _window_shape(
+    segments: list[Segment], prefix: str
+) -> tuple[tuple[tuple[str, bool, bool], ...], dict[str, Any]]:
+    shape = tuple((s.source, s.start is not None, s.end is not None) for s in segments)
+    params: dict[str, Any] = {}
+    for i, s in enumerate(segments):
+        if s.start is not None:
+            params[f"{prefix}seg{i}_start"] = s.start
+        if s.end is not None:
+            params[f"{prefix}seg{i}_end"] = s.end
+    return shape, params
+
+
+def _bound_dims(table: Any, prefix: str, has_layer: bool, statuses: int) -> list[Any]:
+    """Layer and status conditions; `statuses` is 0 (none), 1 (one: `status`) or 2 (a list)."""
+    conditions: list[Any] = []
+    if has_layer:
+        conditions.append(table.c.layer_name == bindparam(prefix + "layer_name"))
+    if statuses == 1:
+        conditions.append(table.c.status == bindparam(prefix + "status"))
+    elif statuses:
+        conditions.append(table.c.status.in_(bindparam(prefix + "statuses", expanding=True)))
+    return conditions
+
+
+def _bound_segment(
+    prefix: str, i: int, source: str, has_start: bool, has_end: bool
+) -> list[ColumnElement[bool]]:
+    column = t.c.started_at if source == "raw" else r.c.bucket_start
+    conditions = [] if source == "raw" else [r.c.grain == literal(source)]
+    if has_start:
+        conditions.append(column >= bindparam(f"{prefix}seg{i}_start"))
+    if has_end:
+        conditions.append(column < bindparam(f"{prefix}seg{i}_end"))
+    return conditions
+
+
+def rollup_count_shape(
+    *,
+    layer_name: str | None = None,
+    statuses: tuple[str, ...] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    prefix: str = "",
+) -> tuple[Hashable, dict[str, Any]]:
+    """Shape and parameters of the statement counting runs started in `[since, until)`.
+
+    The same plan as `rollup_totals`, summed in the database to one number.
+    """
+    window, params = _window_shape(plan_segments(since, until), prefix)
+    if layer_name is not None:
+        params[prefix + "layer_name"] = layer_name
+    if len(statuses) == 1:
+        params[prefix + "status"] = statuses[0]
+    elif statuses:
+        params[prefix + "statuses"] = list(statuses)
+    return (window, layer_name is not None, min(len(statuses), 2)), params
+
+
+def rollup_count_statement(shape: Hashable, *, prefix: str = "") -> Select[Any]:
+    """The one-value statement of a `rollup_count_shape`."""
+    assert isinstance(shape, tuple)
+    window, has_layer, has_statuses = shape
+    if not window:
+        return select(literal(0, BigInteger))
+    raw_dims = _bound_dims(t, prefix, has_layer, has_statuses)
+    rollup_dims = _bound_dims(r, prefix, has_layer, has_statuses)
+    parts = []
+    for i, (source, has_start, has_end) in enumerate(window):
+        bounds = _bound_segment(prefix, i, source, has_start, has_end)
+        if source == "raw":
+            part = select(func.count().label("n")).select_from(t).where(*raw_dims, *bounds)
+        else:
+            part = select(func.sum(r.c.runs).label("n")).where(*rollup_dims, *bounds)
+        parts.append(part)
+    union = union_all(*parts).subquery("parts")
+    return select(cast(func.coalesce(func.sum(union.c.n), 0), BigInteger))
+
+
+LAYER_TOTALS = (
+    "running",
+    "success",
+    "partial",
+    "failed",
+    "dry",
+    "insights",
+    "tokens",
+    "cost_nanousd",
+    "duration_us",
+    "completed_runs",
+)
+
+
+async def rollup_layer_totals(
+    conn: AsyncConnection,
+    *,
+    layer_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[tuple[Any, ...]]:
+    """One row per layer with runs in `[since, until)`: its name, then `LAYER_TOTALS`.
+
+    Runs per status come as columns (pivoted in the database), so a summary
+    reads one short row per layer.
+    """
+    segments = plan_segments(since, until)
+    if not segments:
+        return []
+    window, params = _window_shape(segments, "")
+    if layer_name is not None:
+        params["layer_name"] = layer_name
+    shape = ("layer_totals", window, layer_name is not None, conn.dialect.name)
+    query = STATEMENTS.get(shape, lambda: _layer_totals_statement(*shape[1:]))
+    return [tuple(row) for row in await conn.execute(query, params)]
+
+
+def _layer_totals_statement(
+    window: tuple[tuple[str, bool, bool], ...], has_layer: bool, dialect_name: str
+) -> Select[Any]:
+    raw_dims = _bound_dims(t, "", has_layer, 0)
+    rollup_dims = _bound_dims(r, "", has_layer, 0)
+    cost = round_half_up_to_int(t.c.estimated_cost_usd * 1e9, dialect_name)
+    duration = round_half_up_to_int(t.c.duration_seconds * 1e6, dialect_name)
+    parts = []
+    for i, (source, has_start, has_end) in enumerate(window):
+        bounds = _bound_segment("", i, source, has_start, has_end)
+        if source == "raw":
+            sums = [
+                func.count().label("runs"),
+                func.coalesce(func.sum(t.c.insights_created), 0).label("insights"),
+                func.coalesce(func.sum(t.c.tokens_total), 0).label("tokens"),
+                func.coalesce(func.sum(cost), 0).label("cost_nanousd"),
+                func.coalesce(func.sum(duration), 0).label("duration_us"),
+                func.count(t.c.completed_at).label("completed_runs"),
+            ]
+            part = select(t.c.layer_name, t.c.status, *sums).where(*raw_dims, *bounds)
+            parts.append(part.group_by(t.c.layer_name, t.c.status))
+        else:
+            sums = [func.sum(r.c[name]).label(name) for name in ROLLUP_SUMS]
+            part = select(r.c.layer_name, r.c.status, *sums).where(*rollup_dims, *bounds)
+            parts.append(part.group_by(r.c.layer_name, r.c.status))
+    union = union_all(*parts).subquery("parts")
+    per_status = [
+        func.sum(case((union.c.status == status, union.c.runs), else_=0))
+        for status in LAYER_TOTALS[:5]
+    ]
+    return (
+        select(
+            union.c.layer_name,
+            *per_status,
+            *(func.sum(union.c[name]) for name in LAYER_TOTALS[5:]),
+        )
+        .group_by(union.c.layer_name)
+        .having(func.sum(union.c.runs) > 0)
+    )
 
 
 async def rollup_buckets(

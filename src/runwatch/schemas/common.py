@@ -12,11 +12,11 @@ from runwatch.db.types import as_utc
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
 
-def _rfc3339(value: datetime) -> str:
-    value = as_utc(value)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+def rfc3339(value: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`: four-digit years, fractional seconds only when present."""
+    text = as_utc(value).replace(tzinfo=None).isoformat()
     if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
+        text = text.rstrip("0")
     return text + "Z"
 
 
@@ -25,7 +25,7 @@ def _rfc3339(value: datetime) -> str:
 UtcTimestamp = Annotated[
     datetime,
     AfterValidator(as_utc),
-    PlainSerializer(_rfc3339, return_type=str, when_used="json"),
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
 ]
 
 RunId = Annotated[

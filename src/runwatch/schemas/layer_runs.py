@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from runwatch.schemas.common import Name, OptionalName, RunId, UtcTimestamp
+from runwatch.schemas.common import NO_NUL_PATTERN, Name, OptionalName, RunId, UtcTimestamp
 from runwatch.schemas.extraction_runs import MAX_JSON_BYTES, MAX_JSON_DEPTH, _check_json
 
 LayerRunStatus = Literal["running", "success", "partial", "failed", "dry"]
@@ -56,6 +56,52 @@ LayerRunSort = Literal[
     "tokens_total",
     "-tokens_total",
 ]
+
+
+_NAME_FILTER = {"min_length": 1, "max_length": 200, "pattern": NO_NUL_PATTERN}
+
+
+class LayerRunListQuery(BaseModel):
+    """The query of `GET /runs`: filters, sort and paging, validated in one pass."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer_name: str | None = Field(None, description="Exact layer name.", **_NAME_FILTER)
+    status: str | None = Field(
+        None,
+        max_length=200,
+        description="One status or several comma-separated: "
+        "running, success, partial, failed, dry (`failed,partial`).",
+    )
+    model_name: str | None = Field(None, description="Exact model name.", **_NAME_FILTER)
+    since: UtcTimestamp | None = Field(
+        None, description="Runs started at or after this time (RFC 3339; no offset = UTC)."
+    )
+    until: UtcTimestamp | None = Field(
+        None, description="Runs started before this time (RFC 3339; no offset = UTC)."
+    )
+    sort: LayerRunSort = Field(
+        "-started_at",
+        description="Sort key, `-` for descending. Ties are broken by `id` in the same "
+        "direction; runs with no value for the key come last.",
+    )
+    offset: int = Field(
+        0,
+        ge=0,
+        description="Rows to skip (at most `RUNWATCH_MAX_OFFSET`, default 100,000). "
+        "Prefer `cursor` for deep pages.",
+    )
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="Page size, 1 to `RUNWATCH_MAX_PAGE_SIZE` (default 100); default 20.",
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=1024,
+        description="`next_cursor` from the previous page; continues after it in "
+        "constant time. Cannot be combined with a non-zero `offset`.",
+    )
 
 
 class LayerRunCreate(BaseModel):

@@ -1,0 +1,124 @@
+"""How many SQL statements each hot endpoint runs: a change that adds one to a hot path fails.
+
+PostgreSQL knows the data version from notifications, so its reads need no
+statement for the tag; SQLite reads the version (with the purge horizon) in
+one statement first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+from tests.api.test_polling_and_history import listening
+from tests.factories import layer_run
+
+# Statements for a tag (version and purge horizon) before a read's own.
+TAG_STATEMENTS = {"postgresql": 0, "sqlite": 1}
+
+
+def _app(client: httpx.AsyncClient) -> Any:
+    return client._transport.app  # type: ignore[attr-defined]
+
+
+@contextmanager
+def counted(client: httpx.AsyncClient) -> Iterator[list[str]]:
+    """The statements run while the block runs (BEGIN included, where one is sent)."""
+    engines = _app(client).state.engines
+    # On PostgreSQL the read engine is a view of the write engine's pool and
+    # its events reach the write engine's listeners; SQLite has two engines.
+    targets = {id(e.sync_engine): e.sync_engine for e in (engines.write, engines.read)}
+    if engines.dialect_name == "postgresql":
+        targets = {id(engines.write.sync_engine): engines.write.sync_engine}
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    for engine in targets.values():
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        for engine in targets.values():
+            event.remove(engine, "before_cursor_execute", record)
+
+
+async def _seed(client: httpx.AsyncClient, count: int = 6) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    runs = [
+        layer_run(started_at=now - timedelta(hours=3 + i), status=("success", "failed")[i % 2])
+        for i in range(count)
+    ]
+    response = await client.post("/runs/batch", json={"runs": runs})
+    assert response.status_code == 200, response.text
+    await listening(_app(client))
+    return runs
+
+
+async def test_filtered_page_with_exact_total_is_one_statement(
+    client: httpx.AsyncClient, dialect: str
+) -> None:
+    await _seed(client)
+    # The first read of the process learns the purge horizon for this version.
+    assert (await client.get("/runs", params={"limit": 2})).status_code == 200
+    with counted(client) as statements:
+        response = await client.get(
+            "/runs", params={"layer_name": "nightly-user-reflection", "status": "failed"}
+        )
+    assert response.status_code == 200
+    assert response.json()["total"] == 3
+    assert len(statements) == TAG_STATEMENTS[dialect] + 1, statements
+
+
+async def test_detail_and_summary_are_one_statement(
+    client: httpx.AsyncClient, dialect: str
+) -> None:
+    runs = await _seed(client)
+    with counted(client) as statements:
+        assert (await client.get(f"/runs/{runs[0]['id']}")).status_code == 200
+    assert len(statements) == TAG_STATEMENTS[dialect] + 1, statements
+    with counted(client) as statements:
+        response = await client.get("/runs/stats/summary", params={"days": 30})
+    assert response.status_code == 200
+    assert response.json()["total_runs"] == len(runs)
+    assert len(statements) == TAG_STATEMENTS[dialect] + 1, statements
+
+
+async def test_304_and_repeated_reads_run_no_query(client: httpx.AsyncClient, dialect: str) -> None:
+    runs = await _seed(client)
+    paths = ["/runs?limit=3", f"/runs/{runs[1]['id']}", "/runs/stats/summary?days=30"]
+    tags = {}
+    for path in paths:
+        response = await client.get(path)
+        assert response.status_code == 200
+        tags[path] = response.headers["etag"]
+    for path in paths:
+        with counted(client) as statements:
+            response = await client.get(path, headers={"If-None-Match": tags[path]})
+        assert response.status_code == 304, path
+        assert response.content == b""
+        assert len(statements) == TAG_STATEMENTS[dialect], (path, statements)
+        # Asked again without the tag: the answer encoded for this version.
+        with counted(client) as statements:
+            response = await client.get(path)
+        assert response.status_code == 200
+        assert response.headers["etag"] == tags[path]
+        assert len(statements) == TAG_STATEMENTS[dialect], (path, statements)
+
+
+async def test_batch_statements_do_not_grow_with_its_size(client: httpx.AsyncClient) -> None:
+    counts = []
+    for size in (5, 200):
+        runs = [layer_run() for _ in range(size)]
+        with counted(client) as statements:
+            response = await client.post("/runs/batch", json={"runs": runs})
+        assert response.status_code == 200, response.text
+        assert response.json()["created"] == size
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
