@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runwatch import __version__
 from runwatch.api import extraction_runs, health, layer_runs
 from runwatch.api.deps import reject_unknown_query_params
-from runwatch.api.reads import EarlyAnswers, ResponseCache, StateMemo
+from runwatch.api.reads import EarlyAnswers, ReadRoutes, ResponseCache, StateMemo
 from runwatch.config import Settings
 from runwatch.dashboard import install_dashboard
 from runwatch.db.engine import create_engines
@@ -152,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_entry_bytes=min(settings.response_cache_bytes, 1024 * 1024),
     )
     app.state.state_memo = StateMemo()
-    app.state.read_windows = set()
+    app.state.read_routes = ReadRoutes()
     app.state.version_cache = None
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)
     app.include_router(health.router)

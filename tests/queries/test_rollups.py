@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_run_rollups, layer_runs
@@ -19,6 +19,7 @@ from runwatch.queries.rollups import (
     plan_segments,
     rebuild_layer_run_rollups,
     rollup_totals,
+    set_purged_before,
 )
 
 T0 = datetime(2026, 5, 10, 0, 0, tzinfo=UTC)
@@ -216,3 +217,41 @@ async def test_rebuild_reproduces_incremental_rollups(conn: AsyncConnection) -> 
     rebuilt = snapshot((await conn.execute(select(layer_run_rollups))).all())
     assert rebuilt == incremental
     assert len(rebuilt) > 100
+
+
+async def test_purge_never_makes_the_summary_undercount(conn: AsyncConnection) -> None:
+    """A window whose first, partial hour was purged starts at that hour, from the rollups."""
+    now = datetime(2026, 11, 28, 17, 30, tzinfo=UTC)
+    since = now - timedelta(days=2)  # 2026-11-26 17:30, inside the purged period
+    horizon = datetime(2026, 11, 27, tzinfo=UTC)
+    before_since = since - timedelta(minutes=20)  # same hour, before the window
+    after_since = since + timedelta(minutes=20)  # same hour, in the window
+    recent = horizon + timedelta(hours=12)
+    bodies = []
+    for i, started in enumerate((before_since, after_since, recent)):
+        body = random_run(random.Random(i), i)
+        bodies.append(
+            {
+                **body,
+                "id": f"edge-{i}",
+                "started_at": started,
+                "completed_at": None,
+                "status": "running",
+            }
+        )
+    await q.create_layer_runs(conn, bodies)
+
+    summary = await q.summarize_layer_runs(conn, days=2, now=now)
+    assert summary["since"] == since
+    assert summary["total_runs"] == 2  # after_since and recent
+    later = await q.summarize_layer_runs(conn, days=1, now=now)
+
+    await set_purged_before(conn, horizon)
+    deleted = await conn.execute(delete(layer_runs).where(layer_runs.c.started_at < horizon))
+    assert deleted.rowcount == 2
+
+    purged = await q.summarize_layer_runs(conn, days=2, now=now, purge_horizon=horizon)
+    assert purged["since"] == since.replace(minute=0)
+    assert purged["total_runs"] == 3, "the whole first hour, from the rollups"
+    # A window that starts after the horizon is not touched by the purge.
+    assert await q.summarize_layer_runs(conn, days=1, now=now, purge_horizon=horizon) == later

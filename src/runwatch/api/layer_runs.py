@@ -152,7 +152,11 @@ async def stats_summary(
 
     async def work(read: ReadContext) -> bytes:
         summary = await q.summarize_layer_runs(
-            read.conn, days=days, layer_name=layer_name, now=read.window_now
+            read.conn,
+            days=days,
+            layer_name=layer_name,
+            now=read.window_now,
+            purge_horizon=await read.purged_before(),
         )
         return StatsSummary.model_validate(summary).model_dump_json().encode()
 

@@ -167,7 +167,8 @@ async def serve_read(
         return await _on_read_connection(request, by_content)
 
     scope = request.scope
-    app_state.read_windows.add(window_seconds)  # for answers decided before routing
+    # For answers decided before routing: this exact request is this route's.
+    app_state.read_routes.remember(scope, window_seconds)
     digest, window_now = tag_basis(scope, window_seconds)
     responses: ResponseCache = app_state.response_cache
 
@@ -223,6 +224,30 @@ def tag_basis(scope: Scope, window_seconds: int) -> tuple[str, datetime]:
     return hashlib.blake2b(basis, digest_size=8).hexdigest(), window_now
 
 
+class ReadRoutes:
+    """The route and window of each request `serve_read` has answered, by path and query.
+
+    Least recently used first out. What it holds was learnt by routing the
+    same request, so the early path never has to route.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self.maxsize = maxsize
+        self._by_request: OrderedDict[tuple[str, bytes], tuple[Any, int]] = OrderedDict()
+
+    def remember(self, scope: Scope, window_seconds: int) -> None:
+        key = (scope["path"], scope["query_string"])
+        if key in self._by_request:
+            self._by_request.move_to_end(key)
+            return
+        self._by_request[key] = (scope.get("route"), window_seconds)
+        if len(self._by_request) > self.maxsize:
+            self._by_request.popitem(last=False)
+
+    def get(self, scope: Scope) -> tuple[Any, int] | None:
+        return self._by_request.get((scope["path"], scope["query_string"]))
+
+
 class EarlyAnswers:
     """Answer a conditional or repeated GET before routing, when the version is known.
 
@@ -230,13 +255,8 @@ class EarlyAnswers:
     kept current by notifications, no replicas), a read whose `If-None-Match`
     is current gets its 304, and one whose answer was encoded at this version
     gets those bytes, without FastAPI's routing, parameters or a connection.
-    Keys are checked before this runs.
-
-    No routing is needed: a tag is made of the version, the path, the query
-    and the window step, so it names one answer of one route. The tag is
-    worked out for each window `serve_read` has used (two at most: none, and
-    the stats step); a window that is not the route's yields a tag that was
-    never issued, which is a miss, never a wrong answer.
+    Only a request `serve_read` has answered before takes part (its route and
+    window are remembered then); keys are checked before this runs.
     """
 
     def __init__(self, app: ASGIApp, *, fastapi: Any) -> None:
@@ -263,16 +283,21 @@ class EarlyAnswers:
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 if_none_match = value.decode("latin-1")
-        responses: ResponseCache = state.response_cache
-        for window_seconds in tuple(state.read_windows):
-            digest, _ = tag_basis(scope, window_seconds)
-            etag = f'"{version}-{digest}"'
-            if if_none_match and etag_matches(if_none_match, etag):
-                return _answer(b"", etag, PRIMARY, if_none_match)
-            hit = responses.get(etag)
-            if hit is not None:
-                return _answer(hit, etag, PRIMARY, None)
-        return None
+        known = state.read_routes.get(scope)
+        if known is None:
+            return None
+        route, window_seconds = known
+        digest, _ = tag_basis(scope, window_seconds)
+        etag = f'"{version}-{digest}"'
+        if if_none_match and etag_matches(if_none_match, etag):
+            response = _answer(b"", etag, PRIMARY, if_none_match)
+        else:
+            hit = state.response_cache.get(etag)
+            if hit is None:
+                return None
+            response = _answer(hit, etag, PRIMARY, None)
+        scope["route"] = route  # for the request log and metrics, as routing would
+        return response
 
 
 def _answer(body: bytes, etag: str, source: str, if_none_match: str | None) -> Response:

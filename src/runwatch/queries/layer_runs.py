@@ -241,9 +241,18 @@ async def summarize_layer_runs(
     days: int,
     layer_name: str | None = None,
     now: datetime | None = None,
+    purge_horizon: datetime | None = None,
 ) -> dict[str, Any]:
-    """The `GET /runs/stats/summary` body: runs that started in the last `days` days."""
+    """The `GET /runs/stats/summary` body: runs that started in the last `days` days.
+
+    The first, partial hour of the window is read from the raw rows. When a
+    purge has removed them (the window starts before `purge_horizon`), the
+    window starts at the start of that hour instead, answered from the
+    rollups, and `since` says so: a purge never makes the summary undercount.
+    """
     since = (now or datetime.now(UTC)) - timedelta(days=days)
+    if purge_horizon is not None and since < purge_horizon:
+        since = floor_hour(since)
     rows = await rollup_layer_totals(conn, layer_name=layer_name, since=since)
     by_layer: dict[str, dict[str, Any]] = {}
     # running, success, partial, failed, dry, insights, tokens, nano-dollars,
