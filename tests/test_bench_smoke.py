@@ -214,3 +214,22 @@ def test_httpx_fallback_driver_measures(tmp_path: Path) -> None:
     assert result.requests > 0
     assert result.errors == 0
     assert 0 < result.p50_ms <= result.p99_ms
+
+
+def test_export_throughput_smoke() -> None:
+    """`bench.export_throughput` at a tiny size: every row exported in each format."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.export_throughput", "--runs", "3000", "--dialect", "sqlite"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| sqlite")]
+    by_query = {cells[2].strip(): cells for cells in rows}
+    assert set(by_query) == {"`format=ndjson`", "`format=csv`", "`format=ndjson&status=failed`"}
+    assert by_query["`format=ndjson`"][3].strip() == "3,000"
+    assert by_query["`format=csv`"][3].strip() == "3,000"
+    assert 0 < int(by_query["`format=ndjson&status=failed`"][3].strip().replace(",", "")) < 3000

@@ -492,9 +492,87 @@ def cmd_worker(args: argparse.Namespace) -> int:
             grace_seconds=args.grace_seconds,
             max_runs=args.max_runs,
             exit_when_idle=args.exit_when_idle,
+            max_backoff=args.max_backoff,
+            give_up_after=args.give_up_after,
             api_key=args.api_key,
         )
     )
+    return 0
+
+
+EXPORT_FILTERS = {
+    "runs": ("layer_name", "status", "since", "until", "model_name", "sort"),
+    "extraction-runs": (
+        "prompt_id", "config_id", "document_name", "status", "since", "until", "sort",
+    ),
+}  # fmt: skip
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Stream an export from the API to stdout or a file; a progress bar on a terminal."""
+    import logging
+
+    from tqdm import tqdm
+
+    from runwatch.client import (
+        InvalidArgumentError,
+        RunwatchClient,
+        RunwatchError,
+        describe,
+    )
+
+    filters = {name: getattr(args, name) for name in EXPORT_FILTERS[args.kind]}
+    filters = {name: value for name, value in filters.items() if value is not None}
+    wrong = [
+        name
+        for names in EXPORT_FILTERS.values()
+        for name in names
+        if name not in EXPORT_FILTERS[args.kind] and getattr(args, name) is not None
+    ]
+    if wrong:
+        option = "--" + wrong[0].replace("_", "-")
+        print(f"runwatch: error: {option} does not filter {args.kind}", file=sys.stderr)
+        return 2
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise here
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        with RunwatchClient(args.url, api_key=args.api_key) as client:
+            bar = None
+            if sys.stderr.isatty():
+                list_filters = {k: v for k, v in filters.items() if k != "sort"}
+                if args.kind == "runs":
+                    total = client.list_runs(limit=1, **list_filters).total
+                    export = client.export_runs
+                else:
+                    total = client.list_extraction_runs(limit=1, **list_filters).total
+                    export = client.export_extraction_runs
+                bar = tqdm(total=total, unit=" runs", file=sys.stderr, unit_scale=True)
+            else:
+                export = (
+                    client.export_runs if args.kind == "runs" else client.export_extraction_runs
+                )
+            try:
+                rows = export(
+                    out, format=args.format, progress=bar.update if bar else None, **filters
+                )
+            finally:
+                if bar is not None:
+                    bar.close()
+    except RunwatchError as exc:
+        if args.output:  # an incomplete file must not pass for an export
+            out.close()
+            os.remove(args.output)
+        if isinstance(exc, InvalidArgumentError):
+            print(f"runwatch: error: {exc.detail}", file=sys.stderr)
+            return 2
+        print(f"runwatch: error: export failed: {describe(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if not out.closed:
+            out.flush()
+            if args.output:
+                out.close()
+    print(f"runwatch: exported {rows} {args.kind}", file=sys.stderr)
     return 0
 
 
@@ -682,7 +760,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-runs", type=bounded_int(1), metavar="N", help="stop after reporting this many runs"
     )
     worker.add_argument("--exit-when-idle", action="store_true", help="stop when no run is pending")
+    worker.add_argument(
+        "--max-backoff",
+        type=float,
+        default=30.0,
+        help="longest wait in seconds between tries while the API is unavailable (default 30)",
+    )
+    worker.add_argument(
+        "--give-up-after",
+        type=float,
+        metavar="SECONDS",
+        help="exit (status 1) once the API has been unavailable this long; default: never",
+    )
     worker.set_defaults(func=cmd_worker)
+
+    export = sub.add_parser(
+        "export", help="stream runs from the API as NDJSON or CSV (to stdout, or --output)"
+    )
+    export.add_argument(
+        "--kind", choices=tuple(EXPORT_FILTERS), default="runs", help="which runs (default runs)"
+    )
+    export.add_argument("--format", choices=("ndjson", "csv"), default="ndjson")
+    export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    export.add_argument("--url", help="the runwatch API (default $RUNWATCH_URL, else :8000)")
+    export.add_argument("--api-key", help="a read key (default $RUNWATCH_API_KEY)")
+    for name, text in (
+        ("layer-name", "exact layer name (runs)"),
+        ("model-name", "exact model name (runs)"),
+        ("prompt-id", "exact prompt id (extraction runs)"),
+        ("config-id", "exact config id (extraction runs)"),
+        ("document-name", "exact document name (extraction runs)"),
+        ("status", "one status or several, comma-separated"),
+        ("since", "started (runs) or created (extraction runs) at or after, RFC 3339"),
+        ("until", "started or created before, RFC 3339"),
+        ("sort", "as for the list: --sort=-started_at (default), --sort=estimated_cost_usd"),
+    ):
+        export.add_argument(f"--{name}", help=text)
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -20,6 +20,12 @@ claims pending runs (`POST /extraction-runs/claim`), executes each with an
 On SIGTERM or SIGINT the worker stops claiming, lets the run in progress
 finish for up to `grace_seconds` (then abandons it: a command is killed) and
 gives every run it still holds back to `pending`. A second signal stops at once.
+
+The worker talks to the API through `runwatch.client`. When the API cannot be
+reached (or answers 5xx) it logs the reason in one line and tries again after
+a back-off that doubles up to `max_backoff` seconds (or the server's
+`Retry-After`), for as long as it takes, unless `give_up_after` seconds of
+failures in a row are given. A stop signal ends any back-off at once.
 """
 
 from __future__ import annotations
@@ -34,17 +40,32 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+
+from runwatch.client import (
+    AsyncRunwatchClient,
+    ConflictError,
+    ForbiddenError,
+    InvalidArgumentError,
+    NotFoundError,
+    RetryPolicy,
+    RunwatchError,
+    ServerError,
+    TemporaryError,
+    UnauthorizedError,
+    describe,
+)
 
 logger = logging.getLogger("runwatch.worker")
 
 RESULT_KEYS = frozenset({"output", "metrics", "tokens", "cost_usd"})
 STDERR_TAIL = 2000
-RETRYABLE_STATUS = frozenset({502, 503, 504})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -210,12 +231,25 @@ class LostRun(Exception):
     """The server no longer lets this worker report on the run (409 or 404)."""
 
 
+class Stopped(Exception):
+    """A stop signal came while waiting for the API."""
+
+
+class GaveUp(Exception):
+    """The API stayed unavailable for longer than `give_up_after`."""
+
+
+def _retryable(exc: RunwatchError) -> bool:
+    """Worth another try: the API is down, restarting, or failing (5xx) for now."""
+    return isinstance(exc, TemporaryError) or (isinstance(exc, ServerError) and exc.status >= 500)
+
+
 class Worker:
     """Claims, executes and reports runs until stopped (or idle, with `exit_when_idle`)."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: AsyncRunwatchClient | httpx.AsyncClient,
         executor: Executor,
         *,
         worker_id: str | None = None,
@@ -225,8 +259,15 @@ class Worker:
         grace_seconds: float = 30.0,
         max_runs: int | None = None,
         exit_when_idle: bool = False,
+        max_backoff: float = 30.0,
+        give_up_after: float | None = None,
     ) -> None:
-        self.client = client
+        if isinstance(client, httpx.AsyncClient):
+            client = AsyncRunwatchClient(http_client=client)
+        # The worker retries on its own (below), so that it can log each
+        # failure, wait without limit and stop in the middle of a wait.
+        client.retry = RetryPolicy(retries=0)
+        self.api = client
         self.executor = executor
         self.worker_id = worker_id or default_worker_id()
         self.batch = batch
@@ -235,10 +276,13 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.max_runs = max_runs
         self.exit_when_idle = exit_when_idle
+        self.backoff = RetryPolicy(retries=0, backoff=0.5, max_delay=max_backoff)
+        self.give_up_after = give_up_after
         self.processed = 0
         self.completed = 0
         self.failed = 0
         self.released = 0
+        self.failures = 0
         self._stopping = asyncio.Event()
         self._aborting = asyncio.Event()
 
@@ -255,78 +299,146 @@ class Worker:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    async def _request(self, method: str, url: str, body: dict[str, Any]) -> httpx.Response:
-        """One API call, retried with backoff while the server is unreachable or 503."""
-        delay = 0.5
-        for attempt in range(6):
-            try:
-                response = await self.client.request(method, url, json=body)
-            except httpx.TransportError as exc:
-                logger.warning("%s %s failed: %s", method, url, exc)
-            else:
-                if response.status_code not in RETRYABLE_STATUS:
-                    return response
-                logger.warning("%s %s answered %s", method, url, response.status_code)
-            if attempt == 5 or self._aborting.is_set():
-                break
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise RuntimeError(f"{method} {url}: the API stayed unavailable")
+    async def _until(self, event: asyncio.Event, call: Awaitable[T]) -> T:
+        """`call`, cancelled as soon as `event` is set (then `Stopped`)."""
+        task = asyncio.ensure_future(call)
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise Stopped
+        return task.result()
 
-    async def _report(self, run_id: str, body: dict[str, Any]) -> httpx.Response:
+    async def _persist(
+        self,
+        what: str,
+        call: Callable[[], Awaitable[T]],
+        *,
+        stop: asyncio.Event,
+        cancel_on: asyncio.Event,
+    ) -> T:
+        """`call()` again and again while the API is unavailable, until `stop` is set.
+
+        `cancel_on` cuts a call in flight short. Each failure is one log line
+        with its reason and the wait before the next try; the waits double up to
+        `max_backoff` (a `Retry-After` counts instead, within the same cap).
+        """
+        failures = 0
+        first_failure = 0.0
+        while True:
+            try:
+                result = await self._until(cancel_on, call())
+            except RunwatchError as exc:
+                if not _retryable(exc):
+                    raise
+                failures += 1
+                self.failures += 1
+                now = time.monotonic()
+                if failures == 1:
+                    first_failure = now
+                down_for = now - first_failure
+                if self.give_up_after is not None and down_for >= self.give_up_after:
+                    raise GaveUp(
+                        f"{what} failed for {down_for:.0f} s ({failures} tries), giving up: "
+                        f"{describe(exc)}"
+                    ) from exc
+                delay = self.backoff.delay(failures, getattr(exc, "retry_after", None))
+                if stop.is_set():
+                    logger.warning(
+                        "%s failed: %s; not retrying while stopping", what, describe(exc)
+                    )
+                    raise Stopped from exc
+                logger.warning(
+                    "%s failed (try %d): %s; retrying in %.1f s",
+                    what,
+                    failures,
+                    describe(exc),
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    raise Stopped from exc
+                continue
+            if failures:
+                logger.info("%s succeeded after %d failed tries", what, failures)
+            return result
+
+    async def _report(self, run_id: str, body: dict[str, Any]) -> Any:
         body = {**body, "worker_id": self.worker_id}
-        response = await self._request("PATCH", f"/extraction-runs/{run_id}", body)
-        if response.status_code in (404, 409):
-            raise LostRun(response.json().get("detail", response.text))
-        if response.status_code == 422 and body.get("status") == "completed":
+        try:
+            return await self._persist(
+                f"reporting {run_id}",
+                lambda: self.api.update_extraction_run(run_id, body),
+                stop=self._stopping,
+                cancel_on=self._aborting,
+            )
+        except (NotFoundError, ConflictError) as exc:
+            raise LostRun(exc.detail) from exc
+        except InvalidArgumentError as exc:
+            if body.get("status") != "completed":
+                raise
             # The result broke a limit (size, depth, metric names): fail the run
             # with the reason rather than leaving it to expire and retry.
-            detail = response.json().get("detail", "invalid result")
             return await self._report(
-                run_id, {"status": "failed", "error": f"result rejected: {detail}"[:10_000]}
+                run_id,
+                {"status": "failed", "error": f"result rejected: {exc.detail}"[:10_000]},
             )
-        response.raise_for_status()
-        return response
 
     async def claim(self) -> list[dict[str, Any]]:
+        """Claim up to `batch` runs; [] when there are none or a stop came while waiting."""
         want = self.batch
         if self.max_runs is not None:
             want = min(want, self.max_runs - self.processed)
-        response = await self._request(
-            "POST",
-            "/extraction-runs/claim",
-            {"worker_id": self.worker_id, "max_runs": want, "lease_seconds": self.lease_seconds},
-        )
-        if response.status_code in (401, 403):
-            raise PermissionError(
-                f"the API refused the claim ({response.status_code}): "
-                f"{response.json().get('detail', '')} Give a write key with --api-key or "
-                "RUNWATCH_API_KEY."
+        try:
+            runs = await self._persist(
+                "claiming runs",
+                lambda: self.api.claim_extraction_runs(
+                    worker_id=self.worker_id, max_runs=want, lease_seconds=self.lease_seconds
+                ),
+                stop=self._stopping,
+                cancel_on=self._stopping,
             )
-        response.raise_for_status()
-        return response.json()["runs"]
+        except Stopped:
+            return []
+        except (UnauthorizedError, ForbiddenError) as exc:
+            raise PermissionError(
+                f"the API refused the claim ({exc.status}): {exc.detail} Give a write key "
+                "with --api-key or RUNWATCH_API_KEY."
+            ) from exc
+        return [run.model_dump(mode="json") for run in runs]
 
     async def release(self, run_id: str) -> None:
         try:
-            response = await self._request(
-                "POST", f"/extraction-runs/{run_id}/release", {"worker_id": self.worker_id}
+            await self._until(
+                self._aborting,
+                self.api.release_extraction_run(run_id, worker_id=self.worker_id),
             )
-        except RuntimeError as exc:
-            logger.warning("could not release %s (its lease will expire): %s", run_id, exc)
+        except (RunwatchError, Stopped) as exc:
+            reason = describe(exc) if isinstance(exc, RunwatchError) else "stopped"
+            logger.warning("could not release %s (its lease will expire): %s", run_id, reason)
             return
-        if response.status_code == 200:
-            self.released += 1
-            logger.info("released %s", run_id)
+        self.released += 1
+        logger.info("released %s", run_id)
 
     async def _keep_lease(self, run_id: str) -> None:
         interval = max(self.lease_seconds / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._report(run_id, {"lease_seconds": self.lease_seconds})
-            except (RuntimeError, httpx.HTTPError) as exc:
+                await self.api.update_extraction_run(
+                    run_id, {"lease_seconds": self.lease_seconds, "worker_id": self.worker_id}
+                )
+            except (NotFoundError, ConflictError) as exc:
+                raise LostRun(exc.detail) from exc
+            except RunwatchError as exc:
                 # Keep trying: the lease may still be saved before it expires.
-                logger.warning("could not extend the lease of %s: %s", run_id, exc)
+                logger.warning("could not extend the lease of %s: %s", run_id, describe(exc))
 
     async def execute(self, run: dict[str, Any]) -> None:
         """Execute one claimed run and report the outcome (or release it when stopped)."""
@@ -367,26 +479,31 @@ class Worker:
         except Exception as exc:
             body = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:10_000]}
         try:
-            response = await self._report(run_id, body)
-        except (LostRun, RuntimeError, httpx.HTTPError) as exc:
-            logger.warning("could not report %s: %s", run_id, exc)
+            # Once stopping, one try: the lease expires and the run is retried.
+            reported = await self._report(run_id, body)
+        except Stopped:
+            logger.warning("could not report %s before stopping; its lease will expire", run_id)
+            return
+        except (LostRun, RunwatchError) as exc:
+            reason = describe(exc) if isinstance(exc, RunwatchError) else str(exc)
+            logger.warning("could not report %s: %s", run_id, reason)
             return
         self.processed += 1
-        if response.json()["status"] == "completed":
+        if reported.status == "completed":
             self.completed += 1
         else:
             self.failed += 1
-        logger.info("%s %s", run_id, response.json()["status"])
+        logger.info("%s %s", run_id, reported.status)
 
     async def run(self) -> int:
         """The loop; returns how many runs this worker reported."""
-        logger.info("worker %s started", self.worker_id)
+        logger.info("worker %s started against %s", self.worker_id, self.api.url)
         while not self.stopping:
             if self.max_runs is not None and self.processed >= self.max_runs:
                 break
             runs = await self.claim()
             if not runs:
-                if self.exit_when_idle:
+                if self.exit_when_idle or self.stopping:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
@@ -415,7 +532,7 @@ def _public_run(run: Mapping[str, Any]) -> dict[str, Any]:
 def make_client(
     url: str, *, api_key: str | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """The worker's HTTP client: `api_key` (a `write` key) goes out as a bearer token."""
+    """An HTTP client for the worker: `api_key` (a `write` key) goes out as a bearer token."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.AsyncClient(base_url=url, timeout=30.0, headers=headers, transport=transport)
 
@@ -429,7 +546,11 @@ async def run_worker(
     api_key: str | None = None,
     **options: Any,
 ) -> int:
-    """Build the executor, run a worker against `url`, and stop it on SIGTERM/SIGINT."""
+    """Build the executor, run a worker against `url`, and stop it on SIGTERM/SIGINT.
+
+    Giving up on the API, or a key it refuses, ends the process with one error
+    line and exit status 1.
+    """
     if (executor_spec is None) == (command is None):
         raise ValueError("give exactly one of an executor (module:function) or a command")
     executor = (
@@ -439,13 +560,18 @@ async def run_worker(
     )
     # One line per request from httpx would drown the worker's own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    async with make_client(url, api_key=api_key) as client:
+    timeout = httpx.Timeout(30.0, connect=10.0)
+    async with AsyncRunwatchClient(url, api_key=api_key or None, timeout=timeout) as client:
         worker = Worker(client, executor, **options)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         try:
             return await worker.run()
+        except (GaveUp, PermissionError, RunwatchError) as exc:
+            reason = describe(exc) if isinstance(exc, RunwatchError) else str(exc)
+            logger.error("worker %s: %s", worker.worker_id, reason)
+            raise SystemExit(1) from None
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

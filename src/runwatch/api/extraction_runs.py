@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from runwatch.api.deps import (
     PagingDep,
@@ -13,11 +15,20 @@ from runwatch.api.deps import (
     WriteConn,
     parse_statuses,
 )
+from runwatch.api.export import (
+    EXPORT_RESPONSES,
+    CsvColumn,
+    ExportKind,
+    FormatQuery,
+    csv_columns,
+    export_response,
+)
 from runwatch.api.reads import ReadContext, encode_json, serve_read
 from runwatch.db.tables import EXTRACTION_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
 from runwatch.queries import extraction_runs as q
+from runwatch.queries.export import extraction_run_export_query
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.extraction_runs import (
     ClaimedRun,
@@ -235,6 +246,81 @@ async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest)
         EXTRACTION_WORKER_EVENTS.labels("claimed").inc(len(runs))
         RUNS_RECORDED.labels("extraction", "running").inc(len(runs))
     return ClaimResult(runs=[ClaimedRun.model_validate(dict(run)) for run in runs])
+
+
+def _detail_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(row)
+    data["tokens"] = {"input": data["tokens_input"], "output": data["tokens_output"]}
+    return data
+
+
+EXPORT = ExportKind(
+    model=ExtractionRunDetail,
+    columns=[
+        *csv_columns(ExtractionRunDetail, json_fields=("output", "metrics", "expected")),
+        *(CsvColumn(f"metrics.{name}", ("metrics", name)) for name in q.STANDARD_METRICS),
+    ],
+    prepare=_detail_fields,
+)
+
+
+# Declared before `/{run_id}`, which would otherwise take "export" for an id.
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    summary="Export extraction runs as NDJSON or CSV",
+    responses={**EXPORT_RESPONSES, **problem_responses(422, 503)},
+)
+async def export_runs(
+    request: Request,
+    window: TimeWindowDep,
+    format_: FormatQuery = "ndjson",
+    prompt_id: PromptQuery = None,
+    config_id: ConfigQuery = None,
+    document_name: DocumentQuery = None,
+    status_: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            max_length=200,
+            description="One status or several comma-separated: "
+            + ", ".join(EXTRACTION_RUN_STATUSES),
+        ),
+    ] = None,
+    sort: Annotated[
+        ExtractionRunSort,
+        Query(description="As for `GET /extraction-runs`; ties broken by `id`."),
+    ] = "-created_at",
+) -> StreamingResponse:
+    """Every run matching the filters of `GET /extraction-runs`, in its sort order, streamed.
+
+    NDJSON is one detail object (as `GET /extraction-runs/{run_id}`) per line;
+    CSV has a header line and one line per run, with `tokens.input` and
+    `tokens.output` as columns and `output`, `metrics` and `expected` as JSON text.
+    """
+    filters = q.ExtractionRunFilter(
+        prompt_id=prompt_id,
+        config_id=config_id,
+        document_name=document_name,
+        statuses=parse_statuses(status_, EXTRACTION_RUN_STATUSES),
+        since=window.since,
+        until=window.until,
+    )
+    spec = q.sort_spec(sort)
+    query = extraction_run_export_query(
+        filters,
+        spec,
+        fields=EXPORT.fields,
+        dialect_name=request.app.state.engines.dialect_name,
+        json_lines=format_ == "ndjson",
+    )
+    return await export_response(
+        request,
+        kind=EXPORT,
+        query=query,
+        format=format_,
+        filename="extraction-runs",
+    )
 
 
 @router.get(

@@ -6,14 +6,23 @@ from collections import Counter
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from runwatch.api.deps import (
     Paging,
     SettingsDep,
+    TimeWindowDep,
     WriteConn,
     check_paging,
     check_window,
     parse_statuses,
+)
+from runwatch.api.export import (
+    EXPORT_RESPONSES,
+    ExportKind,
+    FormatQuery,
+    csv_columns,
+    export_response,
 )
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.db.tables import LAYER_RUN_STATUSES
@@ -21,6 +30,7 @@ from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
+from runwatch.queries.export import layer_run_export_query
 from runwatch.queries.operator_lists import add_operator_fields, list_runs_matching
 from runwatch.queries.stuck import stuck_state
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
@@ -33,6 +43,7 @@ from runwatch.schemas.layer_runs import (
     LayerRunDetailNow,
     LayerRunListQuery,
     LayerRunPage,
+    LayerRunSort,
     LayerRunUpdate,
     StatsSummary,
     Timeseries,
@@ -236,6 +247,58 @@ async def stats_timeseries(
         return Timeseries.model_validate(series).model_dump_json().encode()
 
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
+
+
+EXPORT = ExportKind(
+    model=LayerRunDetail, columns=csv_columns(LayerRunDetail, json_fields=("errors",))
+)
+
+
+# Declared before `/{run_id}`, which would otherwise take "export" for an id.
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    summary="Export layer runs as NDJSON or CSV",
+    responses={**EXPORT_RESPONSES, **problem_responses(422, 503)},
+)
+async def export_runs(
+    request: Request,
+    window: TimeWindowDep,
+    format_: FormatQuery = "ndjson",
+    layer_name: LayerNameQuery = None,
+    status_: Annotated[StatusQuery, Query(alias="status")] = None,
+    model_name: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact model name."
+        ),
+    ] = None,
+    sort: Annotated[
+        LayerRunSort, Query(description="As for `GET /runs`; ties broken by `id`.")
+    ] = "-started_at",
+) -> StreamingResponse:
+    """Every run matching the filters of `GET /runs`, in its sort order, streamed.
+
+    NDJSON is one detail object (as `GET /runs/{run_id}`) per line; CSV has a
+    header line and one line per run, `errors` as JSON text. Read in keyset
+    chunks, so memory stays constant however many runs match.
+    """
+    filters = q.LayerRunFilter(
+        layer_name=layer_name,
+        statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
+        since=window.since,
+        until=window.until,
+        model_name=model_name,
+    )
+    spec = q.sort_spec(sort)
+    query = layer_run_export_query(
+        filters,
+        spec,
+        fields=EXPORT.fields,
+        dialect_name=request.app.state.engines.dialect_name,
+        json_lines=format_ == "ndjson",
+    )
+    return await export_response(request, kind=EXPORT, query=query, format=format_, filename="runs")
 
 
 @router.get(

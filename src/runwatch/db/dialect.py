@@ -21,7 +21,9 @@ from sqlalchemy import (
     TypeDecorator,
     cast,
     func,
+    literal_column,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -278,3 +280,51 @@ def upsert_adding_with_extremes(
             else:
                 set_[name] = lite_fn(func.coalesce(old, new), func.coalesce(new, old))
     return stmt.on_conflict_do_update(index_elements=list(key), set_=set_)
+
+
+def select_json_lines(
+    table: Table,
+    pairs: Sequence[tuple[str, ColumnElement[Any]]],
+    keys: Sequence[ColumnElement[Any]],
+    dialect_name: str,
+) -> Select[Any] | None:
+    """`line` (each row as one compact JSON object, written by the database) and `keys`.
+
+    Used where rows only pass through (an NDJSON export): Python then joins
+    lines instead of building and encoding an object per row. On PostgreSQL,
+    `row_to_json` of a lateral row of the values (compact, unlike
+    `json_build_object`'s `"key" : value`); None on SQLite, whose `json_object`
+    depends on the library's version: Python writes the objects there. Nest
+    objects with `json_object_value`.
+    """
+    if dialect_name != POSTGRESQL:
+        return None
+    values = (
+        select(*(value.label(key) for key, value in pairs)).correlate(table).lateral("export_row")
+    )
+    line = cast(func.row_to_json(literal_column("export_row")), Text).label("line")
+    return select(line, *keys).select_from(table).join(values, true())
+
+
+def json_object_value(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
+    """PostgreSQL `json_build_object(key, value, …)`; the keys are the caller's constants."""
+    args: list[ColumnElement[Any]] = []
+    for key, value in pairs:
+        if not key.replace("_", "").isalnum():
+            raise ValueError(f"not a plain key: {key!r}")
+        args += [literal_column(f"'{key}'", Text), value]
+    return func.json_build_object(*args)
+
+
+def rfc3339_text(column: ColumnElement[Any]) -> ColumnElement[str]:
+    """PostgreSQL: a timestamptz as the API writes it, `2026-01-23T03:00:00.25Z`.
+
+    UTC, whole seconds, then the microseconds without trailing zeros (none when
+    zero), then `Z`; null stays null.
+    """
+    utc = func.timezone(literal_column("'UTC'", Text), column)
+    whole = func.to_char(utc, literal_column("'YYYY-MM-DD\"T\"HH24:MI:SS'", Text), type_=Text)
+    digits = func.rtrim(func.to_char(utc, literal_column("'US'", Text)), literal_column("'0'"))
+    micro = func.nullif(digits, literal_column("''"), type_=Text)
+    fraction = func.coalesce(literal_column("'.'", Text).concat(micro), literal_column("''"))
+    return whole.concat(fraction).concat(literal_column("'Z'", Text))
