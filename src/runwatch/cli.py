@@ -780,7 +780,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--kind", choices=tuple(EXPORT_FILTERS), default="runs", help="which runs (default runs)"
     )
-    export.add_argument("--format", choices=("ndjson", "csv"), default="ndjson")
+    export.add_argument(
+        "--format",
+        choices=("ndjson", "csv"),
+        default="ndjson",
+        help="NDJSON (one detail object a line, the default) or CSV (nested fields flattened)",
+    )
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     export.add_argument("--url", help="the runwatch API (default $RUNWATCH_URL, else :8000)")
     export.add_argument("--api-key", help="a read key (default $RUNWATCH_API_KEY)")
