@@ -88,7 +88,15 @@ async def add_duration_percentiles(
     counts = await duration_bin_counts(
         conn, since=summary["since"], until=None, layer_name=layer_name
     )
-    summary.update(percentile_fields(merged(counts)))
+    # One pass over the bins: per layer, and for everything.
+    by_layer: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    overall: dict[int, int] = defaultdict(int)
+    for (name, _version), bins in counts.items():
+        layer = by_layer[name]
+        for index, n in bins.items():
+            layer[index] += n
+            overall[index] += n
+    summary.update(percentile_fields(overall))
     for name, entry in summary["by_layer"].items():
-        entry.update(percentile_fields(merged(counts, lambda key, name=name: key[0] == name)))
+        entry.update(percentile_fields(by_layer.get(name, {})))
     return summary
