@@ -172,7 +172,16 @@ export class OverviewView {
       this.renderLayers(summary.data);
       if (!this.ctx.features.timeseries) this.renderMix(summary.data);
     }
-    if (!this.ctx.features.timeseries || !this.seriesDue(changed, hourly)) return;
+    // The cards are figures from the API now, whatever happens to the requests below.
+    this.ctx.shown(this);
+    await Promise.all([
+      this.refreshSeries(days, hourly, changed),
+      this.operator.refresh(days, summary.data),
+    ]);
+  }
+
+  async refreshSeries(days, hourly, summaryChanged) {
+    if (!this.ctx.features.timeseries || !this.seriesDue(summaryChanged, hourly)) return;
     const fetchedAt = Date.now();
     const series = await getJSON("/runs/stats/timeseries", { days, bucket: hourly ? "hour" : "day" });
     if (days !== this.days) return;
@@ -181,7 +190,6 @@ export class OverviewView {
       this.seriesData = series.data;
       this.drawSeries();
     }
-    await this.operator.refresh(days, summary.data);
   }
 
   drawSeries() {
