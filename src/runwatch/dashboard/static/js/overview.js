@@ -176,8 +176,16 @@ export class OverviewView {
     this.ctx.shown(this);
     await Promise.all([
       this.refreshSeries(days, hourly, changed),
-      this.operator.refresh(days, summary.data),
+      this.refreshOperator(days, summary.data, changed),
     ]);
+  }
+
+  /** Regressions and recent failures: when the summary changed, else at most every 60 s. */
+  async refreshOperator(days, summary, summaryChanged) {
+    const now = Date.now();
+    if (!summaryChanged && this.operatorFetched && now - this.operatorFetched < SERIES_MAX_AGE_MS) return;
+    await this.operator.refresh(days, summary);
+    if (days === this.days) this.operatorFetched = now;
   }
 
   async refreshSeries(days, hourly, summaryChanged) {
