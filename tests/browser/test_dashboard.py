@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,16 +34,23 @@ def row_ids(page: Any) -> list[str]:
     return page.eval_on_selector_all("tr[data-run-id]", "rows => rows.map(r => r.dataset.runId)")
 
 
+def dollars(usd: float, places: int) -> str:
+    """`usd` as the API writes it (0.01815), rounded half away from zero: $0.0182.
+
+    Python's own formatting rounds the binary double (0.018149999...) and would say $0.0181.
+    """
+    exact = Decimal(repr(usd)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"${exact:,.{places}f}"
+
+
 def money(usd: float) -> str:
-    if usd != 0 and abs(usd) < 0.01:
-        return f"${usd:,.4f}"
-    return f"${usd:,.2f}"
+    return dollars(usd, 4 if usd != 0 and abs(usd) < 0.01 else 2)
 
 
 def money_column(values: list[float | None]) -> Callable[[float], str]:
     """A table column's costs: four decimals for all when any is a fraction of a cent."""
     fine = any(v is not None and v != 0 and abs(v) < 0.01 for v in values)
-    return lambda usd: f"${usd:,.4f}" if fine else f"${usd:,.2f}"
+    return lambda usd: dollars(usd, 4 if fine else 2)
 
 
 def card(page: Any, key: str) -> tuple[str, str, str]:

@@ -176,6 +176,35 @@ def test_every_view_fits_the_screen(
     if width == PHONE["width"]:
         phone_screenshot(page, screenshots / "phone-overview.png")
 
+    page.goto(f"{base}/#/errors")
+    page.wait_for_selector("tr[data-fingerprint]")
+    no_page_scroll(page)
+    group = page.locator("tr[data-fingerprint]").first
+    within_viewport(page, group.locator(".error-template"))
+    within_viewport(page, group.locator(".sparkline"))
+    for label in ("Errors", "Runs", "Layers", "Last seen"):
+        within_viewport(page, group.locator(f'td[data-label="{label}"]'))
+    if width == PHONE["width"]:
+        phone_screenshot(page, screenshots / "phone-errors.png")
+
+    page.goto(f"{base}/#/versions")
+    page.wait_for_selector("tr[data-hash]")
+    page.wait_for_selector('tr[data-metric="cost_per_run_usd"]')
+    no_page_scroll(page)
+    version = page.locator("tr[data-hash]").first
+    for label in ("First seen", "Last seen", "p95", "Cost / run"):
+        within_viewport(page, version.locator(f'td[data-label="{label}"]'))
+    success_row = page.locator('tr[data-metric="success_rate"]')
+    for label in ("A", "B", "p-value", "Significant?"):
+        within_viewport(page, success_row.locator(f'td[data-label="{label}"]'))
+    within_viewport(page, success_row.locator("td.num").nth(2))  # B minus A
+    if phone:
+        # One block per version, its two times each on a line of their own.
+        first_seen = version.locator('td[data-label="First seen"]')
+        assert first_seen.evaluate("el => el.offsetHeight < 30")
+    if width == PHONE["width"]:
+        phone_screenshot(page, screenshots / "phone-versions.png", max_height=2400)
+
     page.goto(f"{base}/#/runs")
     page.wait_for_selector("tr[data-run-id]")
     no_page_scroll(page)

@@ -119,7 +119,7 @@ export class ErrorsView {
     this.countEl.textContent = page.total_groups
       ? `${fmtInt(page.total_errors)} errors in ${fmtInt(page.total_groups)} groups`
       : "No errors in this period.";
-    const table = h("table", { class: "data-table errors-table" },
+    const table = h("table", { class: "data-table errors-table reflow" },
       h("caption", { class: "visually-hidden" }, "Error groups in the period"),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Error"), h("th", { scope: "col", class: "num" }, "Errors"),
@@ -132,11 +132,11 @@ export class ErrorsView {
             h("div", { class: "error-type" }, g.type || "(no type)"),
             h("div", { class: "error-template" }, g.message || DASH),
             h("div", { class: "muted error-sample", title: "One real message of the group" }, g.sample_message)),
-          h("td", { class: "num" }, h("a", { href: runsHref, "aria-label": `${fmtInt(g.errors)} errors: see the runs` }, fmtInt(g.errors))),
-          h("td", { class: "num" }, h("a", { href: runsHref }, fmtInt(g.runs))),
-          h("td", {}, sparkline(g.days, { label: `Errors per day, ${g.days[0]?.date} to ${g.days.at(-1)?.date}` })),
-          h("td", {}, layersCell(g.layers)),
-          h("td", { class: "nowrap" }, fmtTime(g.last_seen)));
+          h("td", { class: "num", "data-label": "Errors" }, h("a", { href: runsHref, "aria-label": `${fmtInt(g.errors)} errors: see the runs` }, fmtInt(g.errors))),
+          h("td", { class: "num", "data-label": "Runs" }, h("a", { href: runsHref }, fmtInt(g.runs))),
+          h("td", { class: "spark-cell", "data-label": "Per day" }, sparkline(g.days, { label: `Errors per day, ${g.days[0]?.date} to ${g.days.at(-1)?.date}` })),
+          h("td", { class: "lead-wide", "data-label": "Layers" }, layersCell(g.layers)),
+          h("td", { class: "nowrap", "data-label": "Last seen" }, fmtTime(g.last_seen)));
       })));
     keepingFocus(this.tableEl, () => replace(this.tableEl, groups.length ? table : null));
     replace(this.moreEl, cursor ? h("button", { type: "button", class: "primary", onclick: () => {

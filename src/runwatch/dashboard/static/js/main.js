@@ -53,6 +53,10 @@ const ctx = {
   report(err) {
     handleError(err);
   },
+  /** A view put figures from the API on screen before its refresh finished. */
+  shown(view) {
+    if (current && current.view === view) markLoaded(current);
+  },
   /** Ask for a refresh sooner or later than planned (after a view's state changed). */
   reschedule() {
     schedulePoll();
@@ -139,15 +143,17 @@ function tracked(entry) {
   const refresh = entry.view.refresh.bind(entry.view);
   entry.view.refresh = async (...args) => {
     const result = await refresh(...args);
-    if (current === entry) {
-      const first = !entry.loadedAt;
-      entry.loadedAt = new Date();
-      // The first data sets the view's own pace (it may not need polling at all).
-      if (first) schedulePoll();
-    }
+    if (current === entry) markLoaded(entry);
     return result;
   };
   return entry;
+}
+
+function markLoaded(entry) {
+  const first = !entry.loadedAt;
+  entry.loadedAt = new Date();
+  // The first data sets the view's own pace (it may not need polling at all).
+  if (first) schedulePoll();
 }
 
 async function route() {

@@ -172,7 +172,24 @@ export class OverviewView {
       this.renderLayers(summary.data);
       if (!this.ctx.features.timeseries) this.renderMix(summary.data);
     }
-    if (!this.ctx.features.timeseries || !this.seriesDue(changed, hourly)) return;
+    // The cards are figures from the API now, whatever happens to the requests below.
+    this.ctx.shown(this);
+    await Promise.all([
+      this.refreshSeries(days, hourly, changed),
+      this.refreshOperator(days, summary.data, changed),
+    ]);
+  }
+
+  /** Regressions and recent failures: when the summary changed, else at most every 60 s. */
+  async refreshOperator(days, summary, summaryChanged) {
+    const now = Date.now();
+    if (!summaryChanged && this.operatorFetched && now - this.operatorFetched < SERIES_MAX_AGE_MS) return;
+    await this.operator.refresh(days, summary);
+    if (days === this.days) this.operatorFetched = now;
+  }
+
+  async refreshSeries(days, hourly, summaryChanged) {
+    if (!this.ctx.features.timeseries || !this.seriesDue(summaryChanged, hourly)) return;
     const fetchedAt = Date.now();
     const series = await getJSON("/runs/stats/timeseries", { days, bucket: hourly ? "hour" : "day" });
     if (days !== this.days) return;
@@ -181,7 +198,6 @@ export class OverviewView {
       this.seriesData = series.data;
       this.drawSeries();
     }
-    await this.operator.refresh(days, summary.data);
   }
 
   drawSeries() {

@@ -2,7 +2,7 @@
 
 import { ApiError, getJSON } from "./api.js";
 import { h, keepingFocus, replace } from "./dom.js";
-import { DASH, fmtCost, fmtDuration, fmtInt, fmtNumber, fmtPct, fmtTime } from "./format.js";
+import { DASH, costFormatter, fmtCost, fmtDuration, fmtInt, fmtNumber, fmtPct, fmtTime } from "./format.js";
 
 const PERIODS = [
   { days: 7, label: "7 d" },
@@ -129,23 +129,25 @@ export class VersionsView {
   }
 
   renderVersions(versions) {
-    const table = h("table", { class: "data-table versions-table" },
+    const cost = costFormatter(versions.map((v) => v.cost_per_run_usd));
+    const cell = (label, text, cls = "num") => h("td", { class: cls, "data-label": label }, text);
+    const table = h("table", { class: "data-table versions-table reflow" },
       h("caption", { class: "visually-hidden" }, "Versions of the layer in order of first use"),
       h("thead", {}, h("tr", {},
         ["Version", "First seen (UTC)", "Last seen (UTC)"].map((l) => h("th", { scope: "col" }, l)),
         ["Runs", "Success", "Failed", "Partial", "p50", "p95", "Mean", "Cost / run"].map((l) => h("th", { scope: "col", class: "num" }, l)))),
       h("tbody", {}, versions.map((v) => h("tr", { "data-hash": v.layer_hash },
         h("th", { scope: "row" }, h("code", {}, v.layer_hash)),
-        h("td", { class: "nowrap" }, fmtTime(v.first_seen)),
-        h("td", { class: "nowrap" }, fmtTime(v.last_seen)),
-        h("td", { class: "num" }, fmtInt(v.runs)),
-        h("td", { class: "num" }, fmtPct(v.success_rate)),
-        h("td", { class: "num" }, fmtInt(v.by_status.failed)),
-        h("td", { class: "num" }, fmtInt(v.by_status.partial)),
-        h("td", { class: "num" }, fmtDuration(v.duration_p50_seconds)),
-        h("td", { class: "num" }, fmtDuration(v.duration_p95_seconds)),
-        h("td", { class: "num" }, fmtDuration(v.mean_duration_seconds)),
-        h("td", { class: "num" }, fmtCost(v.cost_per_run_usd))))));
+        cell("First seen", fmtTime(v.first_seen), "nowrap lead-wide"),
+        cell("Last seen", fmtTime(v.last_seen), "nowrap lead-wide"),
+        cell("Runs", fmtInt(v.runs)),
+        cell("Success", fmtPct(v.success_rate)),
+        cell("Failed", fmtInt(v.by_status.failed)),
+        cell("Partial", fmtInt(v.by_status.partial)),
+        cell("p50", fmtDuration(v.duration_p50_seconds)),
+        cell("p95", fmtDuration(v.duration_p95_seconds)),
+        cell("Mean", fmtDuration(v.mean_duration_seconds)),
+        cell("Cost / run", cost(v.cost_per_run_usd))))));
     keepingFocus(this.tableEl, () => replace(this.tableEl, versions.length
       ? table : h("p", { class: "empty" }, "No runs of this layer in the period.")));
   }
@@ -157,24 +159,28 @@ export class VersionsView {
       return;
     }
     const tests = c.tests || {};
-    replace(this.compareEl, h("table", { class: "data-table compare-table" },
+    // The cost row's A, B and difference share their decimals, like a cost column.
+    const costs = costFormatter([c.a.cost_per_run_usd, c.b.cost_per_run_usd, c.differences.cost_per_run_usd]);
+    replace(this.compareEl, h("table", { class: "data-table compare-table reflow" },
       h("caption", { class: "visually-hidden" }, "Version B against version A"),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Metric"),
         ["A", "B", "B − A", "p-value"].map((l) => h("th", { scope: "col", class: "num" }, l)),
         h("th", { scope: "col" }, "Significant?"))),
-      h("tbody", {}, METRICS.map(([key, label, fmt, riseIsBad]) => {
+      h("tbody", {}, METRICS.map(([key, label, metricFmt, riseIsBad]) => {
+        const fmt = key === "cost_per_run_usd" ? costs : metricFmt;
         const diff = c.differences[key];
         const test = tests[key];
         const worse = riseIsBad === null || diff === null || diff === 0 ? null : (diff > 0) === riseIsBad;
         const marked = test && test.significant;
         return h("tr", { "data-metric": key, class: marked ? (worse ? "is-worse" : "is-better") : "" },
           h("th", { scope: "row" }, label),
-          h("td", { class: "num" }, fmt(c.a[key])),
-          h("td", { class: "num" }, fmt(c.b[key])),
-          h("td", { class: `num ${worse === null ? "" : worse ? "delta-down" : "delta-up"}` }, signedDiff(key, diff, fmt)),
-          h("td", { class: "num" }, test ? pValue(test.p_value) : DASH),
-          h("td", {}, test ? (marked ? h("strong", {}, worse ? "Yes, worse" : "Yes, better") : "No") : DASH,
+          h("td", { class: "num", "data-label": "A" }, fmt(c.a[key])),
+          h("td", { class: "num", "data-label": "B" }, fmt(c.b[key])),
+          h("td", { class: `num ${worse === null ? "" : worse ? "delta-down" : "delta-up"}`, "data-label": "B − A" },
+            signedDiff(key, diff, fmt)),
+          h("td", { class: "num", "data-label": "p-value" }, test ? pValue(test.p_value) : DASH),
+          h("td", { "data-label": "Significant?" }, test ? (marked ? h("strong", {}, worse ? "Yes, worse" : "Yes, better") : "No") : DASH,
             test ? h("span", { class: "muted" }, ` (${test.test})`) : null));
       }))));
   }
