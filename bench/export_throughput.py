@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from runwatch.testing.postgres import TemporaryPostgres
+from tests.support.postgres import TemporaryPostgres
 
 from bench import datagen, load
 from bench.run import serve_runwatch

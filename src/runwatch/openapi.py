@@ -67,6 +67,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("POST", "/runs/batch"): "createLayerRuns",
     ("GET", "/runs/stats/summary"): "getLayerRunSummary",
     ("GET", "/runs/stats/timeseries"): "getLayerRunTimeseries",
+    ("GET", "/runs/export"): "exportLayerRuns",
+    ("GET", "/extraction-runs/export"): "exportExtractionRuns",
     ("GET", "/runs/errors"): "listErrorGroups",
     ("GET", "/runs/stats/versions"): "listLayerVersions",
     ("GET", "/runs/stats/versions/compare"): "compareLayerVersions",
