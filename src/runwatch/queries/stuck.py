@@ -9,6 +9,7 @@ layer or per layer. A stuck run is stuck since `started_at + threshold`.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
 from runwatch.percentiles import percentiles
-from runwatch.queries.durations import duration_bin_counts, merged
+from runwatch.queries.durations import duration_bin_counts
 
 t = layer_runs
 RECENT = timedelta(days=7)
@@ -36,8 +37,12 @@ async def stuck_thresholds(
         counts = await duration_bin_counts(
             conn, since=now - RECENT, until=None, layer_name=wanted[0] if len(wanted) == 1 else None
         )
+        by_layer: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for (layer, _version), bins in counts.items():
+            for index, n in bins.items():
+                by_layer[layer][index] += n
         for name in wanted:
-            p95 = percentiles(merged(counts, lambda key, name=name: key[0] == name), (95,))[95]
+            p95 = percentiles(by_layer.get(name, {}), (95,))[95]
             base = 0.0 if p95 is None else p95 * settings.stuck_p95_multiple
             out[name] = max(settings.stuck_floor_seconds, base)
     return {name: float(seconds or 0.0) for name, seconds in out.items()}
