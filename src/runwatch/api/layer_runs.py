@@ -32,6 +32,7 @@ from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
 from runwatch.queries.export import layer_run_export_query
 from runwatch.queries.operator_lists import add_operator_fields, list_runs_matching
+from runwatch.queries.pagination import Page
 from runwatch.queries.stuck import stuck_state
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
@@ -114,17 +115,22 @@ async def list_runs(
             with_total=True,
             purge_horizon=await read.purged_before(),
         )
-        return encode_json(
-            {
-                "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
-                "total": page.total,
-                "offset": paging.offset,
-                "limit": paging.limit,
-                "next_cursor": page.next_cursor,
-            }
-        )
+        return page_json(page, paging)
 
     return await serve_read(request, work)
+
+
+def page_json(page: Page, paging: Paging) -> bytes:
+    """The `LayerRunPage` body of a page of runs, encoded from its rows."""
+    return encode_json(
+        {
+            "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
+            "total": page.total,
+            "offset": paging.offset,
+            "limit": paging.limit,
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
 async def _list_operator_runs(
@@ -149,15 +155,7 @@ async def _list_operator_runs(
             offset=paging.offset,
             cursor=paging.cursor,
         )
-        return encode_json(
-            {
-                "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
-                "total": page.total,
-                "offset": paging.offset,
-                "limit": paging.limit,
-                "next_cursor": page.next_cursor,
-            }
-        )
+        return page_json(page, paging)
 
     # Which runs are stuck changes as time passes, as a rolling window does.
     window = settings.stats_etag_seconds if query.stuck is not None else 0
