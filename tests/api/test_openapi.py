@@ -49,8 +49,9 @@ def test_a_route_missing_from_the_table_still_gets_a_readable_id() -> None:
     async def endpoint() -> None:
         return None
 
-    route = APIRoute("/extraction-runs/export", endpoint, methods=["GET"])
-    assert operation_id(route) == "getExtractionRunsExport"
+    route = APIRoute("/extraction-runs/archive", endpoint, methods=["GET"])
+    assert ("GET", "/extraction-runs/archive") not in OPERATION_IDS
+    assert operation_id(route) == "getExtractionRunsArchive"
 
 
 def test_every_error_is_a_problem_with_a_code_from_the_enum(schema: dict[str, Any]) -> None:
