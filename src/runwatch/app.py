@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.key_cache = KeyCache(load_keys, settings.api_key_cache_seconds)
         await check_open_access(settings, app.state.key_cache)
         app.state.version_cache = None
-        if engines.dialect_name == "postgresql":
+        if engines.dialect.announces_versions:
             cache = DataVersionCache(
                 settings.database_url, connect_timeout=settings.db_connect_timeout
             )

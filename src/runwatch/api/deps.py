@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from runwatch.config import Settings
-from runwatch.db.dialect import POSTGRESQL
+from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import PoolGauge
@@ -116,7 +116,7 @@ async def _begin_write(engine: AsyncEngine) -> tuple[AsyncConnection, AsyncTrans
         conn = await _checkout(engine, "write")
         try:
             transaction = await conn.begin()
-            if conn.dialect.name == POSTGRESQL:
+            if dialect_of(conn).checks_write_connections:
                 await conn.exec_driver_sql("SELECT 1")
             return conn, transaction
         except DBAPIError as exc:

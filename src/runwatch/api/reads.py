@@ -41,7 +41,7 @@ from runwatch.api.deps import (
     open_read_connection,
     release_connection,
 )
-from runwatch.db.dialect import serves_from_standby
+from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY
 from runwatch.queries.rollups import DataState, read_data_state
 from runwatch.schemas.common import rfc3339
@@ -191,7 +191,7 @@ async def serve_read(
     async def fresh(conn: AsyncConnection, source: str) -> Response:
         standby = None
         if source != PRIMARY:
-            standby = str(await serves_from_standby(conn)).lower()
+            standby = str(await dialect_of(conn).serves_from_standby(conn)).lower()
         version = known
         if version is None:
             memo.state = await read_data_state(conn)

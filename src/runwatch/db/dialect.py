@@ -1,4 +1,11 @@
-"""The one place that knows SQLite from PostgreSQL: every dialect branch lives here."""
+"""What differs between SQLite and PostgreSQL, as one object per database.
+
+`dialect_of(conn)` gives the `Dialect` of a connection, an engine or a
+dialect name; the objects are built once, at import. Code that needs a
+statement only one database can write asks its dialect for it (an upsert, a
+row lock, a bucket truncation, a JSON line) instead of comparing names. The
+module functions at the end are what does not depend on a connection.
+"""
 
 from __future__ import annotations
 
@@ -26,79 +33,281 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import SchemaItem
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+DATA_VERSION_CHANNEL = "runwatch_data_version"
 
 
-def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:
-    """`INSERT … ON CONFLICT DO NOTHING`, built with the dialect's own insert construct."""
-    if dialect_name == POSTGRESQL:
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect_name == SQLITE:
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise ValueError(f"unsupported database dialect: {dialect_name}")
+class Dialect:
+    """The SQLite behaviour; `PostgresDialect` overrides what PostgreSQL does otherwise."""
 
+    name = SQLITE
+    # Whether writers announce each new data version (LISTEN/NOTIFY), so that
+    # a process can know the version without asking.
+    announces_versions = False
+    # Whether a pooled connection can die under a writer (a server restart):
+    # then a write transaction begins with a trivial statement, see deps.py.
+    checks_write_connections = False
 
-def applies_to_dialect(item: SchemaItem, dialect_name: str) -> bool:
-    """False for a schema item declared with `ddl_if(dialect=…)` for another dialect.
-
-    Alembic's autogenerate does not read `ddl_if`, so the migration environment
-    and the schema test use this to compare only what each dialect really has.
-    """
-    ddl_if: Any = getattr(item, "_ddl_if", None)
-    if ddl_if is None or ddl_if.dialect is None:
-        return True
-    dialects = ddl_if.dialect if isinstance(ddl_if.dialect, (list, tuple)) else [ddl_if.dialect]
-    return dialect_name in dialects
-
-
-def lock_rows_skipping_locked(query: Select[Any], dialect_name: str) -> Select[Any]:
-    """`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL; unchanged on SQLite.
-
-    On PostgreSQL concurrent claimers each lock different rows and never wait
-    on one another. SQLite has no row locks: its write transactions begin with
-    `BEGIN IMMEDIATE` (see engine.py), so claimers already run one at a time.
-    """
-    if dialect_name == POSTGRESQL:
-        return query.with_for_update(skip_locked=True)
-    return query
-
-
-def _insert(table: Table, dialect_name: str) -> Any:
-    if dialect_name == POSTGRESQL:
-        return postgresql.insert(table)
-    if dialect_name == SQLITE:
+    def insert(self, table: Table) -> Insert:
         return sqlite.insert(table)
-    raise ValueError(f"unsupported database dialect: {dialect_name}")
+
+    def insert_ignoring_conflicts(self, table: Table) -> Insert:
+        """`INSERT … ON CONFLICT DO NOTHING`."""
+        return self.insert(table).on_conflict_do_nothing()
+
+    def upsert(
+        self,
+        table: Table,
+        *,
+        key: Sequence[str],
+        summed: Sequence[str] = (),
+        replaced: Sequence[str] = (),
+        least: Sequence[str] = (),
+        greatest: Sequence[str] = (),
+    ) -> Insert:
+        """`INSERT … ON CONFLICT (key) DO UPDATE`, for rows given as parameters.
+
+        On a key that exists, `summed` columns are added to (inside the
+        database under the row lock, so two writers never lose an update),
+        `replaced` ones take the new value, and `least`/`greatest` keep the
+        smaller or larger; a null on either side leaves the other.
+        """
+        stmt = self.insert(table)
+        new = stmt.excluded
+        set_: dict[str, Any] = {name: table.c[name] + new[name] for name in summed}
+        set_ |= {name: new[name] for name in replaced}
+        set_ |= {name: self._least(table.c[name], new[name]) for name in least}
+        set_ |= {name: self._greatest(table.c[name], new[name]) for name in greatest}
+        return stmt.on_conflict_do_update(index_elements=list(key), set_=set_)
+
+    def _least(self, old: Any, new: Any) -> Any:
+        # SQLite's two-argument min() is null when either side is.
+        return func.min(func.coalesce(old, new), func.coalesce(new, old))
+
+    def _greatest(self, old: Any, new: Any) -> Any:
+        return func.max(func.coalesce(old, new), func.coalesce(new, old))
+
+    async def upsert_many(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        key: Sequence[str],
+        summed: Sequence[str] = (),
+        replaced: Sequence[str] = (),
+        least: Sequence[str] = (),
+        greatest: Sequence[str] = (),
+    ) -> None:
+        """`upsert` of many rows with distinct keys (all with the same columns), in their order.
+
+        Writers that sort their rows lock them in the same order.
+        """
+        if rows:
+            stmt = self.upsert(
+                table, key=key, summed=summed, replaced=replaced, least=least, greatest=greatest
+            )
+            await conn.execute(stmt, list(rows))
+
+    async def insert_many_ignoring_conflicts(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        returning: str | None = None,
+    ) -> list[Any]:
+        """Insert `rows` (all with the same keys), skipping existing keys; returns `returning`'s."""
+        if not rows:
+            return []
+        stmt = self.insert_ignoring_conflicts(table)
+        if returning is None:
+            await conn.execute(stmt, list(rows))
+            return []
+        stmt = stmt.returning(table.c[returning])
+        return list((await conn.execute(stmt, list(rows))).scalars())
+
+    def lock_rows(self, query: Select[Any]) -> Select[Any]:
+        """`SELECT … FOR UPDATE`; SQLite's write transactions are already exclusive."""
+        return query
+
+    def lock_rows_skipping_locked(self, query: Select[Any]) -> Select[Any]:
+        """`SELECT … FOR UPDATE SKIP LOCKED`: concurrent claimers lock different rows.
+
+        SQLite has no row locks: its write transactions begin with `BEGIN
+        IMMEDIATE` (see engine.py), so claimers already run one at a time.
+        """
+        return query
+
+    def round_half_up_to_int(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        """`floor(expr + 0.5)` as an integer, for non-negative values.
+
+        SQLite's floor() exists only when it was built with its math functions;
+        casting truncates, which is the same for non-negative values.
+        """
+        return cast(expr + 0.5, Integer)
+
+    def truncate_to(self, grain: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The start of the UTC hour, day or month of a timestamp, in the column's own storage."""
+        pattern = {
+            "hour": "%Y-%m-%d %H:00:00.000000",
+            "day": "%Y-%m-%d 00:00:00.000000",
+            "month": "%Y-%m-01 00:00:00.000000",
+        }[grain]
+        return func.strftime(pattern, column)
+
+    def announce_new_version(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """What a version bump returns; SQLite has no notifications, readers ask instead."""
+        return column
+
+    async def serves_from_standby(self, conn: AsyncConnection) -> bool:
+        """Whether the connection is to a hot standby (asked once per pooled connection)."""
+        return False
+
+    def select_json_lines(
+        self,
+        table: Table,
+        pairs: Sequence[tuple[str, ColumnElement[Any]]],
+        keys: Sequence[ColumnElement[Any]],
+    ) -> Select[Any] | None:
+        """`line` (each row as one compact JSON object, written by the database) and `keys`.
+
+        Used where rows only pass through (an NDJSON export): Python then joins
+        lines instead of building and encoding an object per row. None on
+        SQLite, whose `json_object` depends on the library's version: Python
+        writes the objects there.
+        """
+        return None
 
 
-def upsert_replacing(
-    table: Table, dialect_name: str, *, key: Sequence[str], replaced: Sequence[str]
-) -> Insert:
-    """`INSERT … ON CONFLICT (key) DO UPDATE SET col = excluded.col` for `replaced`."""
-    stmt = _insert(table, dialect_name)
-    return stmt.on_conflict_do_update(
-        index_elements=list(key), set_={name: stmt.excluded[name] for name in replaced}
-    )
+class PostgresDialect(Dialect):
+    name = POSTGRESQL
+    announces_versions = True
+    checks_write_connections = True
+
+    def insert(self, table: Table) -> Insert:
+        return postgresql.insert(table)
+
+    def _least(self, old: Any, new: Any) -> Any:
+        return func.least(old, new)  # ignores nulls
+
+    def _greatest(self, old: Any, new: Any) -> Any:
+        return func.greatest(old, new)
+
+    async def upsert_many(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        key: Sequence[str],
+        summed: Sequence[str] = (),
+        replaced: Sequence[str] = (),
+        least: Sequence[str] = (),
+        greatest: Sequence[str] = (),
+    ) -> None:
+        """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT …`, whatever the number of rows.
+
+        The driver encodes one array per column in C, the statement text is the
+        same for any batch size (prepared once per connection), and `unnest`
+        keeps the rows' order.
+        """
+        if not rows:
+            return
+        name = table.name
+        updates = [f"{c} = {name}.{c} + excluded.{c}" for c in summed]
+        updates += [f"{c} = excluded.{c}" for c in replaced]
+        updates += [f"{c} = least({name}.{c}, excluded.{c})" for c in least]
+        updates += [f"{c} = greatest({name}.{c}, excluded.{c})" for c in greatest]
+        action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
+        columns = list(rows[0])
+        sql = f"{_unnest_insert(table, columns)} ON CONFLICT ({', '.join(key)}) {action}"
+        await conn.exec_driver_sql(sql, _arrays(table, columns, rows))
+
+    async def insert_many_ignoring_conflicts(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        returning: str | None = None,
+    ) -> list[Any]:
+        """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` (see `upsert_many`)."""
+        if not rows:
+            return []
+        columns = list(rows[0])
+        sql = f"{_unnest_insert(table, columns)} ON CONFLICT DO NOTHING"
+        if returning is None:
+            await conn.exec_driver_sql(sql, _arrays(table, columns, rows))
+            return []
+        result = await conn.exec_driver_sql(
+            f"{sql} RETURNING {returning}", _arrays(table, columns, rows)
+        )
+        return list(result.scalars())
+
+    def lock_rows(self, query: Select[Any]) -> Select[Any]:
+        return query.with_for_update()
+
+    def lock_rows_skipping_locked(self, query: Select[Any]) -> Select[Any]:
+        return query.with_for_update(skip_locked=True)
+
+    def round_half_up_to_int(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        return cast(func.floor(expr + 0.5), BigInteger)
+
+    def truncate_to(self, grain: str, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.timezone("UTC", func.date_trunc(grain, func.timezone("UTC", column)))
+
+    def announce_new_version(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The new version, and a NOTIFY to listening API processes.
+
+        `pg_notify` is transactional: listeners hear the new version when, and
+        only when, the writer commits.
+        """
+        return func.pg_notify(DATA_VERSION_CHANNEL, cast(column, Text))
+
+    async def serves_from_standby(self, conn: AsyncConnection) -> bool:
+        if "in_recovery" not in conn.info:
+            result = await conn.execute(select(func.pg_is_in_recovery()))
+            conn.info["in_recovery"] = bool(result.scalar_one())
+        return conn.info["in_recovery"]
+
+    def select_json_lines(
+        self,
+        table: Table,
+        pairs: Sequence[tuple[str, ColumnElement[Any]]],
+        keys: Sequence[ColumnElement[Any]],
+    ) -> Select[Any] | None:
+        """`row_to_json` of a lateral row of the values (compact, unlike `json_build_object`).
+
+        Nest objects with `json_object_value`.
+        """
+        values = (
+            select(*(value.label(key) for key, value in pairs))
+            .correlate(table)
+            .lateral("export_row")
+        )
+        line = cast(func.row_to_json(literal_column("export_row")), Text).label("line")
+        return select(line, *keys).select_from(table).join(values, true())
 
 
-def upsert_adding(
-    table: Table, dialect_name: str, *, key: Sequence[str], summed: Sequence[str]
-) -> Insert:
-    """`INSERT … ON CONFLICT (key) DO UPDATE SET col = col + excluded.col` for `summed`.
+DIALECTS: dict[str, Dialect] = {SQLITE: Dialect(), POSTGRESQL: PostgresDialect()}
 
-    The addition happens inside the database under the row lock, so two
-    writers adding to the same row never lose an update.
-    """
-    stmt = _insert(table, dialect_name)
-    return stmt.on_conflict_do_update(
-        index_elements=list(key),
-        set_={name: table.c[name] + stmt.excluded[name] for name in summed},
-    )
+
+def dialect_of(source: AsyncConnection | AsyncEngine | str) -> Dialect:
+    """The `Dialect` of a connection, an engine, or a dialect name."""
+    name = source if isinstance(source, str) else source.dialect.name
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unsupported database dialect: {name}") from None
+
+
+# --- PostgreSQL arrays for many-row statements ---------------------------------
 
 
 def _array_type(column: Any) -> str:
@@ -117,27 +326,22 @@ def _array_type(column: Any) -> str:
         return "float8[]"
     if isinstance(type_, Numeric):
         return "numeric[]"
-    if isinstance(type_, JSON):
-        return "text[]"  # encoded here, cast to jsonb in the statement
-    return "text[]"
+    return "text[]"  # JSON is encoded here and cast to jsonb in the statement
 
 
-def _unnest_select(table: Table, columns: Sequence[str]) -> str:
-    arrays = []
-    for i, name in enumerate(columns, start=1):
-        column = table.c[name]
-        array = f"${i}::{_array_type(column)}"
-        arrays.append(array)
+def _unnest_insert(table: Table, columns: Sequence[str]) -> str:
+    arrays = [f"${i}::{_array_type(table.c[name])}" for i, name in enumerate(columns, start=1)]
     selected = [
         f"v.{name}::jsonb" if isinstance(table.c[name].type, JSON) else f"v.{name}"
         for name in columns
     ]
     return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({', '.join(columns)})"
     )
 
 
-def _columns_of(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple:
+def _arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple:
     out = []
     for name in columns:
         if isinstance(table.c[name].type, JSON):
@@ -147,163 +351,20 @@ def _columns_of(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str
     return tuple(out)
 
 
-async def insert_many_ignoring_conflicts(
-    conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], *, returning: str
-) -> list[Any]:
-    """Insert `rows` (all with the same keys) skipping existing keys; the inserted `returning`.
+# --- what needs no connection ------------------------------------------------------
 
-    On PostgreSQL one statement carries every row as one array per column
-    (`INSERT … SELECT … FROM unnest(…)`): the driver encodes arrays in C, and
-    the statement is the same whatever the number of rows. SQLite takes the
-    rows as one multi-row insert.
+
+def applies_to_dialect(item: SchemaItem, dialect_name: str) -> bool:
+    """False for a schema item declared with `ddl_if(dialect=…)` for another dialect.
+
+    Alembic's autogenerate does not read `ddl_if`, so the migration environment
+    and the schema test use this to compare only what each dialect really has.
     """
-    if not rows:
-        return []
-    columns = list(rows[0])
-    if conn.dialect.name == POSTGRESQL:
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) {_unnest_select(table, columns)} "
-            f"ON CONFLICT DO NOTHING RETURNING {returning}"
-        )
-        result = await conn.exec_driver_sql(sql, _columns_of(table, columns, rows))
-        return list(result.scalars())
-    stmt = insert_ignoring_conflicts(table, conn.dialect.name).returning(table.c[returning])
-    return list((await conn.execute(stmt, list(rows))).scalars())
-
-
-async def upsert_many_adding(
-    conn: AsyncConnection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    key: Sequence[str],
-    summed: Sequence[str],
-) -> None:
-    """`upsert_adding` for many rows with distinct keys, in one statement on PostgreSQL.
-
-    Rows are applied in the order given (`unnest` keeps it), so writers that
-    sort their rows lock them in the same order.
-    """
-    if not rows:
-        return
-    if conn.dialect.name == POSTGRESQL:
-        columns = [*key, *summed]
-        additions = ", ".join(f"{n} = {table.name}.{n} + excluded.{n}" for n in summed)
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) {_unnest_select(table, columns)} "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {additions}"
-        )
-        await conn.exec_driver_sql(sql, _columns_of(table, columns, rows))
-        return
-    await conn.execute(upsert_adding(table, conn.dialect.name, key=key, summed=summed), list(rows))
-
-
-def round_half_up_to_int(expr: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
-    """`floor(expr + 0.5)` as an integer, for non-negative values.
-
-    SQLite's floor() exists only when it was built with its math functions;
-    casting truncates, which is the same for non-negative values.
-    """
-    if dialect_name == SQLITE:
-        return cast(expr + 0.5, Integer)
-    return cast(func.floor(expr + 0.5), BigInteger)
-
-
-def lock_rows(query: Select[Any], dialect_name: str) -> Select[Any]:
-    """`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the write transaction is already exclusive."""
-    if dialect_name == POSTGRESQL:
-        return query.with_for_update()
-    return query
-
-
-def truncate_to(grain: str, column: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
-    """The start of the UTC hour, day or month of a timestamp, in the column's own storage."""
-    if dialect_name == SQLITE:
-        pattern = {
-            "hour": "%Y-%m-%d %H:00:00.000000",
-            "day": "%Y-%m-%d 00:00:00.000000",
-            "month": "%Y-%m-01 00:00:00.000000",
-        }[grain]
-        return func.strftime(pattern, column)
-    return func.timezone("UTC", func.date_trunc(grain, func.timezone("UTC", column)))
-
-
-DATA_VERSION_CHANNEL = "runwatch_data_version"
-
-
-def announce_new_version(column: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
-    """What a version bump returns: on PostgreSQL it also NOTIFYs listening API processes.
-
-    `pg_notify` is transactional: listeners hear the new version when, and only
-    when, the writer commits. SQLite has no notifications; readers ask instead.
-    """
-    if dialect_name == POSTGRESQL:
-        return func.pg_notify(DATA_VERSION_CHANNEL, cast(column, Text))
-    return column
-
-
-async def serves_from_standby(conn: AsyncConnection) -> bool:
-    """Whether the connection is to a PostgreSQL hot standby (asked once per pooled connection)."""
-    if conn.dialect.name != POSTGRESQL:
-        return False
-    if "in_recovery" not in conn.info:
-        result = await conn.execute(select(func.pg_is_in_recovery()))
-        conn.info["in_recovery"] = bool(result.scalar_one())
-    return conn.info["in_recovery"]
-
-
-def upsert_adding_with_extremes(
-    table: Table,
-    dialect_name: str,
-    *,
-    key: Sequence[str],
-    summed: Sequence[str],
-    least: Sequence[str] = (),
-    greatest: Sequence[str] = (),
-) -> Insert:
-    """`upsert_adding`, and also keep the smallest of `least` and the largest of `greatest`.
-
-    A null on either side leaves the other value (PostgreSQL's `least` and
-    `greatest` ignore nulls; SQLite's two-argument `min`/`max` do not, hence
-    the coalesces).
-    """
-    stmt = _insert(table, dialect_name)
-    set_: dict[str, Any] = {name: table.c[name] + stmt.excluded[name] for name in summed}
-    for names, pg_fn, lite_fn in (
-        (least, func.least, func.min),
-        (greatest, func.greatest, func.max),
-    ):
-        for name in names:
-            old, new = table.c[name], stmt.excluded[name]
-            if dialect_name == POSTGRESQL:
-                set_[name] = pg_fn(old, new)
-            else:
-                set_[name] = lite_fn(func.coalesce(old, new), func.coalesce(new, old))
-    return stmt.on_conflict_do_update(index_elements=list(key), set_=set_)
-
-
-def select_json_lines(
-    table: Table,
-    pairs: Sequence[tuple[str, ColumnElement[Any]]],
-    keys: Sequence[ColumnElement[Any]],
-    dialect_name: str,
-) -> Select[Any] | None:
-    """`line` (each row as one compact JSON object, written by the database) and `keys`.
-
-    Used where rows only pass through (an NDJSON export): Python then joins
-    lines instead of building and encoding an object per row. On PostgreSQL,
-    `row_to_json` of a lateral row of the values (compact, unlike
-    `json_build_object`'s `"key" : value`); None on SQLite, whose `json_object`
-    depends on the library's version: Python writes the objects there. Nest
-    objects with `json_object_value`.
-    """
-    if dialect_name != POSTGRESQL:
-        return None
-    values = (
-        select(*(value.label(key) for key, value in pairs)).correlate(table).lateral("export_row")
-    )
-    line = cast(func.row_to_json(literal_column("export_row")), Text).label("line")
-    return select(line, *keys).select_from(table).join(values, true())
+    ddl_if: Any = getattr(item, "_ddl_if", None)
+    if ddl_if is None or ddl_if.dialect is None:
+        return True
+    dialects = ddl_if.dialect if isinstance(ddl_if.dialect, (list, tuple)) else [ddl_if.dialect]
+    return dialect_name in dialects
 
 
 def json_object_value(pairs: Sequence[tuple[str, ColumnElement[Any]]]) -> ColumnElement[Any]:
@@ -328,3 +389,31 @@ def rfc3339_text(column: ColumnElement[Any]) -> ColumnElement[str]:
     micro = func.nullif(digits, literal_column("''"), type_=Text)
     fraction = func.coalesce(literal_column("'.'", Text).concat(micro), literal_column("''"))
     return whole.concat(fraction).concat(literal_column("'Z'", Text))
+
+
+# --- transitional: by dialect name, for call sites not yet holding a Dialect -----------
+
+
+def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:
+    return dialect_of(dialect_name).insert_ignoring_conflicts(table)
+
+
+def lock_rows_skipping_locked(query: Select[Any], dialect_name: str) -> Select[Any]:
+    return dialect_of(dialect_name).lock_rows_skipping_locked(query)
+
+
+def round_half_up_to_int(expr: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
+    return dialect_of(dialect_name).round_half_up_to_int(expr)
+
+
+def truncate_to(grain: str, column: ColumnElement[Any], dialect_name: str) -> ColumnElement[Any]:
+    return dialect_of(dialect_name).truncate_to(grain, column)
+
+
+def select_json_lines(
+    table: Table,
+    pairs: Sequence[tuple[str, ColumnElement[Any]]],
+    keys: Sequence[ColumnElement[Any]],
+    dialect_name: str,
+) -> Select[Any] | None:
+    return dialect_of(dialect_name).select_json_lines(table, pairs, keys)

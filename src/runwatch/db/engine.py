@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from runwatch.config import Settings
+from runwatch.db.dialect import Dialect, dialect_of
 
 PRIMARY = "primary"
 
@@ -37,6 +38,10 @@ class Engines:
     @property
     def dialect_name(self) -> str:
         return self.write.dialect.name
+
+    @property
+    def dialect(self) -> Dialect:
+        return dialect_of(self.write)
 
     def read_candidates(self, *, prefer: str | None = None) -> list[tuple[str, AsyncEngine]]:
         """Readers to try in order: replicas in turn (healthy ones), then the primary."""

@@ -11,11 +11,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, delete, func, select, u
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ulid import ULID
 
-from runwatch.db.dialect import (
-    insert_ignoring_conflicts,
-    insert_many_ignoring_conflicts,
-    lock_rows,
-)
+from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, layer_runs
 from runwatch.domain import MAX_TOKENS
 from runwatch.errors import Conflict, InvalidArgument, NotFound
@@ -327,7 +323,7 @@ async def create_layer_run(
 ) -> tuple[Mapping[str, Any], bool]:
     """Record a run. Returns `(run, created)`; the same id with other content is a Conflict."""
     row = new_layer_run_row(data, now=datetime.now(UTC))
-    stmt = insert_ignoring_conflicts(t, conn.dialect.name).values(row)
+    stmt = dialect_of(conn).insert_ignoring_conflicts(t).values(row)
     created = (await conn.execute(stmt)).rowcount == 1
     if created:
         await record_layer_run_changes(conn, added=[row])
@@ -355,7 +351,9 @@ async def create_layer_runs(
         if run_id in seen:
             raise InvalidArgument.at(("body", "runs", index, "id"), f"duplicate id '{run_id}'")
         seen.add(run_id)
-    inserted = set(await insert_many_ignoring_conflicts(conn, t, rows, returning="id"))
+    inserted = set(
+        await dialect_of(conn).insert_many_ignoring_conflicts(conn, t, rows, returning="id")
+    )
     if inserted:
         await record_layer_run_changes(conn, added=[r for r in rows if r["id"] in inserted])
         await record_operator_changes(conn, added=[r for r in rows if r["id"] in inserted])
@@ -386,7 +384,7 @@ async def update_layer_run(
 ) -> Mapping[str, Any]:
     """Apply progress or completion to a running run; a final run is immutable (Conflict)."""
     # Locked until commit, so the rollups see exactly the values being replaced.
-    query = lock_rows(select(*DETAIL_COLUMNS).where(t.c.id == run_id), conn.dialect.name)
+    query = dialect_of(conn).lock_rows(select(*DETAIL_COLUMNS).where(t.c.id == run_id))
     found = (await conn.execute(query)).first()
     if found is None:
         raise NotFound(f"No layer run with id '{run_id}'.")

@@ -11,18 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import (
-    insert_ignoring_conflicts,
-    round_half_up_to_int,
-    truncate_to,
-    upsert_adding_with_extremes,
-    upsert_replacing,
-)
+from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import (
     ERROR_ROLLUP_GRAINS,
     NO_MODEL,
@@ -135,7 +130,7 @@ async def _record_errors(
     new = [after[k] for k in after.keys() - before.keys()]
     if not gone and not new:
         return
-    dialect_name = conn.dialect.name
+    dialect = dialect_of(conn)
     deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
     seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
     for occ, sign in [(o, -1) for o in gone] + [(n["occurrence"], 1) for n in new]:
@@ -150,8 +145,9 @@ async def _record_errors(
         await conn.execute(delete(e).where(tuple_(e.c.run_id, e.c.fingerprint).in_(pairs)))
     if new:
         names = {n["signature"].fingerprint: n["signature"] for n in new}
-        await conn.execute(
-            insert_ignoring_conflicts(error_fingerprints, dialect_name),
+        await dialect.insert_many_ignoring_conflicts(
+            conn,
+            error_fingerprints,
             [
                 {
                     "fingerprint": fp,
@@ -162,13 +158,13 @@ async def _record_errors(
                 for fp, s in sorted(names.items())
             ],
         )
-        stmt = upsert_replacing(
+        await dialect.upsert_many(
+            conn,
             e,
-            dialect_name,
+            sorted((n["occurrence"] for n in new), key=itemgetter("run_id", "fingerprint")),
             key=("run_id", "fingerprint"),
             replaced=("started_at", "layer_name", "layer_hash", "status", "model_name", "errors"),
         )
-        await conn.execute(stmt, [n["occurrence"] for n in new])
     params = []
     for key, delta in sorted(deltas.items(), key=lambda kv: kv[0]):
         if delta[0] == 0 and delta[1] == 0:
@@ -183,16 +179,15 @@ async def _record_errors(
                 "last_seen": max(moments) if moments else None,
             }
         )
-    if params:
-        stmt = upsert_adding_with_extremes(
-            er,
-            dialect_name,
-            key=ERROR_KEY,
-            summed=ERROR_SUMS,
-            least=("first_seen",),
-            greatest=("last_seen",),
-        )
-        await conn.execute(stmt, params)
+    await dialect.upsert_many(
+        conn,
+        er,
+        params,
+        key=ERROR_KEY,
+        summed=ERROR_SUMS,
+        least=("first_seen",),
+        greatest=("last_seen",),
+    )
     shrunk = [p for p in params if p["runs"] < 0]
     if shrunk:
         await _settle_error_rollups(conn, shrunk)
@@ -285,15 +280,15 @@ async def _record_versions(
     ]
     if not params:
         return
-    stmt = upsert_adding_with_extremes(
+    await dialect_of(conn).upsert_many(
+        conn,
         vr,
-        conn.dialect.name,
+        params,
         key=VERSION_KEY,
         summed=VERSION_SUMS,
         least=("first_seen",),
         greatest=("last_seen",),
     )
-    await conn.execute(stmt, params)
     shrunk = [p for p in params if p["runs"] < 0]
     if not shrunk:
         return
@@ -353,8 +348,7 @@ async def _record_durations(
     ]
     if not params:
         return
-    stmt = upsert_adding_with_extremes(db, conn.dialect.name, key=DURATION_KEY, summed=("runs",))
-    await conn.execute(stmt, params)
+    await dialect_of(conn).upsert_many(conn, db, params, key=DURATION_KEY, summed=("runs",))
     shrunk = [{f"k_{name}": p[name] for name in DURATION_KEY} for p in params if p["runs"] < 0]
     if shrunk:
         await conn.execute(delete(db).where(_where_key(db, DURATION_KEY), db.c.runs <= 0), shrunk)
@@ -368,7 +362,7 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
 
     What lies before the purge horizon cannot be recomputed and is kept.
     """
-    dialect_name = conn.dialect.name
+    dialect = dialect_of(conn)
     horizon = await purged_before(conn)
     cut = None if horizon is None else floor_day(horizon)
     for table, column in (
@@ -380,7 +374,7 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
         await conn.execute(delete(table).where(*([] if cut is None else [column >= cut])))
     recent = [] if cut is None else [t.c.started_at >= cut]
     for grain in ERROR_ROLLUP_GRAINS:
-        bucket = truncate_to(grain, t.c.started_at, dialect_name)
+        bucket = dialect.truncate_to(grain, t.c.started_at)
         duration, cost = t.c.duration_seconds, t.c.estimated_cost_usd
         rows = (
             select(
@@ -391,12 +385,12 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
                 t.c.status,
                 func.count(),
                 func.count(t.c.completed_at),
-                func.coalesce(func.sum(round_half_up_to_int(duration * 1e6, dialect_name)), 0),
+                func.coalesce(func.sum(dialect.round_half_up_to_int(duration * 1e6)), 0),
                 func.coalesce(func.sum(duration * duration), 0.0),
                 func.coalesce(func.sum(t.c.insights_created), 0),
                 func.coalesce(func.sum(t.c.tokens_total), 0),
                 func.count(cost),
-                func.coalesce(func.sum(round_half_up_to_int(cost * 1e9, dialect_name)), 0),
+                func.coalesce(func.sum(dialect.round_half_up_to_int(cost * 1e9)), 0),
                 func.coalesce(func.sum(cost * cost), 0.0),
                 func.min(t.c.started_at),
                 func.max(t.c.started_at),

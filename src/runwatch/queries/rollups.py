@@ -31,13 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import (
-    announce_new_version,
-    round_half_up_to_int,
-    truncate_to,
-    upsert_many_adding,
-    upsert_replacing,
-)
+from runwatch.db.dialect import Dialect, dialect_of
 from runwatch.db.tables import (
     DATA_VERSION_KEY,
     PURGED_BEFORE_KEY,
@@ -150,7 +144,7 @@ async def record_layer_run_changes(
     params = [
         dict(zip(columns, (*key, *v), strict=True)) for key, v in sorted(deltas.items()) if any(v)
     ]
-    await upsert_many_adding(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
+    await dialect_of(conn).upsert_many(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
     await bump_data_version(conn)
 
 
@@ -170,7 +164,7 @@ async def bump_data_version(conn: AsyncConnection) -> None:
         .values(number=runwatch_state.c.number + 1)
         .returning(
             runwatch_state.c.number,
-            announce_new_version(runwatch_state.c.number, conn.dialect.name),
+            dialect_of(conn).announce_new_version(runwatch_state.c.number),
         )
     )
     row = result.first()
@@ -214,8 +208,13 @@ async def purged_before(conn: AsyncConnection) -> datetime | None:
 
 async def set_purged_before(conn: AsyncConnection, moment: datetime) -> None:
     """Move the horizon, and the version with it: readers cache the horizon per version."""
-    stmt = upsert_replacing(runwatch_state, conn.dialect.name, key=("key",), replaced=("moment",))
-    await conn.execute(stmt, [{"key": PURGED_BEFORE_KEY, "moment": moment, "number": None}])
+    await dialect_of(conn).upsert_many(
+        conn,
+        runwatch_state,
+        [{"key": PURGED_BEFORE_KEY, "moment": moment, "number": None}],
+        key=("key",),
+        replaced=("moment",),
+    )
     await bump_data_version(conn)
 
 
@@ -279,14 +278,14 @@ class GroupTotals:
         return self.cost_nanousd / 1e9
 
 
-def _raw_part(segment: Segment, dims: list[ColumnElement[bool]], dialect_name: str) -> Any:
+def _raw_part(segment: Segment, dims: list[ColumnElement[bool]], dialect: Dialect) -> Any:
     conditions = list(dims)
     if segment.start is not None:
         conditions.append(t.c.started_at >= segment.start)
     if segment.end is not None:
         conditions.append(t.c.started_at < segment.end)
-    cost = round_half_up_to_int(t.c.estimated_cost_usd * 1e9, dialect_name)
-    duration = round_half_up_to_int(t.c.duration_seconds * 1e6, dialect_name)
+    cost = dialect.round_half_up_to_int(t.c.estimated_cost_usd * 1e9)
+    duration = dialect.round_half_up_to_int(t.c.duration_seconds * 1e6)
     return (
         select(
             t.c.layer_name,
@@ -346,7 +345,7 @@ async def rollup_totals(
     raw_dims = _dimension_conditions(t, layer_name, statuses)
     rollup_dims = _dimension_conditions(r, layer_name, statuses)
     parts = [
-        _raw_part(s, raw_dims, conn.dialect.name)
+        _raw_part(s, raw_dims, dialect_of(conn))
         if s.source == "raw"
         else _rollup_part(s, rollup_dims)
         for s in segments
@@ -487,10 +486,11 @@ async def rollup_layer_totals(
 def _layer_totals_statement(
     window: tuple[tuple[str, bool, bool], ...], has_layer: bool, dialect_name: str
 ) -> Select[Any]:
+    dialect = dialect_of(dialect_name)
     raw_dims = _bound_dims(t, "", has_layer, 0)
     rollup_dims = _bound_dims(r, "", has_layer, 0)
-    cost = round_half_up_to_int(t.c.estimated_cost_usd * 1e9, dialect_name)
-    duration = round_half_up_to_int(t.c.duration_seconds * 1e6, dialect_name)
+    cost = dialect.round_half_up_to_int(t.c.estimated_cost_usd * 1e9)
+    duration = dialect.round_half_up_to_int(t.c.duration_seconds * 1e6)
     parts = []
     for i, (source, has_start, has_end) in enumerate(window):
         bounds = _bound_segment("", i, source, has_start, has_end)
@@ -559,7 +559,7 @@ async def rebuild_layer_run_rollups(
     buckets before the purge horizon are kept as they are. `progress(1)` is
     called as each grain (hour, day, month) is done.
     """
-    dialect_name = conn.dialect.name
+    dialect = dialect_of(conn)
     horizon = await purged_before(conn)
     keep_before = [] if horizon is None else [r.c.bucket_start < floor_day(horizon)]
     await conn.execute(r.delete().where(*(~c for c in keep_before)))
@@ -570,7 +570,7 @@ async def rebuild_layer_run_rollups(
         await conn.execute(r.delete().where(partial_month))
     for grain, _floor, _ceil in GRAINS:
         if grain == "month" and horizon is not None:
-            month = truncate_to("month", r.c.bucket_start, dialect_name)
+            month = dialect.truncate_to("month", r.c.bucket_start)
             from_days = (
                 select(
                     literal("month"),
@@ -586,7 +586,7 @@ async def rebuild_layer_run_rollups(
             if progress is not None:
                 progress(1)
             continue
-        bucket = truncate_to(grain, t.c.started_at, dialect_name)
+        bucket = dialect.truncate_to(grain, t.c.started_at)
         rows = (
             select(
                 literal(grain),
@@ -597,10 +597,10 @@ async def rebuild_layer_run_rollups(
                 func.coalesce(func.sum(t.c.insights_created), 0),
                 func.coalesce(func.sum(t.c.tokens_total), 0),
                 func.coalesce(
-                    func.sum(round_half_up_to_int(t.c.estimated_cost_usd * 1e9, dialect_name)), 0
+                    func.sum(dialect.round_half_up_to_int(t.c.estimated_cost_usd * 1e9)), 0
                 ),
                 func.coalesce(
-                    func.sum(round_half_up_to_int(t.c.duration_seconds * 1e6, dialect_name)), 0
+                    func.sum(dialect.round_half_up_to_int(t.c.duration_seconds * 1e6)), 0
                 ),
                 func.count(t.c.completed_at),
             )
