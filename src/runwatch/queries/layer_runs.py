@@ -227,10 +227,10 @@ _GET_BY_ID = select(*DETAIL_COLUMNS).where(t.c.id == bindparam("run_id"))
 
 @measured("get_layer_run")
 async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:
-    row = (await conn.execute(_GET_BY_ID, {"run_id": run_id})).first()
-    if row is None:
+    rows = await dialect_of(conn).fetch_all(conn, _GET_BY_ID, {"run_id": run_id})
+    if not rows:
         raise NotFound(f"No layer run with id '{run_id}'.")
-    return row._mapping
+    return rows[0]
 
 
 @measured("summarize_layer_runs")

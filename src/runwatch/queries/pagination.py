@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, tup
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import UnaryExpression
 
+from runwatch.db.dialect import dialect_of
 from runwatch.db.types import as_utc
 from runwatch.domain import check_filter_timestamp
 from runwatch.errors import InvalidArgument
@@ -164,11 +165,12 @@ async def fetch_page(
 
     if shape is None:  # values built into the statement: nothing to keep
         query, total = page_statements()
+        rows = [row._mapping for row in await conn.execute(query, values)]
     else:
         query, total = STATEMENTS.get(
             ("page", shape, spec.token, null_key, bool(offset)), page_statements
         )
-    rows = [row._mapping for row in await conn.execute(query, values)]
+        rows = await dialect_of(conn).fetch_all(conn, query, values)
     counted = None
     if total is not None:
         counted = int(rows[0][TOTAL_LABEL]) if rows else int(await conn.scalar(total, values) or 0)

@@ -1,0 +1,87 @@
+"""Reads run on the driver's own connection give what SQLAlchemy gives, and survive a dead one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from runwatch.db.dialect import Dialect, dialect_of
+from runwatch.db.engine import Engines
+from runwatch.queries.layer_runs import _GET_BY_ID as GET_BY_ID
+from runwatch.queries.layer_runs import (
+    LayerRunFilter,
+    filter_params,
+    filter_shape,
+    layer_run_conditions,
+)
+from runwatch.queries.layer_runs import t as layer_runs
+from tests.factories import layer_run
+
+pytestmark = pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+
+
+async def _seed(client: httpx.AsyncClient) -> list[dict]:
+    now = datetime.now(UTC)
+    runs = [
+        layer_run(
+            started_at=now - timedelta(hours=i),
+            status=("success", "failed", "running")[i % 3],
+            errors=[{"type": "Timeout", "message": f"after {i}s"}] if i % 3 == 1 else None,
+        )
+        for i in range(9)
+    ]
+    for run in runs:
+        if run["status"] == "running":
+            run["completed_at"] = None
+    response = await client.post("/runs/batch", json={"runs": runs})
+    assert response.status_code == 200, response.text
+    return runs
+
+
+async def test_driver_rows_equal_sqlalchemy_rows(
+    client: httpx.AsyncClient, engines: Engines
+) -> None:
+    runs = await _seed(client)
+    filters = LayerRunFilter(statuses=("failed", "running"))
+    shape = filter_shape(filters)
+    query = (
+        layer_runs.select()
+        .where(*layer_run_conditions(shape))
+        .order_by(layer_runs.c.started_at.desc(), layer_runs.c.id)
+    )
+    params = filter_params(filters)
+    async with engines.read.connect() as conn:
+        driver = await dialect_of(conn).fetch_all(conn, query, params)
+        plain = await Dialect.fetch_all(dialect_of(conn), conn, query, params)
+        assert [dict(r) for r in driver] == [dict(r) for r in plain]
+        assert len(driver) == 6
+        assert any(r["errors"] for r in driver)  # JSON decoded the same way
+        assert any(r["completed_at"] is None for r in driver)
+        one = await dialect_of(conn).fetch_all(conn, GET_BY_ID, {"run_id": runs[4]["id"]})
+        assert one[0]["id"] == runs[4]["id"]
+        assert one[0]["started_at"].tzinfo is not None
+
+
+async def test_a_read_on_a_killed_connection_is_answered(
+    client: httpx.AsyncClient, engines: Engines
+) -> None:
+    runs = await _seed(client)
+    first = await client.get(f"/runs/{runs[0]['id']}")
+    assert first.status_code == 200
+    # End every other session of the database: the pooled read connections die.
+    async with engines.write.connect() as admin:
+        await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    again = await client.get(f"/runs/{runs[1]['id']}")
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == runs[1]["id"]
+    page = await client.get("/runs", params={"status": "failed"})
+    assert page.status_code == 200, page.text
+    assert page.json()["total"] == 3
