@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,13 +27,10 @@ from runwatch.openapi import app_options, install_api_docs
 from runwatch.queries.api_keys import load_key_set
 from runwatch.schemas.common import problem_responses
 from runwatch.security import (
-    BEARER_SCHEME,
-    SECURITY_SCHEME,
     KeyCache,
     KeySet,
     RequireKey,
     check_open_access,
-    is_guarded,
 )
 
 logger = logging.getLogger("runwatch")
@@ -94,26 +90,6 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
-def declare_bearer_scheme(app: FastAPI) -> None:
-    """Say in the OpenAPI description which operations need a key, and how to send it."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = build()
-            spec.setdefault("components", {}).setdefault("securitySchemes", {})[SECURITY_SCHEME] = (
-                BEARER_SCHEME
-            )
-            for template, operations in spec["paths"].items():
-                if is_guarded(template):
-                    for operation in operations.values():
-                        operation["security"] = [{SECURITY_SCHEME: []}]
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; engines are created in the lifespan, not here."""
     settings = settings or Settings()
@@ -170,7 +146,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operator.router, **guarded)
     app.include_router(layer_runs.router, **guarded)
     app.include_router(extraction_runs.router, **guarded)
-    declare_bearer_scheme(app)
     install_dashboard(app)
     install_api_docs(app, settings)
     install_metrics(app)

@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from runwatch.config import Settings
+from runwatch.security import BEARER_SCHEME, SECURITY_SCHEME, is_guarded
 
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
@@ -245,12 +246,15 @@ def _declare_body_limits(schemas: dict[str, Any], settings: Settings) -> None:
 
 
 def shape_openapi(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Problem answers, headers, examples and limits on FastAPI's generated document."""
+    """Keys, problem answers, headers, examples and limits on FastAPI's generated document."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     components["headers"] = copy.deepcopy(_HEADERS)
+    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = BEARER_SCHEME
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
+            if is_guarded(path):
+                operation["security"] = [{SECURITY_SCHEME: []}]
             not_modified = "304" in operation.get("responses", {})
             for status, response in operation.get("responses", {}).items():
                 headers = response.setdefault("headers", {})
