@@ -75,6 +75,9 @@ MAX_EXTRACTION_COST_USD = 1e9
 # keeps them exactly, SQLite's JSON as int64).
 MAX_JSON_INT = INT64_MAX
 MAX_METRIC_VALUE = 1e15
+# The metrics every extraction run may report, in the order answers list them
+# (any other named number comes after them, by name).
+STANDARD_METRICS = ("precision", "recall", "f1", "latency_ms")
 
 # --- text ---------------------------------------------------------------------
 
