@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from runwatch import __version__
 from runwatch.config import Settings
+from runwatch.domain import API_KEY_SCOPES
 from runwatch.logs import configure_logging, logging_config
 
 if TYPE_CHECKING:
@@ -636,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--scope",
         required=True,
-        choices=("read", "write", "admin"),
+        choices=API_KEY_SCOPES,
         help="read: GET only; write: also record runs; admin: everything",
     )
     create.set_defaults(func=cmd_keys_create)

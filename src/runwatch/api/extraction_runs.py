@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from runwatch.api.deps import (
     PagingDep,
+    RunIdPath,
     SettingsDep,
     TimeWindow,
     TimeWindowDep,
@@ -25,12 +26,11 @@ from runwatch.api.export import (
     export_response,
 )
 from runwatch.api.reads import ReadContext, encode_json, serve_read
-from runwatch.db.tables import EXTRACTION_RUN_STATUSES
-from runwatch.domain import STANDARD_METRICS
+from runwatch.domain import EXTRACTION_RUN_STATUSES, STANDARD_METRICS
 from runwatch.errors import InvalidArgument
 from runwatch.queries import extraction_runs as q
 from runwatch.queries.export import extraction_run_export_query
-from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.common import DOCUMENT_NAME_FILTER, NAME_FILTER, problem_responses
 from runwatch.schemas.extraction_runs import (
     ClaimedRun,
     ClaimRequest,
@@ -52,21 +52,11 @@ router = APIRouter(prefix="/extraction-runs", tags=["extraction runs"])
 
 SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
 
-RunIdPath = Annotated[
-    str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
+PromptQuery = Annotated[str | None, Query(description="Exact prompt id.", **NAME_FILTER)]
+ConfigQuery = Annotated[str | None, Query(description="Exact config id.", **NAME_FILTER)]
+DocumentQuery = Annotated[
+    str | None, Query(description="Exact document name.", **DOCUMENT_NAME_FILTER)
 ]
-
-
-def _name_query(description: str, max_length: int = 200) -> Any:
-    # No NUL characters: PostgreSQL cannot compare text with one.
-    return Query(
-        min_length=1, max_length=max_length, pattern=r"^[^\x00]+$", description=description
-    )
-
-
-PromptQuery = Annotated[str | None, _name_query("Exact prompt id.")]
-ConfigQuery = Annotated[str | None, _name_query("Exact config id.")]
-DocumentQuery = Annotated[str | None, _name_query("Exact document name.", 500)]
 StatusQuery = Annotated[
     str | None,
     Query(

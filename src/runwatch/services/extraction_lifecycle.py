@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
-from runwatch.db.tables import FINAL_EXTRACTION_RUN_STATUSES
+from runwatch.domain import FINAL_EXTRACTION_RUN_STATUSES
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
 from runwatch.queries import extraction_runs as repo

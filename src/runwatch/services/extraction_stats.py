@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.tables import EXTRACTION_RUN_STATUSES
+from runwatch.domain import EXTRACTION_RUN_STATUSES
 from runwatch.queries import extraction_runs as repo
 from runwatch.scoring import percentile
 
