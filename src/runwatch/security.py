@@ -218,7 +218,7 @@ class RequireKey:
             keys = await self.keys().get()
             key = check_key(keys, self.settings, scope["method"], authorization)
         except RunwatchError as exc:
-            response = error_response(exc, retry_after_seconds=retry_after, instance=path)
+            response = error_response(exc, instance=path)
         except (DBAPIError, OSError, SQLAlchemyTimeoutError) as exc:
             response = unavailable_response(exc, retry_after_seconds=retry_after, path=path)
         if response is not None:
