@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -45,6 +44,7 @@ from runwatch.schemas.extraction_runs import (
     GroupComparison,
     ReleaseRequest,
     RunComparison,
+    detail_fields,
 )
 from runwatch.services import extraction_compare, extraction_lifecycle, extraction_stats
 
@@ -244,19 +244,13 @@ async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest)
     return ClaimResult(runs=[ClaimedRun.model_validate(dict(run)) for run in runs])
 
 
-def _detail_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    data = dict(row)
-    data["tokens"] = {"input": data["tokens_input"], "output": data["tokens_output"]}
-    return data
-
-
 EXPORT = ExportKind(
     model=ExtractionRunDetail,
     columns=[
         *csv_columns(ExtractionRunDetail, json_fields=("output", "metrics", "expected")),
         *(CsvColumn(f"metrics.{name}", ("metrics", name)) for name in STANDARD_METRICS),
     ],
-    prepare=_detail_fields,
+    prepare=detail_fields,
 )
 
 

@@ -189,9 +189,14 @@ class ExtractionRunDetail(ExtractionRunSummary):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ExtractionRunDetail:
-        data = dict(row)
-        data["tokens"] = {"input": data.pop("tokens_input"), "output": data.pop("tokens_output")}
-        return cls.model_validate(data)
+        return cls.model_validate(detail_fields(row))
+
+
+def detail_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's columns as a detail's fields: the token counts together as `tokens`."""
+    data = dict(row)
+    data["tokens"] = {"input": data.pop("tokens_input"), "output": data.pop("tokens_output")}
+    return data
 
 
 class ExtractionRunPage(RunPage):
