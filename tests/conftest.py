@@ -26,7 +26,7 @@ from runwatch.config import Settings
 from runwatch.db.engine import Engines, create_engines
 from runwatch.db.tables import DATA_VERSION_KEY, metadata, runwatch_state
 from runwatch.migrate import upgrade
-from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.postgres import running_postgres
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -70,17 +70,8 @@ def postgres_admin() -> Iterator[PostgresAdmin]:
     if url:
         yield PostgresAdmin(url)
         return
-    try:
-        server = TemporaryPostgres()
-        server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
+    with running_postgres() as server:
         yield PostgresAdmin(server.url)
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=DIALECTS)

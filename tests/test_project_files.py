@@ -105,7 +105,7 @@ def test_the_wheel_holds_no_test_helpers_and_runs_without_test_tools(tmp_path: P
             for line in archive.read(metadata).decode().splitlines()
             if line.startswith("Requires-Dist: ")
         ]
-    assert "runwatch/cli.py" in names
+    assert "runwatch/cli/__init__.py" in names
     assert [n for n in names if n.startswith("runwatch/testing")] == []
     runtime = [r for r in requires if "extra ==" not in r]
     assert any(r.startswith("fastapi") for r in runtime)

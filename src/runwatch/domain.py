@@ -1,13 +1,39 @@
-"""The input domain in one place: timestamp range, integer bounds, text rules, list lengths.
+"""runwatch's vocabulary in one place: statuses, scopes, and the input domain.
 
-Schemas, query parameters and cursors import these, so every way a value can
+The input domain is every bound on what can come in: the timestamp range,
+integer and cost bounds, text rules, JSON documents and list lengths. Tables,
+schemas, query parameters and cursors import these, so every way a value can
 come in is checked against the same bounds; docs/security.md lists them.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
+
+# --- statuses -----------------------------------------------------------------
+
+# Each set of values is written once, as a Literal (for the schemas); the
+# tuples (for the tables' CHECK constraints and the filters) are read from it.
+LayerRunStatus = Literal["running", "success", "partial", "failed", "dry"]
+FinalLayerRunStatus = Literal["success", "partial", "failed", "dry"]
+ExtractionRunStatus = Literal["pending", "running", "completed", "failed"]
+FinalExtractionRunStatus = Literal["completed", "failed"]
+
+LAYER_RUN_STATUSES: tuple[str, ...] = get_args(LayerRunStatus)
+FINAL_LAYER_RUN_STATUSES: tuple[str, ...] = get_args(FinalLayerRunStatus)
+EXTRACTION_RUN_STATUSES: tuple[str, ...] = get_args(ExtractionRunStatus)
+FINAL_EXTRACTION_RUN_STATUSES: tuple[str, ...] = get_args(FinalExtractionRunStatus)
+
+# --- API key scopes -------------------------------------------------------------
+
+# Lowest first: a key may do what its scope and every lower scope may.
+ApiKeyScope = Literal["read", "write", "admin"]
+API_KEY_SCOPES: tuple[str, ...] = get_args(ApiKeyScope)
 
 # --- timestamps ---------------------------------------------------------------
 
@@ -67,14 +93,18 @@ INT64_MAX = 2**63 - 1
 # `tokens_total`, given or derived as input + output, too.
 MAX_COUNT = INT32_MAX
 MAX_TOKENS = INT32_MAX
-# A layer run's cost: bounded so that the rollups' nano-dollar sums hold (see
-# db/tables.py, layer_run_rollups).
+# Costs in US dollars, each kind with the bound docs/security.md gives it. A
+# layer run's is the tighter, so that the rollups' nano-dollar sums hold (see
+# db/tables.py, layer_run_rollups); extraction runs' costs are not rolled up.
 MAX_LAYER_RUN_COST_USD = 1_000_000
 MAX_EXTRACTION_COST_USD = 1e9
 # Numbers inside JSON documents must fit a 64-bit integer (PostgreSQL's JSONB
 # keeps them exactly, SQLite's JSON as int64).
 MAX_JSON_INT = INT64_MAX
 MAX_METRIC_VALUE = 1e15
+# The metrics every extraction run may report, in the order answers list them
+# (any other named number comes after them, by name).
+STANDARD_METRICS = ("precision", "recall", "f1", "latency_ms")
 
 # --- text ---------------------------------------------------------------------
 
@@ -82,11 +112,11 @@ MAX_METRIC_VALUE = 1e15
 # U+DFFF, which JSON's `\ud800` escape can produce) cannot be encoded as UTF-8
 # at all: neither may appear in any text, object keys included.
 _FORBIDDEN_CHARS = re.compile("[\x00\ud800-\udfff]")
-NO_NUL_PATTERN = r"^[^\x00]*$"
 # An error group's fingerprint (see runwatch.fingerprints): 16 hex digits.
 FINGERPRINT_PATTERN = r"^[0-9a-f]{16}$"
 MAX_NAME_CHARS = 200
 MAX_DOCUMENT_NAME_CHARS = 500
+MAX_METRIC_NAME_CHARS = 100
 MAX_ERROR_CHARS = 10_000
 
 
@@ -104,6 +134,12 @@ def check_text(value: str) -> str:
     return value
 
 
+# Text reaches runwatch two ways, each checked for the same rule: a JSON body
+# is decoded by Python, where `check_text` sees every character (a lone
+# surrogate too); a query parameter is decoded from UTF-8 with replacement, so
+# it cannot hold a surrogate, and this pattern (shown in OpenAPI) is enough.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
 # --- documents and lists --------------------------------------------------------
 
 MAX_JSON_BYTES = 1024 * 1024
@@ -115,3 +151,34 @@ MAX_RUN_ERRORS = 1000
 MAX_BATCH_RUNS = 10_000
 # A problem body lists at most this many validation errors, and counts the rest.
 MAX_PROBLEM_ERRORS = 20
+
+
+def check_json(value: Any, *, depth: int = 1) -> None:
+    """A JSON value within bounds: nesting, finite numbers, 64-bit integers, text rules."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite (no NaN or Infinity)")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
+        raise ValueError("integers must fit in 64 bits")
+    if isinstance(value, str):
+        check_text(value)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            check_text(key)
+            check_json(item, depth=depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, depth=depth + 1)
+
+
+def check_json_document(value: Any) -> Any:
+    """A stored JSON document (`output`, `expected`, `errors`): `check_json`, and 1 MiB at most.
+
+    Deep or huge documents would cost every reader of the run, not only the writer.
+    """
+    check_json(value)
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_JSON_BYTES:
+        raise ValueError(f"{size} bytes of JSON; at most {MAX_JSON_BYTES}")
+    return value

@@ -76,14 +76,6 @@ class Forbidden(RunwatchError):
     status, code, title = 403, "forbidden", "Forbidden"
 
 
-class PayloadTooLarge(RunwatchError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
-
-
-class Unavailable(RunwatchError):
-    status, code, title = 503, "unavailable", "Service unavailable"
-
-
 def problem_response(
     *,
     status: int,
@@ -151,21 +143,27 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def error_response(
-    exc: RunwatchError, *, retry_after_seconds: int, instance: str | None
-) -> JSONResponse:
+def error_response(exc: RunwatchError, *, instance: str | None) -> JSONResponse:
     """The problem answer for a domain error."""
-    headers = dict(exc.headers)
-    if isinstance(exc, Unavailable):
-        headers.setdefault("Retry-After", str(retry_after_seconds))
     return problem_response(
         status=exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
         errors=exc.errors,
-        headers=headers,
+        headers=dict(exc.headers),
         instance=instance,
+    )
+
+
+def internal_error_response(request: Request, detail: str) -> JSONResponse:
+    """500 for a failure the client cannot act on; the cause goes to the log, not the client."""
+    return problem_response(
+        status=500,
+        code="internal",
+        title="Internal error",
+        detail=detail,
+        instance=request.url.path,
     )
 
 
@@ -230,9 +228,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
 
     async def on_runwatch_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RunwatchError)
-        return error_response(
-            exc, retry_after_seconds=retry_after_seconds, instance=request.url.path
-        )
+        return error_response(exc, instance=request.url.path)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -286,13 +282,7 @@ def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:
 
     async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            status=500,
-            code="internal",
-            title="Internal error",
-            detail="An unexpected error occurred.",
-            instance=request.url.path,
-        )
+        return internal_error_response(request, "An unexpected error occurred.")
 
     app.add_exception_handler(RunwatchError, on_runwatch_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
@@ -309,13 +299,7 @@ def _dbapi_error_handler(on_database_error: Any) -> Any:
         if exc.connection_invalidated or _is_unavailable(exc) or is_unmigrated(exc):
             return await on_database_error(request, exc)
         logger.exception("database error on %s %s", request.method, request.url.path)
-        return problem_response(
-            status=500,
-            code="internal",
-            title="Internal error",
-            detail="An unexpected database error occurred.",
-            instance=request.url.path,
-        )
+        return internal_error_response(request, "An unexpected database error occurred.")
 
     return handler
 

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runwatch.config import Settings
+from runwatch.domain import API_KEY_SCOPES
 from runwatch.errors import (
     Forbidden,
     RunwatchError,
@@ -31,8 +32,7 @@ from runwatch.errors import (
 
 logger = logging.getLogger("runwatch")
 
-SCOPES = ("read", "write", "admin")
-SCOPE_RANK = {scope: rank for rank, scope in enumerate(SCOPES)}
+SCOPE_RANK = {scope: rank for rank, scope in enumerate(API_KEY_SCOPES)}
 TOKEN_PREFIX = "rw_"
 # 32 random bytes: a key cannot be guessed, so one fast hash is enough to store
 # it safely (a slow password hash protects low-entropy secrets, not these).
@@ -218,7 +218,7 @@ class RequireKey:
             keys = await self.keys().get()
             key = check_key(keys, self.settings, scope["method"], authorization)
         except RunwatchError as exc:
-            response = error_response(exc, retry_after_seconds=retry_after, instance=path)
+            response = error_response(exc, instance=path)
         except (DBAPIError, OSError, SQLAlchemyTimeoutError) as exc:
             response = unavailable_response(exc, retry_after_seconds=retry_after, path=path)
         if response is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -18,25 +17,14 @@ import pytest
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from runwatch.migrate import upgrade
 from tests.factories import layer_run
-from tests.support.postgres import PostgresUnavailable, TemporaryPostgres, free_port
+from tests.support.postgres import free_port, running_postgres
 
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    try:
-        server = TemporaryPostgres()
-        server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
-        asyncio.run(upgrade(server.url))
+    with running_postgres(migrated=True) as server:
         yield server.url
-    finally:
-        server.stop()
 
 
 class Server:

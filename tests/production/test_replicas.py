@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -13,29 +12,20 @@ import pytest
 
 from runwatch.app import create_app
 from runwatch.config import Settings
-from runwatch.migrate import upgrade
 from tests.factories import layer_run
-from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.postgres import TemporaryPostgres, running_postgres
 from tests.support.replication import TemporaryStandby
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[TemporaryPostgres, TemporaryStandby]]:
-    try:
-        primary = TemporaryPostgres()
-        primary.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    standby = TemporaryStandby(primary)
-    try:
-        asyncio.run(upgrade(primary.url))
-        standby.start()
-        yield primary, standby
-    finally:
-        standby.stop()
-        primary.stop()
+    with running_postgres(migrated=True) as primary:
+        standby = TemporaryStandby(primary)
+        try:
+            standby.start()
+            yield primary, standby
+        finally:
+            standby.stop()
 
 
 def dsn(server: TemporaryPostgres) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
 
 import asyncpg
@@ -12,8 +11,7 @@ import pytest
 from runwatch.db import version_watch
 from runwatch.db.dialect import DATA_VERSION_CHANNEL
 from runwatch.db.version_watch import DataVersionCache
-from runwatch.migrate import upgrade
-from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.postgres import TemporaryPostgres, running_postgres
 
 # A hang guard, not a timing assertion: a state never reached fails the test.
 HANG_GUARD_SECONDS = 30
@@ -21,18 +19,8 @@ HANG_GUARD_SECONDS = 30
 
 @pytest.fixture(scope="module")
 def pg() -> Iterator[TemporaryPostgres]:
-    try:
-        server = TemporaryPostgres()
-        server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
-        asyncio.run(upgrade(server.url))
+    with running_postgres(migrated=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from runwatch.db.engine import Engines
 from runwatch.db.tables import extraction_runs
 from runwatch.errors import Conflict
-from runwatch.queries import extraction_runs as q
+from runwatch.services import extraction_lifecycle as q
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LEASE = 30

@@ -31,7 +31,12 @@ from schemathesis.specs.openapi.checks import (
 from runwatch.app import create_app
 from runwatch.config import Settings
 from tests.conftest import PostgresAdmin
-from tests.support.postgres import PostgresUnavailable, TemporaryPostgres, find_bindir
+from tests.support.postgres import (
+    PostgresUnavailable,
+    TemporaryPostgres,
+    fail_if_required,
+    find_bindir,
+)
 
 EXAMPLES = int(os.environ.get("RUNWATCH_FUZZ_EXAMPLES", "50"))
 CHECKS = [
@@ -84,8 +89,7 @@ def _postgres_available() -> bool:
     try:
         find_bindir()
     except PostgresUnavailable as exc:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
+        fail_if_required(exc)
         return False
     return True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from runwatch.schemas.layer_runs import MAX_COST_USD
+from runwatch.domain import MAX_LAYER_RUN_COST_USD as MAX_COST_USD
 from tests.factories import layer_run
 
 

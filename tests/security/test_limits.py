@@ -11,7 +11,7 @@ import pytest
 
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
-from runwatch.schemas.extraction_runs import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from runwatch.domain import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from tests.factories import layer_run
 from tests.security.conftest import serve
 

@@ -6,7 +6,6 @@ Uses its own server (not the session's), since the test stops and restarts it.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,10 +15,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from runwatch.config import Settings
-from runwatch.migrate import upgrade
 from tests.factories import layer_run
 from tests.security.conftest import serve
-from tests.support.postgres import PostgresUnavailable, TemporaryPostgres
+from tests.support.postgres import TemporaryPostgres, running_postgres
 
 # A hang guard, not a timing assertion: a request that never answers fails the test.
 HANG_GUARD_SECONDS = 30
@@ -27,18 +25,8 @@ HANG_GUARD_SECONDS = 30
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[TemporaryPostgres]:
-    try:
-        pg = TemporaryPostgres()
-        pg.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
-        asyncio.run(upgrade(pg.url))
+    with running_postgres(migrated=True) as pg:
         yield pg
-    finally:
-        pg.stop()
 
 
 def outage_settings(pg: TemporaryPostgres, **overrides: Any) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import pwd
@@ -9,6 +10,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ADMIN_USER = "postgres"
@@ -157,3 +160,36 @@ class TemporaryPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def fail_if_required(exc: PostgresUnavailable) -> None:
+    """Fail the test when RUNWATCH_REQUIRE_POSTGRES=1 says a missing PostgreSQL is an error."""
+    import pytest
+
+    if os.environ.get("RUNWATCH_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required (RUNWATCH_REQUIRE_POSTGRES=1): {exc}")
+
+
+@contextmanager
+def running_postgres(*, migrated: bool = False) -> Iterator[TemporaryPostgres]:
+    """A started TemporaryPostgres for a test fixture (migrated to head with `migrated`).
+
+    Without PostgreSQL server binaries the tests using it are skipped, or fail
+    under RUNWATCH_REQUIRE_POSTGRES=1. The server is stopped and removed after.
+    """
+    import pytest
+
+    try:
+        server = TemporaryPostgres()
+        server.start()
+    except PostgresUnavailable as exc:
+        fail_if_required(exc)
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        if migrated:
+            from runwatch.migrate import upgrade
+
+            asyncio.run(upgrade(server.url))
+        yield server
+    finally:
+        server.stop()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
@@ -20,9 +20,13 @@ from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import PoolGauge
 from runwatch.queries.rollups import NEW_VERSION_INFO_KEY
-from runwatch.schemas.common import FilterTimestamp
+from runwatch.schemas.common import RUN_ID_PATTERN, FilterTimestamp
 
 logger = logging.getLogger("runwatch")
+
+RunIdPath = Annotated[
+    str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
+]
 
 
 async def get_settings(request: Request) -> Settings:

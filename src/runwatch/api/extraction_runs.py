@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from runwatch.api.deps import (
     PagingDep,
+    RunIdPath,
     SettingsDep,
+    TimeWindow,
     TimeWindowDep,
     WriteConn,
     parse_statuses,
@@ -24,12 +25,11 @@ from runwatch.api.export import (
     export_response,
 )
 from runwatch.api.reads import ReadContext, encode_json, serve_read
-from runwatch.db.tables import EXTRACTION_RUN_STATUSES
+from runwatch.domain import EXTRACTION_RUN_STATUSES, STANDARD_METRICS
 from runwatch.errors import InvalidArgument
-from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
 from runwatch.queries import extraction_runs as q
 from runwatch.queries.export import extraction_run_export_query
-from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.common import DOCUMENT_NAME_FILTER, NAME_FILTER, problem_responses
 from runwatch.schemas.extraction_runs import (
     ClaimedRun,
     ClaimRequest,
@@ -44,27 +44,45 @@ from runwatch.schemas.extraction_runs import (
     GroupComparison,
     ReleaseRequest,
     RunComparison,
+    detail_fields,
 )
+from runwatch.services import extraction_compare, extraction_lifecycle, extraction_stats
 
 router = APIRouter(prefix="/extraction-runs", tags=["extraction runs"])
 
 SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
 
-RunIdPath = Annotated[
-    str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
+PromptQuery = Annotated[str | None, Query(description="Exact prompt id.", **NAME_FILTER)]
+ConfigQuery = Annotated[str | None, Query(description="Exact config id.", **NAME_FILTER)]
+DocumentQuery = Annotated[
+    str | None, Query(description="Exact document name.", **DOCUMENT_NAME_FILTER)
+]
+StatusQuery = Annotated[
+    str | None,
+    Query(
+        alias="status",
+        max_length=200,
+        description="One status or several comma-separated: " + ", ".join(EXTRACTION_RUN_STATUSES),
+    ),
 ]
 
 
-def _name_query(description: str, max_length: int = 200) -> Any:
-    # No NUL characters: PostgreSQL cannot compare text with one.
-    return Query(
-        min_length=1, max_length=max_length, pattern=r"^[^\x00]+$", description=description
+def _filters(
+    window: TimeWindow,
+    prompt_id: str | None,
+    config_id: str | None,
+    document_name: str | None,
+    status: str | None,
+) -> q.ExtractionRunFilter:
+    """The filters `GET /extraction-runs` and its export share."""
+    return q.ExtractionRunFilter(
+        prompt_id=prompt_id,
+        config_id=config_id,
+        document_name=document_name,
+        statuses=parse_statuses(status, EXTRACTION_RUN_STATUSES),
+        since=window.since,
+        until=window.until,
     )
-
-
-PromptQuery = Annotated[str | None, _name_query("Exact prompt id.")]
-ConfigQuery = Annotated[str | None, _name_query("Exact config id.")]
-DocumentQuery = Annotated[str | None, _name_query("Exact document name.", 500)]
 
 
 def _check_lease(settings: SettingsDep, lease_seconds: int | None) -> None:
@@ -88,15 +106,7 @@ async def list_runs(
     prompt_id: PromptQuery = None,
     config_id: ConfigQuery = None,
     document_name: DocumentQuery = None,
-    status_: Annotated[
-        str | None,
-        Query(
-            alias="status",
-            max_length=200,
-            description="One status or several comma-separated: "
-            + ", ".join(EXTRACTION_RUN_STATUSES),
-        ),
-    ] = None,
+    status_: StatusQuery = None,
     sort: Annotated[
         ExtractionRunSort,
         Query(description="Sort key, `-` for descending; ties broken by `id`."),
@@ -107,14 +117,7 @@ async def list_runs(
     `since` and `until` bound `created_at`. `total` is exact. Page with `next_cursor`
     (keyset) or `offset`.
     """
-    filters = q.ExtractionRunFilter(
-        prompt_id=prompt_id,
-        config_id=config_id,
-        document_name=document_name,
-        statuses=parse_statuses(status_, EXTRACTION_RUN_STATUSES),
-        since=window.since,
-        until=window.until,
-    )
+    filters = _filters(window, prompt_id, config_id, document_name, status_)
 
     async def work(read: ReadContext) -> bytes:
         page = await q.list_extraction_runs(
@@ -160,19 +163,15 @@ async def compare_groups(
     per-document metric deltas (b - a), each metric's mean on both sides over the paired
     documents, F1 wins/ties, and the documents only one side covers.
     """
-    a = q.GroupSide(prompt_id=a_prompt_id, config_id=a_config_id)
-    b = q.GroupSide(prompt_id=b_prompt_id, config_id=b_config_id)
-    for name, side in (("a", a), ("b", b)):
-        if side.prompt_id is None and side.config_id is None:
-            raise InvalidArgument.at(
-                ("query", f"{name}_prompt_id"),
-                f"give {name}_prompt_id and/or {name}_config_id",
-            )
-    if a == b:
-        raise InvalidArgument.at(("query", "b_prompt_id"), "the two sides are the same")
+    a, b = extraction_compare.group_sides(
+        a_prompt_id=a_prompt_id,
+        a_config_id=a_config_id,
+        b_prompt_id=b_prompt_id,
+        b_config_id=b_config_id,
+    )
 
     async def work(read: ReadContext) -> bytes:
-        result = await q.compare_extraction_groups(
+        result = await extraction_compare.compare_extraction_groups(
             read.conn,
             a=a,
             b=b,
@@ -212,7 +211,7 @@ async def stats_summary(
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
 
     async def work(read: ReadContext) -> bytes:
-        summary = await q.summarize_extraction_runs(
+        summary = await extraction_stats.summarize_extraction_runs(
             read.conn, days=days, prompt_id=prompt_id, config_id=config_id
         )
         return ExtractionStatsSummary.model_validate(summary).model_dump_json().encode()
@@ -235,32 +234,23 @@ async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest)
     claims). An empty `runs` list means there is nothing to do.
     """
     _check_lease(settings, body.lease_seconds)
-    runs = await q.claim_extraction_runs(
+    runs = await extraction_lifecycle.claim_extraction_runs(
         conn,
         worker_id=body.worker_id,
         max_runs=body.max_runs,
         lease_seconds=body.lease_seconds or settings.extraction_default_lease_seconds,
         max_attempts=settings.extraction_max_attempts,
     )
-    if runs:
-        EXTRACTION_WORKER_EVENTS.labels("claimed").inc(len(runs))
-        RUNS_RECORDED.labels("extraction", "running").inc(len(runs))
     return ClaimResult(runs=[ClaimedRun.model_validate(dict(run)) for run in runs])
-
-
-def _detail_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    data = dict(row)
-    data["tokens"] = {"input": data["tokens_input"], "output": data["tokens_output"]}
-    return data
 
 
 EXPORT = ExportKind(
     model=ExtractionRunDetail,
     columns=[
         *csv_columns(ExtractionRunDetail, json_fields=("output", "metrics", "expected")),
-        *(CsvColumn(f"metrics.{name}", ("metrics", name)) for name in q.STANDARD_METRICS),
+        *(CsvColumn(f"metrics.{name}", ("metrics", name)) for name in STANDARD_METRICS),
     ],
-    prepare=_detail_fields,
+    prepare=detail_fields,
 )
 
 
@@ -278,15 +268,7 @@ async def export_runs(
     prompt_id: PromptQuery = None,
     config_id: ConfigQuery = None,
     document_name: DocumentQuery = None,
-    status_: Annotated[
-        str | None,
-        Query(
-            alias="status",
-            max_length=200,
-            description="One status or several comma-separated: "
-            + ", ".join(EXTRACTION_RUN_STATUSES),
-        ),
-    ] = None,
+    status_: StatusQuery = None,
     sort: Annotated[
         ExtractionRunSort,
         Query(description="As for `GET /extraction-runs`; ties broken by `id`."),
@@ -298,14 +280,7 @@ async def export_runs(
     CSV has a header line and one line per run, with `tokens.input` and
     `tokens.output` as columns and `output`, `metrics` and `expected` as JSON text.
     """
-    filters = q.ExtractionRunFilter(
-        prompt_id=prompt_id,
-        config_id=config_id,
-        document_name=document_name,
-        statuses=parse_statuses(status_, EXTRACTION_RUN_STATUSES),
-        since=window.since,
-        until=window.until,
-    )
+    filters = _filters(window, prompt_id, config_id, document_name, status_)
     spec = q.sort_spec(sort)
     query = extraction_run_export_query(
         filters,
@@ -333,7 +308,7 @@ async def get_run(request: Request, run_id: RunIdPath) -> Response:
     """The metadata plus `output`, `metrics`, `tokens`, `error`, `expected` and lease state."""
 
     async def work(read: ReadContext) -> bytes:
-        row = await q.get_extraction_run(read.conn, run_id)
+        row = await extraction_lifecycle.get_extraction_run(read.conn, run_id)
         return ExtractionRunDetail.from_row(row).model_dump_json().encode()
 
     return await serve_read(request, work, versioned=False)
@@ -354,9 +329,7 @@ async def compare_runs(request: Request, run_id: RunIdPath, other_id: RunIdPath)
     """
 
     async def work(read: ReadContext) -> bytes:
-        result = await q.compare_extraction_runs(read.conn, run_id, other_id)
-        result["run_a"] = dict(result["run_a"])
-        result["run_b"] = dict(result["run_b"])
+        result = await extraction_compare.compare_extraction_runs(read.conn, run_id, other_id)
         return RunComparison.model_validate(result).model_dump_json().encode()
 
     return await serve_read(request, work, versioned=False)
@@ -380,9 +353,7 @@ async def create_run(
     Idempotent by `id`: the same id with the same content answers 200 with the run's
     current status; with different content, 409.
     """
-    run, created = await q.create_extraction_run(conn, body.model_dump())
-    if created:
-        RUNS_RECORDED.labels("extraction", "pending").inc()
+    run, created = await extraction_lifecycle.create_extraction_run(conn, body.model_dump())
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/extraction-runs/{run['id']}"
     message = (
@@ -410,15 +381,12 @@ async def update_run(
     timestamps. `failed` needs `error`. A finished run cannot change.
     """
     _check_lease(settings, body.lease_seconds)
-    changes = body.model_dump(exclude_unset=True)
-    row = await q.update_extraction_run(
-        conn, run_id, changes, default_lease_seconds=settings.extraction_default_lease_seconds
+    row = await extraction_lifecycle.update_extraction_run(
+        conn,
+        run_id,
+        body.model_dump(exclude_unset=True),
+        default_lease_seconds=settings.extraction_default_lease_seconds,
     )
-    if row["status"] in ("completed", "failed"):
-        EXTRACTION_WORKER_EVENTS.labels(row["status"]).inc()
-        RUNS_RECORDED.labels("extraction", row["status"]).inc()
-    elif body.lease_seconds is not None:
-        EXTRACTION_WORKER_EVENTS.labels("lease_extended").inc()
     return ExtractionRunDetail.from_row(row)
 
 
@@ -436,8 +404,7 @@ async def release_run(
     The attempt is not counted. 409 when the run is not running or another worker
     holds it.
     """
-    row = await q.release_extraction_run(conn, run_id, worker_id=body.worker_id)
-    EXTRACTION_WORKER_EVENTS.labels("released").inc()
+    row = await extraction_lifecycle.release_extraction_run(conn, run_id, worker_id=body.worker_id)
     return ExtractionRunDetail.from_row(row)
 
 
@@ -449,5 +416,5 @@ async def release_run(
 )
 async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
     """Delete the run (204); 404 if there is none."""
-    await q.delete_extraction_run(conn, run_id)
+    await extraction_lifecycle.delete_extraction_run(conn, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,12 +10,11 @@ from fastapi import APIRouter, Query, Request, Response
 from runwatch.api.deps import SettingsDep, TimeWindow, TimeWindowDep, parse_statuses
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, serve_read
 from runwatch.config import Settings
-from runwatch.db.tables import LAYER_RUN_STATUSES
-from runwatch.domain import NO_NUL_PATTERN
+from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
-from runwatch.schemas.common import problem_responses
+from runwatch.schemas.common import NAME_FILTER, problem_responses
 from runwatch.schemas.operator import (
     ErrorGroupPage,
     ErrorGroupSort,
@@ -26,9 +25,7 @@ from runwatch.schemas.operator import (
 
 router = APIRouter(prefix="/runs", tags=["operator"])
 
-NameQuery = Annotated[
-    str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact.")
-]
+NameQuery = Annotated[str | None, Query(description="Exact.", **NAME_FILTER)]
 DaysQuery = Annotated[
     int | None,
     Query(
@@ -117,12 +114,8 @@ async def error_groups(
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
 
-LayerQuery = Annotated[
-    str, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact.")
-]
-HashQuery = Annotated[
-    str, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="A layer_hash.")
-]
+LayerQuery = Annotated[str, Query(description="Exact.", **NAME_FILTER)]
+HashQuery = Annotated[str, Query(description="A layer_hash.", **NAME_FILTER)]
 
 
 @router.get(

@@ -17,6 +17,11 @@ from sqlalchemy import (
 )
 
 from runwatch.db.types import JSONType, UtcDateTime
+from runwatch.domain import API_KEY_SCOPES, EXTRACTION_RUN_STATUSES, LAYER_RUN_STATUSES
+
+# The final statuses are runwatch.domain's too; this name stays for the
+# query modules that read it from here.
+from runwatch.domain import FINAL_LAYER_RUN_STATUSES as FINAL_LAYER_RUN_STATUSES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -27,9 +32,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-LAYER_RUN_STATUSES = ("running", "success", "partial", "failed", "dry")
-FINAL_LAYER_RUN_STATUSES = ("success", "partial", "failed", "dry")
 
 
 def _quoted(values: tuple[str, ...]) -> str:
@@ -116,9 +118,6 @@ for _name in ("estimated_cost_usd", "tokens_total", "duration_seconds"):
         layer_runs.c[_name].desc().nulls_last(),
         layer_runs.c.id.desc(),
     ).ddl_if(dialect="postgresql")
-
-EXTRACTION_RUN_STATUSES = ("pending", "running", "completed", "failed")
-FINAL_EXTRACTION_RUN_STATUSES = ("completed", "failed")
 
 extraction_runs = Table(
     "extraction_runs",
@@ -242,8 +241,6 @@ runwatch_state = Table(
 )
 DATA_VERSION_KEY = "data_version"
 PURGED_BEFORE_KEY = "layer_runs_purged_before"
-
-API_KEY_SCOPES = ("read", "write", "admin")
 
 # API keys: only a SHA-256 of each token is kept, so a copy of the database
 # does not let anyone in. A revoked key keeps its row, for the audit trail.

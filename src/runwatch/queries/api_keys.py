@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ulid import ULID
 
 from runwatch.db.tables import api_keys
+from runwatch.domain import API_KEY_SCOPES
 from runwatch.errors import InvalidArgument, NotFound
-from runwatch.security import SCOPES, ActiveKey, KeySet, display_prefix, hash_token, new_token
+from runwatch.security import ActiveKey, KeySet, display_prefix, hash_token, new_token
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class CreatedKey:
 
 async def create_api_key(conn: AsyncConnection, *, name: str, scope: str) -> CreatedKey:
     """Store a new key's hash and return the token, which is not kept anywhere."""
-    if scope not in SCOPES:
-        raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    if scope not in API_KEY_SCOPES:
+        raise InvalidArgument(f"scope must be one of {', '.join(API_KEY_SCOPES)}, not {scope!r}")
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidArgument("name must be 1-200 characters")

@@ -1,15 +1,21 @@
-"""Extraction runs: filters, list and count; create, claim, lease, complete; compare and stats."""
+"""Extraction runs' SQL: filters, list and count, and the statements the services run.
+
+Functions here run one statement each and return rows (or whether a row was
+written); what is allowed, and what an answer means, is decided in
+`runwatch.services`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Double,
+    Row,
     Select,
     bindparam,
     cast,
@@ -22,14 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from ulid import ULID
 
 from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows_skipping_locked
-from runwatch.db.tables import FINAL_EXTRACTION_RUN_STATUSES, extraction_runs
-from runwatch.errors import Conflict, InvalidArgument, NotFound
-from runwatch.metrics import EXTRACTION_WORKER_EVENTS
+from runwatch.db.tables import extraction_runs
 from runwatch.queries.pagination import Page, SortSpec, fetch_page
-from runwatch.scoring import diff_fields, difference, percentile, score
 
 t = extraction_runs
 
@@ -71,14 +73,8 @@ METRIC_COLUMNS = {
     "f1": "metric_f1",
     "latency_ms": "metric_latency_ms",
 }
-STANDARD_METRICS = ("precision", "recall", "f1", "latency_ms")
-SORT_KEYS = ("created_at", "cost_usd")
-# Expired leases handled per claim; the rest wait for the next claim.
-EXPIRY_BATCH = 1000
-
-
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
+# The metrics whose sums and counts the summary reads per group.
+SUMMED_METRICS = ("precision", "recall", "f1")
 
 
 @dataclass(frozen=True)
@@ -137,9 +133,8 @@ def filter_params(f: ExtractionRunFilter) -> dict[str, Any]:
 
 
 def sort_spec(token: str) -> SortSpec:
+    """A `sort` parameter (already whitelisted by the schema) as a SortSpec."""
     name = token.lstrip("-")
-    if name not in SORT_KEYS:
-        raise InvalidArgument.at(("query", "sort"), f"unknown sort key '{name}'")
     return SortSpec(
         name=name,
         column=t.c[name],
@@ -189,105 +184,92 @@ async def count_extraction_runs(conn: AsyncConnection, *, filters: ExtractionRun
     return int((await conn.execute(count_query(filters))).scalar_one())
 
 
-async def get_extraction_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:
+async def find_extraction_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any] | None:
+    """Every shown column of the run, or None when there is no such run."""
     row = (await conn.execute(select(*DETAIL_COLUMNS).where(t.c.id == run_id))).first()
-    if row is None:
-        raise NotFound(f"No extraction run with id '{run_id}'.")
-    return row._mapping
+    return None if row is None else row._mapping
 
 
-CREATE_CONTENT = ("prompt_id", "config_id", "document_name", "expected")
+async def insert_extraction_run(conn: AsyncConnection, row: Mapping[str, Any]) -> bool:
+    """Insert `row` unless a run with its id exists; True when it was inserted."""
+    stmt = insert_ignoring_conflicts(t, conn.dialect.name).values(dict(row))
+    return (await conn.execute(stmt)).rowcount == 1
 
 
-async def create_extraction_run(
-    conn: AsyncConnection, data: Mapping[str, Any], *, now: datetime | None = None
-) -> tuple[Mapping[str, Any], bool]:
-    """Store a pending run. Returns `(run, created)`; the same id with other content conflicts."""
-    now = _now(now)
-    row = {name: data.get(name) for name in CREATE_CONTENT}
-    row["id"] = data.get("id") or str(ULID())
-    row.update(status="pending", created_at=now, updated_at=now, attempts=0)
-    stmt = insert_ignoring_conflicts(t, conn.dialect.name).values(row)
-    created = (await conn.execute(stmt)).rowcount == 1
-    stored = await get_extraction_run(conn, row["id"])
-    if not created and any(stored[name] != row[name] for name in CREATE_CONTENT):
-        raise Conflict(f"A different extraction run with id '{row['id']}' already exists.")
-    return stored, created
+async def delete_extraction_run(conn: AsyncConnection, run_id: str) -> bool:
+    """Delete the run; True when there was one."""
+    result = await conn.execute(delete(t).where(t.c.id == run_id).returning(t.c.id))
+    return result.first() is not None
 
 
-async def expire_extraction_leases(
-    conn: AsyncConnection, *, max_attempts: int, now: datetime | None = None
-) -> tuple[int, int]:
-    """Take back running runs whose lease has expired; returns `(requeued, failed)`.
+def _back_to_pending(now: datetime) -> dict[str, Any]:
+    """The values that put a running run back in the queue, unowned and unstarted."""
+    return {
+        "status": "pending",
+        "started_at": None,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }
 
-    A run that has had fewer than `max_attempts` claims goes back to `pending`
-    (keeping its place, since claims take the oldest first); one that has used
-    them all is `failed`. Rows another transaction holds are skipped, not
-    waited for: whoever holds them is already dealing with them.
+
+def _still_expired(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (t.c.status == "running", t.c.lease_expires_at < now)
+
+
+async def lock_expired_leases(
+    conn: AsyncConnection, *, now: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Up to `limit` running runs whose lease ended before `now`: `(id, attempts)`, locked.
+
+    Rows another transaction holds are skipped, not waited for: whoever holds
+    them is already dealing with them.
     """
-    now = _now(now)
     expired = lock_rows_skipping_locked(
         select(t.c.id, t.c.attempts)
-        .where(t.c.status == "running", t.c.lease_expires_at < now)
+        .where(*_still_expired(now))
         .order_by(t.c.lease_expires_at, t.c.id)
-        .limit(EXPIRY_BATCH),
+        .limit(limit),
         conn.dialect.name,
     )
-    rows = (await conn.execute(expired)).all()
-    requeue = [r.id for r in rows if r.attempts < max_attempts]
-    give_up = [r.id for r in rows if r.attempts >= max_attempts]
-    still_expired = (t.c.status == "running", t.c.lease_expires_at < now)
-    if requeue:
-        await conn.execute(
-            update(t)
-            .where(t.c.id.in_(requeue), *still_expired)
-            .values(
-                status="pending",
-                started_at=None,
-                worker_id=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-        )
-    if give_up:
-        await conn.execute(
-            update(t)
-            .where(t.c.id.in_(give_up), *still_expired)
-            .values(
-                status="failed",
-                completed_at=now,
-                lease_expires_at=None,
-                error=f"The lease expired on each of {max_attempts} attempts; giving up.",
-                updated_at=now,
-            )
-        )
-    if requeue:
-        EXTRACTION_WORKER_EVENTS.labels("lease_expired_requeued").inc(len(requeue))
-    if give_up:
-        EXTRACTION_WORKER_EVENTS.labels("lease_expired_failed").inc(len(give_up))
-    return len(requeue), len(give_up)
+    return (await conn.execute(expired)).all()
 
 
-async def claim_extraction_runs(
+async def requeue_expired(conn: AsyncConnection, ids: Sequence[str], *, now: datetime) -> None:
+    """Put these runs back to `pending`, where their lease is still expired."""
+    await conn.execute(
+        update(t).where(t.c.id.in_(ids), *_still_expired(now)).values(_back_to_pending(now))
+    )
+
+
+async def fail_expired(
+    conn: AsyncConnection, ids: Sequence[str], *, now: datetime, error: str
+) -> None:
+    """Fail these runs with `error`, where their lease is still expired."""
+    await conn.execute(
+        update(t)
+        .where(t.c.id.in_(ids), *_still_expired(now))
+        .values(
+            status="failed", completed_at=now, lease_expires_at=None, error=error, updated_at=now
+        )
+    )
+
+
+async def claim_pending(
     conn: AsyncConnection,
     *,
     worker_id: str,
     max_runs: int,
-    lease_seconds: int,
-    max_attempts: int,
-    now: datetime | None = None,
+    lease_expires_at: datetime,
+    now: datetime,
 ) -> list[Mapping[str, Any]]:
-    """Hand the oldest pending runs (up to `max_runs`) to `worker_id`, oldest first.
+    """Move the oldest pending runs (up to `max_runs`) to `running` for `worker_id`.
 
-    Expired leases are taken back first. On PostgreSQL the pending rows are
-    locked with SKIP LOCKED, so concurrent claimers get disjoint runs without
-    waiting on each other; on SQLite the write transaction holds the database
-    lock from its start. Either way a run goes to exactly one claimer.
+    One statement: pick and lock the oldest pending rows, then update them. On
+    PostgreSQL the pick locks with SKIP LOCKED and is MATERIALIZED, so that it
+    locks exactly the rows it hands out; on SQLite the write transaction holds
+    the database lock from its start. Either way a run goes to one claimer.
     """
-    now = _now(now)
-    await expire_extraction_leases(conn, max_attempts=max_attempts, now=now)
-    # One statement: pick and lock the oldest pending rows, then update them.
-    # The pick is MATERIALIZED so PostgreSQL locks exactly the rows it hands out.
     picked = (
         lock_rows_skipping_locked(
             select(t.c.id)
@@ -306,246 +288,55 @@ async def claim_extraction_runs(
             status="running",
             started_at=now,
             worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=lease_expires_at,
             attempts=t.c.attempts + 1,
             updated_at=now,
         )
         .returning(*CLAIM_COLUMNS)
     )
-    claimed = [row._mapping for row in await conn.execute(stmt)]
-    return sorted(claimed, key=lambda r: (r["created_at"], r["id"]))
+    return [row._mapping for row in await conn.execute(stmt)]
 
 
-def _check_holder(current: Mapping[str, Any], worker_id: str | None) -> None:
-    if worker_id is not None and current["worker_id"] not in (None, worker_id):
-        raise Conflict(
-            f"Extraction run '{current['id']}' is held by worker '{current['worker_id']}', "
-            f"not '{worker_id}'; its lease may have expired and been claimed again."
-        )
+async def update_if_unchanged(
+    conn: AsyncConnection, current: Mapping[str, Any], values: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    """Write `values` to the run `current` was read from, unless it has moved on since.
 
-
-def _metric_columns(metrics: Mapping[str, Any] | None) -> dict[str, float | None]:
-    metrics = metrics or {}
-    out: dict[str, float | None] = {}
-    for name, column in METRIC_COLUMNS.items():
-        value = metrics.get(name)
-        out[column] = float(value) if isinstance(value, (int, float)) else None
-    return out
-
-
-def _completion_metrics(
-    current: Mapping[str, Any], values: Mapping[str, Any], completed_at: datetime
-) -> dict[str, float]:
-    """Metrics for a run being completed: as reported, or scored against `expected`.
-
-    `latency_ms` (completed - started) is added when the reported metrics lack it.
+    A run that changed status or was claimed again in between is left alone
+    (None); otherwise the run as written comes back.
     """
-    latency_ms = (completed_at - current["started_at"]).total_seconds() * 1000.0
-    reported = values["metrics"] if values.get("metrics") is not None else current["metrics"]
-    if reported is not None:
-        metrics = dict(reported)
-    else:
-        metrics = {}
-        output = values["output"] if "output" in values else current["output"]
-        if current["expected"] is not None and output is not None:
-            metrics.update(score(output, current["expected"]).as_metrics())
-    metrics.setdefault("latency_ms", round(latency_ms, 3))
-    return metrics
-
-
-async def update_extraction_run(
-    conn: AsyncConnection,
-    run_id: str,
-    changes: Mapping[str, Any],
-    *,
-    default_lease_seconds: int,
-    now: datetime | None = None,
-) -> Mapping[str, Any]:
-    """Start, extend, or finish a run: pending → running → completed | failed, else Conflict.
-
-    `changes` holds the fields sent: `status`, `worker_id`, `lease_seconds`,
-    `output`, `metrics`, `tokens` (`{"input", "output"}`), `cost_usd`, `error`.
-    """
-    now = _now(now)
-    current = await get_extraction_run(conn, run_id)
-    was = current["status"]
-    target = changes.get("status") or was
-    if was in FINAL_EXTRACTION_RUN_STATUSES:
-        raise Conflict(f"Extraction run '{run_id}' is '{was}'; a finished run cannot change.")
-    if (was, target) not in {
-        ("pending", "running"),
-        ("running", "running"),
-        ("running", "completed"),
-        ("running", "failed"),
-    }:
-        raise Conflict(
-            f"Extraction run '{run_id}' cannot go from '{was}' to '{target}'; runs move "
-            "pending → running → completed | failed."
-        )
-    if changes.get("error") is not None and target != "failed":
-        raise InvalidArgument.at(("body", "error"), "an error goes with status 'failed'")
-    if target == "failed" and not changes.get("error"):
-        raise InvalidArgument.at(("body", "error"), "a failed run needs an error message")
-    lease_seconds = changes.get("lease_seconds")
-    if lease_seconds is not None and target != "running":
-        raise InvalidArgument.at(("body", "lease_seconds"), "only a running run holds a lease")
-    worker_id = changes.get("worker_id")
-    _check_holder(current, worker_id)
-
-    values: dict[str, Any] = {"status": target, "updated_at": now}
-    for name in ("output", "cost_usd", "error"):
-        if name in changes and changes[name] is not None:
-            values[name] = changes[name]
-    if changes.get("metrics") is not None:
-        values["metrics"] = changes["metrics"]
-    tokens = changes.get("tokens")
-    if tokens is not None:
-        for key in ("input", "output"):
-            if tokens.get(key) is not None:
-                values[f"tokens_{key}"] = tokens[key]
-    if worker_id is not None:
-        values["worker_id"] = worker_id
-    if was == "pending":
-        values["started_at"] = now
-        values["attempts"] = current["attempts"] + 1
-        values["lease_expires_at"] = now + timedelta(seconds=lease_seconds or default_lease_seconds)
-    elif target == "running" and lease_seconds is not None:
-        values["lease_expires_at"] = now + timedelta(seconds=lease_seconds)
-    if target in FINAL_EXTRACTION_RUN_STATUSES:
-        completed_at = max(now, current["started_at"])
-        values["completed_at"] = completed_at
-        values["lease_expires_at"] = None
-        if target == "completed":
-            values["metrics"] = _completion_metrics(current, values, completed_at)
-        values.update(_metric_columns(values.get("metrics", current["metrics"])))
-
     stmt = (
         update(t)
-        .where(t.c.id == run_id, t.c.status == was, t.c.attempts == current["attempts"])
-        .values(values)
+        .where(
+            t.c.id == current["id"],
+            t.c.status == current["status"],
+            t.c.attempts == current["attempts"],
+        )
+        .values(dict(values))
         .returning(*DETAIL_COLUMNS)
     )
     row = (await conn.execute(stmt)).first()
-    if row is None:  # changed by another request between our read and this write
-        raise Conflict(f"Extraction run '{run_id}' was changed by another request; read it again.")
-    return row._mapping
+    return None if row is None else row._mapping
 
 
-async def release_extraction_run(
+async def release_if_unchanged(
+    conn: AsyncConnection, current: Mapping[str, Any], *, attempts: int, now: datetime
+) -> Mapping[str, Any] | None:
+    """Put the running run `current` back to `pending` with `attempts`, as `update_if_unchanged`."""
+    return await update_if_unchanged(conn, current, {**_back_to_pending(now), "attempts": attempts})
+
+
+async def latest_completed_per_document(
     conn: AsyncConnection,
-    run_id: str,
     *,
-    worker_id: str | None = None,
-    now: datetime | None = None,
-) -> Mapping[str, Any]:
-    """Give a running run back to `pending` unfinished; the attempt is not counted."""
-    now = _now(now)
-    current = await get_extraction_run(conn, run_id)
-    if current["status"] != "running":
-        raise Conflict(
-            f"Extraction run '{run_id}' is '{current['status']}'; only a running run "
-            "can be released."
-        )
-    _check_holder(current, worker_id)
-    stmt = (
-        update(t)
-        .where(t.c.id == run_id, t.c.status == "running", t.c.attempts == current["attempts"])
-        .values(
-            status="pending",
-            started_at=None,
-            worker_id=None,
-            lease_expires_at=None,
-            attempts=max(current["attempts"] - 1, 0),
-            updated_at=now,
-        )
-        .returning(*DETAIL_COLUMNS)
-    )
-    row = (await conn.execute(stmt)).first()
-    if row is None:
-        raise Conflict(f"Extraction run '{run_id}' was changed by another request; read it again.")
-    return row._mapping
-
-
-async def delete_extraction_run(conn: AsyncConnection, run_id: str) -> None:
-    result = await conn.execute(delete(t).where(t.c.id == run_id).returning(t.c.id))
-    if result.first() is None:
-        raise NotFound(f"No extraction run with id '{run_id}'.")
-
-
-def _metric_order(names: set[str]) -> list[str]:
-    standard = [m for m in STANDARD_METRICS if m in names]
-    return standard + sorted(names - set(STANDARD_METRICS))
-
-
-def compare_metrics(
-    a: Mapping[str, Any] | None, b: Mapping[str, Any] | None
-) -> list[dict[str, Any]]:
-    """One entry per metric on either side: values, `difference` (b - a) and percent of a."""
-    a, b = a or {}, b or {}
-    out = []
-    for name in _metric_order(set(a) | set(b)):
-        value_a, value_b = a.get(name), b.get(name)
-        delta, percent = difference(value_a, value_b)
-        out.append(
-            {
-                "metric": name,
-                "run_a": value_a,
-                "run_b": value_b,
-                "difference": delta,
-                "percent_difference": percent,
-            }
-        )
-    return out
-
-
-async def compare_extraction_runs(
-    conn: AsyncConnection, run_a_id: str, run_b_id: str
-) -> dict[str, Any]:
-    """Metric by metric and field by field comparison of two runs, in any status."""
-    run_a = await get_extraction_run(conn, run_a_id)
-    run_b = await get_extraction_run(conn, run_b_id)
-    fields = diff_fields(run_a["output"], run_b["output"])
-    counts = {"same": 0, "different": 0, "only_in_a": 0, "only_in_b": 0}
-    for f in fields:
-        counts[f.status] += 1
-    return {
-        "run_a": run_a,
-        "run_b": run_b,
-        "metric_comparisons": compare_metrics(run_a["metrics"], run_b["metrics"]),
-        "field_differences": [
-            {"field": f.field, "status": f.status, "run_a": f.run_a, "run_b": f.run_b}
-            for f in fields
-            if f.status != "same"
-        ],
-        "summary": {
-            "fields_same": counts["same"],
-            "fields_different": counts["different"],
-            "fields_only_in_a": counts["only_in_a"],
-            "fields_only_in_b": counts["only_in_b"],
-        },
-    }
-
-
-@dataclass(frozen=True)
-class GroupSide:
-    """One side of a group comparison: the runs of a prompt and/or a config."""
-
-    prompt_id: str | None = None
-    config_id: str | None = None
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        return extraction_run_conditions(
-            ExtractionRunFilter(prompt_id=self.prompt_id, config_id=self.config_id)
-        )
-
-
-async def _latest_completed(
-    conn: AsyncConnection, side: GroupSide, document_name: str | None
+    prompt_id: str | None,
+    config_id: str | None,
+    document_name: str | None,
 ) -> dict[str, Mapping[str, Any]]:
-    """The latest completed run of `side` per document (by completed_at, then id)."""
-    conditions = [*side.conditions(), t.c.status == "completed"]
-    if document_name is not None:
-        conditions.append(t.c.document_name == document_name)
+    """The latest completed run per document (by completed_at, then id): id and metrics."""
+    conditions = extraction_run_conditions(
+        ExtractionRunFilter(prompt_id=prompt_id, config_id=config_id, document_name=document_name)
+    )
     rank = (
         func.row_number()
         .over(
@@ -554,140 +345,27 @@ async def _latest_completed(
         )
         .label("rank")
     )
-    ranked = select(t.c.id, t.c.document_name, t.c.metrics, rank).where(*conditions).subquery()
+    ranked = (
+        select(t.c.id, t.c.document_name, t.c.metrics, rank)
+        .where(*conditions, t.c.status == "completed")
+        .subquery()
+    )
     query = select(ranked.c.id, ranked.c.document_name, ranked.c.metrics).where(ranked.c.rank == 1)
     return {row.document_name: row._mapping for row in await conn.execute(query)}
 
 
-async def compare_extraction_groups(
-    conn: AsyncConnection,
-    *,
-    a: GroupSide,
-    b: GroupSide,
-    document_name: str | None = None,
-    max_documents: int,
-) -> dict[str, Any]:
-    """Pair the latest completed run of each side per document and compare their metrics.
+async def summary_rows(conn: AsyncConnection, filters: ExtractionRunFilter) -> Sequence[Row[Any]]:
+    """Sums per (prompt, config, status) (`part` "groups"), then every latency (`part` "latencies").
 
-    Means are taken over the paired documents that have the metric on both
-    sides, so both means describe the same documents. F1 decides wins: the
-    side with the higher F1 wins a document, equal F1 (within 1e-9) is a tie.
+    A group row has `runs`, `cost_usd`, `tokens_input`, `tokens_output` and, for
+    each of `SUMMED_METRICS`, `sum_<name>` and `count_<name>`; a latency row has
+    `latency_ms`. One statement, so one snapshot on PostgreSQL: the latencies
+    are of the same runs as the groups, whatever commits while it runs.
     """
-    side_a = await _latest_completed(conn, a, document_name)
-    side_b = await _latest_completed(conn, b, document_name)
-    if len(side_a.keys() | side_b.keys()) > max_documents:
-        raise InvalidArgument(
-            f"The comparison covers more than {max_documents} documents; narrow it with "
-            "document_name.",
-        )
-    paired = sorted(side_a.keys() & side_b.keys())
-    documents = []
-    sums: dict[str, list[float]] = {}
-    wins_a = wins_b = ties = missing = 0
-    for name in paired:
-        run_a, run_b = side_a[name], side_b[name]
-        metrics_a, metrics_b = run_a["metrics"] or {}, run_b["metrics"] or {}
-        comparisons = compare_metrics(metrics_a, metrics_b)
-        documents.append(
-            {
-                "document_name": name,
-                "run_a": run_a["id"],
-                "run_b": run_b["id"],
-                "metric_comparisons": comparisons,
-            }
-        )
-        for c in comparisons:
-            if c["run_a"] is not None and c["run_b"] is not None:
-                acc = sums.setdefault(c["metric"], [0.0, 0.0, 0.0])
-                acc[0] += c["run_a"]
-                acc[1] += c["run_b"]
-                acc[2] += 1
-        f1_a, f1_b = metrics_a.get("f1"), metrics_b.get("f1")
-        if f1_a is None or f1_b is None:
-            missing += 1
-        elif abs(f1_a - f1_b) <= 1e-9:
-            ties += 1
-        elif f1_a > f1_b:
-            wins_a += 1
-        else:
-            wins_b += 1
-    means = []
-    for metric in _metric_order(set(sums)):
-        total_a, total_b, count = sums[metric]
-        mean_a, mean_b = round(total_a / count, 9), round(total_b / count, 9)
-        delta, percent = difference(mean_a, mean_b)
-        means.append(
-            {
-                "metric": metric,
-                "documents": int(count),
-                "mean_a": mean_a,
-                "mean_b": mean_b,
-                "difference": delta,
-                "percent_difference": percent,
-            }
-        )
-    return {
-        "a": {"prompt_id": a.prompt_id, "config_id": a.config_id},
-        "b": {"prompt_id": b.prompt_id, "config_id": b.config_id},
-        "document_name": document_name,
-        "documents_compared": len(paired),
-        "documents": documents,
-        "means": means,
-        "f1": {"wins_a": wins_a, "wins_b": wins_b, "ties": ties, "missing": missing},
-        "documents_only_in_a": sorted(side_a.keys() - side_b.keys()),
-        "documents_only_in_b": sorted(side_b.keys() - side_a.keys()),
-    }
-
-
-def _empty_group() -> dict[str, Any]:
-    return {
-        "runs": 0,
-        "pending": 0,
-        "running": 0,
-        "completed": 0,
-        "failed": 0,
-        "cost_usd": 0.0,
-        "tokens_input": 0,
-        "tokens_output": 0,
-        # running sums and counts for the means, folded into the answer below
-        "_sums": {name: [0.0, 0] for name in ("precision", "recall", "f1")},
-        "_latencies": [],
-    }
-
-
-def _finish_group(group: dict[str, Any]) -> dict[str, Any]:
-    sums = group.pop("_sums")
-    latencies = group.pop("_latencies")
-    for name, (total, count) in sums.items():
-        group[f"mean_{name}"] = round(total / count, 9) if count else None
-    for p in (50, 95):
-        value = percentile(latencies, p)
-        group[f"p{p}_latency_ms"] = None if value is None else round(value, 6)
-    group["cost_usd"] = round(group["cost_usd"], 9)
-    return group
-
-
-async def summarize_extraction_runs(
-    conn: AsyncConnection,
-    *,
-    days: int,
-    prompt_id: str | None = None,
-    config_id: str | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The `GET /extraction-runs/stats/summary` body: runs created in the last `days` days.
-
-    Counts and sums come from one grouped query per (prompt, config, status).
-    Latency percentiles are computed here from the fetched values (see
-    `runwatch.scoring.percentile`), so both dialects give the same numbers.
-    """
-    since = _now(now) - timedelta(days=days)
-    conditions = extraction_run_conditions(
-        ExtractionRunFilter(prompt_id=prompt_id, config_id=config_id, since=since)
-    )
+    conditions = extraction_run_conditions(filters)
     metric_aggregates = []
     no_metrics = []
-    for name in ("precision", "recall", "f1"):
+    for name in SUMMED_METRICS:
         column = t.c[METRIC_COLUMNS[name]]
         metric_aggregates += [
             func.coalesce(func.sum(column), 0.0).label(f"sum_{name}"),
@@ -722,49 +400,4 @@ async def summarize_extraction_runs(
         *no_metrics,
         t.c.metric_latency_ms.label("latency_ms"),
     ).where(*conditions, t.c.metric_latency_ms.is_not(None))
-    # One statement, so one snapshot on PostgreSQL: the latencies are of the
-    # same runs as the groups, whatever commits while it runs.
-    rows = (await conn.execute(union_all(grouped, latencies))).all()
-    by_prompt: dict[str, dict[str, Any]] = {}
-    by_config: dict[str, dict[str, Any]] = {}
-    totals = _empty_group()
-    for row in rows:
-        groups = (
-            by_prompt.setdefault(row.prompt_id, _empty_group()),
-            by_config.setdefault(row.config_id, _empty_group()),
-            totals,
-        )
-        if row.part == "latencies":
-            for group in groups:
-                group["_latencies"].append(row.latency_ms)
-            continue
-        for group in groups:
-            group["runs"] += int(row.runs)
-            group[row.status] += int(row.runs)
-            group["cost_usd"] += float(row.cost_usd)
-            group["tokens_input"] += int(row.tokens_input)
-            group["tokens_output"] += int(row.tokens_output)
-            for name in ("precision", "recall", "f1"):
-                group["_sums"][name][0] += float(getattr(row, f"sum_{name}"))
-                group["_sums"][name][1] += int(getattr(row, f"count_{name}"))
-    totals = _finish_group(totals)
-    return {
-        "period_days": days,
-        "since": since,
-        "total_runs": totals["runs"],
-        "pending_runs": totals["pending"],
-        "running_runs": totals["running"],
-        "completed_runs": totals["completed"],
-        "failed_runs": totals["failed"],
-        "total_cost_usd": totals["cost_usd"],
-        "total_tokens_input": totals["tokens_input"],
-        "total_tokens_output": totals["tokens_output"],
-        "total_tokens": totals["tokens_input"] + totals["tokens_output"],
-        "mean_precision": totals["mean_precision"],
-        "mean_recall": totals["mean_recall"],
-        "mean_f1": totals["mean_f1"],
-        "p50_latency_ms": totals["p50_latency_ms"],
-        "p95_latency_ms": totals["p95_latency_ms"],
-        "by_prompt": {k: _finish_group(v) for k, v in sorted(by_prompt.items())},
-        "by_config": {k: _finish_group(v) for k, v in sorted(by_config.items())},
-    }
+    return (await conn.execute(union_all(grouped, latencies))).all()

@@ -15,8 +15,9 @@ from sqlalchemy import ColumnElement, func, literal, select, type_coerce, union_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import round_half_up_to_int
-from runwatch.db.tables import LAYER_RUN_STATUSES, layer_run_version_rollups, layer_runs
+from runwatch.db.tables import layer_run_version_rollups, layer_runs
 from runwatch.db.types import UtcDateTime, as_utc
+from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import NotFound
 from runwatch.queries.durations import duration_bin_counts, percentile_fields
 from runwatch.queries.error_groups import window_segments

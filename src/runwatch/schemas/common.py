@@ -21,8 +21,15 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from runwatch.db.types import as_utc
 from runwatch.domain import (
+    MAX_DOCUMENT_NAME_CHARS,
+    MAX_ERROR_CHARS,
+    MAX_EXTRACTION_COST_USD,
+    MAX_LAYER_RUN_COST_USD,
+    MAX_METRIC_NAME_CHARS,
     MAX_NAME_CHARS,
     MAX_PROBLEM_ERRORS,
+    MAX_TOKENS,
+    NO_NUL_PATTERN,
     check_filter_timestamp,
     check_run_timestamp,
     check_text,
@@ -71,13 +78,44 @@ RunId = Annotated[
     ),
 ]
 
-# No text may hold U+0000 or a lone surrogate (see runwatch.domain.check_text).
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_text)
+# Text in a body: no U+0000 and no lone surrogate (see runwatch.domain.check_text).
+_TEXT_RULES = AfterValidator(check_text)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), _TEXT_RULES]
+OptionalName = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), _TEXT_RULES] | None
+DocumentName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_NAME_CHARS), _TEXT_RULES
 ]
-OptionalName = (
-    Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(check_text)] | None
+MetricName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_METRIC_NAME_CHARS), _TEXT_RULES
+]
+ErrorText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS), _TEXT_RULES]
+
+# A name to filter on, as a query parameter's constraints (see runwatch.domain.NO_NUL_PATTERN).
+NAME_FILTER: dict[str, Any] = {
+    "min_length": 1,
+    "max_length": MAX_NAME_CHARS,
+    "pattern": NO_NUL_PATTERN,
+}
+DOCUMENT_NAME_FILTER: dict[str, Any] = {**NAME_FILTER, "max_length": MAX_DOCUMENT_NAME_CHARS}
+
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None
+# Costs in US dollars: finite, never negative, and at most their kind's bound.
+LayerRunCost = Annotated[float, Field(ge=0, le=MAX_LAYER_RUN_COST_USD, allow_inf_nan=False)] | None
+ExtractionRunCost = (
+    Annotated[float, Field(ge=0, le=MAX_EXTRACTION_COST_USD, allow_inf_nan=False)] | None
 )
+
+
+class RunPage(BaseModel):
+    """What every page of runs has; each kind names the type of its `runs`."""
+
+    runs: list[Any]
+    total: int = Field(description="Exact number of runs matching the filters.")
+    offset: int
+    limit: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 def first_errors_only(item_type: Any) -> WrapValidator:

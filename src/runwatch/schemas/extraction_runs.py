@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -13,67 +11,35 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     computed_field,
 )
 
 from runwatch.domain import (
-    MAX_DOCUMENT_NAME_CHARS,
-    MAX_ERROR_CHARS,
-    MAX_EXTRACTION_COST_USD,
-    MAX_JSON_BYTES,
-    MAX_JSON_DEPTH,
-    MAX_JSON_INT,
     MAX_METRIC_VALUE,
     MAX_METRICS,
-    MAX_NAME_CHARS,
-    MAX_TOKENS,
-    check_text,
+    ExtractionRunStatus,
+    check_json_document,
 )
-from runwatch.schemas.common import RunId, UtcTimestamp, max_items
+from runwatch.schemas.common import (
+    DocumentName,
+    ErrorText,
+    ExtractionRunCost,
+    MetricName,
+    Name,
+    RunId,
+    RunPage,
+    TokenCount,
+    UtcTimestamp,
+    max_items,
+)
 
-ExtractionRunStatus = Literal["pending", "running", "completed", "failed"]
 ExtractionRunSort = Literal["created_at", "-created_at", "cost_usd", "-cost_usd"]
 
 # Limits on the JSON a client sends (see docs/extraction-runs.md, "Limits").
-
-
-def _check_json(value: Any, *, depth: int = 1) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("numbers must be finite (no NaN or Infinity)")
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
-        raise ValueError("integers must fit in 64 bits")
-    if isinstance(value, str):
-        check_text(value)
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            check_text(key)
-            _check_json(item, depth=depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json(item, depth=depth + 1)
-
-
-def _bounded_json(value: dict[str, Any]) -> dict[str, Any]:
-    _check_json(value)
-    size = len(json.dumps(value, separators=(",", ":")).encode())
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"{size} bytes of JSON; at most {MAX_JSON_BYTES}")
-    return value
-
-
 JsonObject = Annotated[
     dict[str, Any],
-    AfterValidator(_bounded_json),
+    AfterValidator(check_json_document),
     Field(description="A JSON object: at most 1 MiB serialized and 32 levels deep."),
-]
-MetricName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(check_text)
-]
-Name = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_text)
 ]
 Metrics = Annotated[
     dict[MetricName, Annotated[float, Field(ge=-MAX_METRIC_VALUE, le=MAX_METRIC_VALUE)]],
@@ -83,16 +49,8 @@ Metrics = Annotated[
         description="Named numbers (`precision`, `recall`, `f1`, `latency_ms`, …), at most 100.",
     ),
 ]
-DocumentName = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=MAX_DOCUMENT_NAME_CHARS),
-    AfterValidator(check_text),
-]
-WorkerId = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(check_text)
-]
-TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None
-Cost = Annotated[float, Field(ge=0, le=MAX_EXTRACTION_COST_USD)] | None
+# Who holds a run: any name the worker gives itself.
+WorkerId = Name
 LeaseSeconds = Annotated[
     int,
     Field(ge=1, description="Seconds from now; at most `RUNWATCH_EXTRACTION_MAX_LEASE_SECONDS`."),
@@ -145,15 +103,10 @@ class ExtractionRunUpdate(BaseModel):
     output: JsonObject | None = None
     metrics: Metrics | None = None
     tokens: Tokens | None = None
-    cost_usd: Cost = None
-    error: (
-        Annotated[
-            str,
-            StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS),
-            AfterValidator(check_text),
-        ]
-        | None
-    ) = Field(None, description="Why the run failed; required with status `failed`.")
+    cost_usd: ExtractionRunCost = None
+    error: ErrorText | None = Field(
+        None, description="Why the run failed; required with status `failed`."
+    )
 
 
 class ClaimRequest(BaseModel):
@@ -236,19 +189,18 @@ class ExtractionRunDetail(ExtractionRunSummary):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ExtractionRunDetail:
-        data = dict(row)
-        data["tokens"] = {"input": data.pop("tokens_input"), "output": data.pop("tokens_output")}
-        return cls.model_validate(data)
+        return cls.model_validate(detail_fields(row))
 
 
-class ExtractionRunPage(BaseModel):
+def detail_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored run's columns as a detail's fields: the token counts together as `tokens`."""
+    data = dict(row)
+    data["tokens"] = {"input": data.pop("tokens_input"), "output": data.pop("tokens_output")}
+    return data
+
+
+class ExtractionRunPage(RunPage):
     runs: list[ExtractionRunSummary]
-    total: int = Field(description="Exact number of runs matching the filters.")
-    offset: int
-    limit: int
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null on the last page."
-    )
 
 
 class MetricComparison(BaseModel):

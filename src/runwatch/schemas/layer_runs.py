@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -13,49 +12,34 @@ from runwatch.domain import (
     MAX_COUNT,
     MAX_JSON_BYTES,
     MAX_JSON_DEPTH,
-    MAX_LAYER_RUN_COST_USD,
     MAX_RUN_ERRORS,
     MAX_TOKENS,
-    NO_NUL_PATTERN,
+    LayerRunStatus,
+    check_json_document,
 )
 from runwatch.schemas.common import (
+    NAME_FILTER,
     FilterTimestamp,
+    LayerRunCost,
     Name,
     OptionalName,
     RunId,
+    RunPage,
     RunTimestamp,
+    TokenCount,
     UtcTimestamp,
     first_errors_only,
     max_items,
 )
-from runwatch.schemas.extraction_runs import _check_json
-
-LayerRunStatus = Literal["running", "success", "partial", "failed", "dry"]
-FinalLayerRunStatus = Literal["success", "partial", "failed", "dry"]
 
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None
-# Bounded so that the rollups' integer nano-dollar sums cannot overflow.
-MAX_COST_USD = MAX_LAYER_RUN_COST_USD
-Cost = Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] | None
-
-
-def _bounded_errors(value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # The same bounds as extraction runs' JSON: deep or huge documents would
-    # cost every reader of the run, not only the writer.
-    _check_json(value)
-    size = len(json.dumps(value, separators=(",", ":")).encode())
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"{size} bytes of JSON; at most {MAX_JSON_BYTES}")
-    return value
-
 
 ErrorList = (
     Annotated[
         list[dict[str, Any]],
         first_errors_only(dict[str, Any]),
         max_items(MAX_RUN_ERRORS),
-        AfterValidator(_bounded_errors),
+        AfterValidator(check_json_document),
         Field(
             max_length=MAX_RUN_ERRORS,
             description="Structured errors, each an object (for example "
@@ -76,7 +60,6 @@ PERCENTILE_DESCRIPTION = (
     "value (from logarithmic histogram rollups). Null when no run completed."
 )
 
-SORT_KEYS = ("started_at", "duration_seconds", "estimated_cost_usd", "tokens_total")
 LayerRunSort = Literal[
     "started_at",
     "-started_at",
@@ -89,22 +72,19 @@ LayerRunSort = Literal[
 ]
 
 
-_NAME_FILTER = {"min_length": 1, "max_length": 200, "pattern": NO_NUL_PATTERN}
-
-
 class LayerRunListQuery(BaseModel):
     """The query of `GET /runs`: filters, sort and paging, validated in one pass."""
 
     model_config = ConfigDict(extra="forbid")
 
-    layer_name: str | None = Field(None, description="Exact layer name.", **_NAME_FILTER)
+    layer_name: str | None = Field(None, description="Exact layer name.", **NAME_FILTER)
     status: str | None = Field(
         None,
         max_length=200,
         description="One status or several comma-separated: "
         "running, success, partial, failed, dry (`failed,partial`).",
     )
-    model_name: str | None = Field(None, description="Exact model name.", **_NAME_FILTER)
+    model_name: str | None = Field(None, description="Exact model name.", **NAME_FILTER)
     since: FilterTimestamp | None = Field(
         None,
         description="Runs started at or after this time (RFC 3339; no offset = UTC; "
@@ -171,10 +151,12 @@ class LayerRunCreate(BaseModel):
     model_profile: OptionalName = None
     model_provider: OptionalName = None
     model_name: OptionalName = None
-    tokens_input: Tokens = None
-    tokens_output: Tokens = None
-    tokens_total: Tokens = Field(None, description="Defaults to input + output when both given.")
-    estimated_cost_usd: Cost = None
+    tokens_input: TokenCount = None
+    tokens_output: TokenCount = None
+    tokens_total: TokenCount = Field(
+        None, description="Defaults to input + output when both given."
+    )
+    estimated_cost_usd: LayerRunCost = None
     errors: ErrorList = None
 
     @model_validator(mode="after")
@@ -222,10 +204,10 @@ class LayerRunUpdate(BaseModel):
     model_profile: OptionalName = None
     model_provider: OptionalName = None
     model_name: OptionalName = None
-    tokens_input: Tokens = None
-    tokens_output: Tokens = None
-    tokens_total: Tokens = None
-    estimated_cost_usd: Cost = None
+    tokens_input: TokenCount = None
+    tokens_output: TokenCount = None
+    tokens_total: TokenCount = None
+    estimated_cost_usd: LayerRunCost = None
     errors: ErrorList = None
 
 
@@ -270,14 +252,8 @@ class LayerRunDetailNow(LayerRunDetail):
     stuck_threshold_seconds: float | None = Field(None, description="Its layer's threshold now.")
 
 
-class LayerRunPage(BaseModel):
+class LayerRunPage(RunPage):
     runs: list[LayerRunSummary]
-    total: int = Field(description="Exact number of runs matching the filters.")
-    offset: int
-    limit: int
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null on the last page."
-    )
 
 
 class LayerStats(BaseModel):

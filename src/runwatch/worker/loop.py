@@ -1,48 +1,14 @@
-"""The extraction worker: claims runs over HTTP, executes them, reports results, stops gracefully.
-
-A worker needs only the API's URL, so workers can run on any machine. It
-claims pending runs (`POST /extraction-runs/claim`), executes each with an
-*executor*, keeps the lease alive while it works (`PATCH` with
-`lease_seconds`), and reports `completed` or `failed`. Two kinds of executor:
-
-* `--executor module:function`: a Python callable in this process. It gets the
-  run (a dict with `id`, `prompt_id`, `config_id`, `document_name`,
-  `attempts`) and returns an `ExtractionResult`, or a dict: a dict whose keys
-  are `output` plus any of `metrics`, `tokens`, `cost_usd` is a result, any
-  other dict is the output itself. Raising fails the run with the message.
-  It may be a plain or an `async` function.
-* `--command 'CMD'`: a program run through the shell once per run, with the
-  run as JSON on stdin. It prints one JSON object on stdout: `{"output": {...},
-  "metrics": {...}, "tokens": {"input": n, "output": n}, "cost_usd": x}`
-  (all but `output` optional), or `{"error": "why"}` to fail the run. A
-  non-zero exit status fails the run with the end of its stderr.
-
-On SIGTERM or SIGINT the worker stops claiming, lets the run in progress
-finish for up to `grace_seconds` (then abandons it: a command is killed) and
-gives every run it still holds back to `pending`. A second signal stops at once.
-
-The worker talks to the API through `runwatch.client`. When the API cannot be
-reached (or answers 5xx) it logs the reason in one line and tries again after
-a back-off that doubles up to `max_backoff` seconds (or the server's
-`Retry-After`), for as long as it takes, unless `give_up_after` seconds of
-failures in a row are given. A stop signal ends any back-off at once.
-"""
+"""The worker loop: claim, execute under a kept-alive lease, report; retry while the API is down."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import inspect
-import json
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -60,167 +26,11 @@ from runwatch.client import (
     UnauthorizedError,
     describe,
 )
+from runwatch.worker.executors import ExecutionError, Executor
 
 logger = logging.getLogger("runwatch.worker")
 
-RESULT_KEYS = frozenset({"output", "metrics", "tokens", "cost_usd"})
-STDERR_TAIL = 2000
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ExtractionResult:
-    """What an executor produces for one run."""
-
-    output: dict[str, Any]
-    metrics: dict[str, float] | None = None
-    tokens: dict[str, int | None] | None = None
-    cost_usd: float | None = None
-
-    def as_patch(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"status": "completed", "output": self.output}
-        if self.metrics is not None:
-            body["metrics"] = self.metrics
-        if self.tokens is not None:
-            body["tokens"] = self.tokens
-        if self.cost_usd is not None:
-            body["cost_usd"] = self.cost_usd
-        return body
-
-
-class ExecutionError(Exception):
-    """The executor could not produce a result; the run is failed with this message."""
-
-
-Executor = Callable[[dict[str, Any]], Awaitable[ExtractionResult]]
-
-
-def as_result(value: Any, *, strict: bool = False) -> ExtractionResult:
-    """An executor's return value as a result; `strict` demands the `{"output": …}` form."""
-    if isinstance(value, ExtractionResult):
-        return value
-    if not isinstance(value, Mapping):
-        raise ExecutionError(f"the executor returned {type(value).__name__}, not a JSON object")
-    is_result = "output" in value and set(value) <= RESULT_KEYS
-    if strict and "error" in value and set(value) == {"error"}:
-        raise ExecutionError(str(value["error"]))
-    if not is_result:
-        if strict:
-            raise ExecutionError(
-                'the result must be {"output": {...}} with optional metrics, tokens and '
-                'cost_usd, or {"error": "..."}'
-            )
-        return ExtractionResult(output=dict(value))
-    output = value["output"]
-    if not isinstance(output, Mapping):
-        raise ExecutionError("the result's output must be a JSON object")
-    return ExtractionResult(
-        output=dict(output),
-        metrics=value.get("metrics"),
-        tokens=value.get("tokens"),
-        cost_usd=value.get("cost_usd"),
-    )
-
-
-def load_callable(spec: str) -> Callable[..., Any]:
-    """`package.module:function` as the function it names."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"expected module:function, got '{spec}'")
-    target: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        target = getattr(target, part)
-    if not callable(target):
-        raise ValueError(f"'{spec}' is not callable")
-    return target
-
-
-def _in_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> asyncio.Future[Any]:
-    # A daemon thread rather than the loop's default executor: a callable that
-    # never returns must not keep the process alive after a stop.
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-    def target() -> None:
-        try:
-            result = fn(arg)
-        except BaseException as exc:
-            loop.call_soon_threadsafe(settle, False, exc)
-        else:
-            loop.call_soon_threadsafe(settle, True, result)
-
-    threading.Thread(target=target, name="runwatch-executor", daemon=True).start()
-    return future
-
-
-def python_executor(fn: Callable[[dict[str, Any]], Any]) -> Executor:
-    """An executor calling `fn(run)`, awaited if it is async, else in a thread."""
-
-    async def execute(run: dict[str, Any]) -> ExtractionResult:
-        try:
-            if inspect.iscoroutinefunction(fn):
-                value = await fn(run)
-            else:
-                value = await _in_daemon_thread(fn, run)
-        except ExecutionError:
-            raise
-        except Exception as exc:
-            raise ExecutionError(f"{type(exc).__name__}: {exc}") from exc
-        return as_result(value)
-
-    return execute
-
-
-def command_executor(command: str, *, timeout: float | None = None) -> Executor:
-    """An executor running `command` in a shell: run JSON on stdin, result JSON on stdout."""
-
-    async def execute(run: dict[str, Any]) -> ExtractionResult:
-        process = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # so that a kill reaches the whole process group
-        )
-        try:
-            stdout, stderr = await asyncio.wait_for(
-                process.communicate(json.dumps(run).encode()), timeout
-            )
-        except asyncio.CancelledError:
-            await _kill(process)
-            raise
-        except TimeoutError:
-            await _kill(process)
-            raise ExecutionError(f"the command did not finish within {timeout} s") from None
-        if process.returncode != 0:
-            tail = stderr.decode(errors="replace")[-STDERR_TAIL:].strip()
-            raise ExecutionError(
-                f"the command exited with status {process.returncode}"
-                + (f": {tail}" if tail else "")
-            )
-        try:
-            value = json.loads(stdout)
-        except ValueError as exc:
-            raise ExecutionError(f"the command's stdout is not JSON: {exc}") from None
-        return as_result(value, strict=True)
-
-    return execute
-
-
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    """Kill the command and whatever it started, and reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        await process.wait()
 
 
 def default_worker_id() -> str:
@@ -527,51 +337,3 @@ class Worker:
 def _public_run(run: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("id", "prompt_id", "config_id", "document_name", "attempts", "lease_expires_at")
     return {key: run[key] for key in keys if key in run}
-
-
-def make_client(
-    url: str, *, api_key: str | None = None, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """An HTTP client for the worker: `api_key` (a `write` key) goes out as a bearer token."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.AsyncClient(base_url=url, timeout=30.0, headers=headers, transport=transport)
-
-
-async def run_worker(
-    *,
-    url: str,
-    executor_spec: str | None = None,
-    command: str | None = None,
-    command_timeout: float | None = None,
-    api_key: str | None = None,
-    **options: Any,
-) -> int:
-    """Build the executor, run a worker against `url`, and stop it on SIGTERM/SIGINT.
-
-    Giving up on the API, or a key it refuses, ends the process with one error
-    line and exit status 1.
-    """
-    if (executor_spec is None) == (command is None):
-        raise ValueError("give exactly one of an executor (module:function) or a command")
-    executor = (
-        python_executor(load_callable(executor_spec))
-        if executor_spec is not None
-        else command_executor(command or "", timeout=command_timeout)
-    )
-    # One line per request from httpx would drown the worker's own log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    timeout = httpx.Timeout(30.0, connect=10.0)
-    async with AsyncRunwatchClient(url, api_key=api_key or None, timeout=timeout) as client:
-        worker = Worker(client, executor, **options)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        try:
-            return await worker.run()
-        except (GaveUp, PermissionError, RunwatchError) as exc:
-            reason = describe(exc) if isinstance(exc, RunwatchError) else str(exc)
-            logger.error("worker %s: %s", worker.worker_id, reason)
-            raise SystemExit(1) from None
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)

@@ -1,0 +1,1 @@
+"""Services: the decisions (lifecycle, leases, scoring, compares, summaries) over `queries/`."""
