@@ -33,7 +33,7 @@ from runwatch.config import Settings
 from runwatch.db.engine import create_engines
 from runwatch.db.tables import extraction_runs
 from runwatch.migrate import upgrade
-from runwatch.queries import extraction_runs as q
+from runwatch.services import extraction_lifecycle as q
 
 
 def _settings(url: str) -> Settings:

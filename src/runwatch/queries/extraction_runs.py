@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import insert_ignoring_conflicts, lock_rows_skipping_locked
+from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import extraction_runs
 from runwatch.queries.pagination import Page, SortSpec, fetch_page
 
@@ -192,7 +192,7 @@ async def find_extraction_run(conn: AsyncConnection, run_id: str) -> Mapping[str
 
 async def insert_extraction_run(conn: AsyncConnection, row: Mapping[str, Any]) -> bool:
     """Insert `row` unless a run with its id exists; True when it was inserted."""
-    stmt = insert_ignoring_conflicts(t, conn.dialect.name).values(dict(row))
+    stmt = dialect_of(conn).insert_ignoring_conflicts(t).values(dict(row))
     return (await conn.execute(stmt)).rowcount == 1
 
 
@@ -225,12 +225,11 @@ async def lock_expired_leases(
     Rows another transaction holds are skipped, not waited for: whoever holds
     them is already dealing with them.
     """
-    expired = lock_rows_skipping_locked(
+    expired = dialect_of(conn).lock_rows_skipping_locked(
         select(t.c.id, t.c.attempts)
         .where(*_still_expired(now))
         .order_by(t.c.lease_expires_at, t.c.id)
-        .limit(limit),
-        conn.dialect.name,
+        .limit(limit)
     )
     return (await conn.execute(expired)).all()
 
@@ -271,12 +270,12 @@ async def claim_pending(
     the database lock from its start. Either way a run goes to one claimer.
     """
     picked = (
-        lock_rows_skipping_locked(
+        dialect_of(conn)
+        .lock_rows_skipping_locked(
             select(t.c.id)
             .where(t.c.status == "pending")
             .order_by(t.c.created_at, t.c.id)
-            .limit(max_runs),
-            conn.dialect.name,
+            .limit(max_runs)
         )
         .cte("picked")
         .prefix_with("MATERIALIZED", dialect="postgresql")
