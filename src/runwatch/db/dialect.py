@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -40,6 +41,17 @@ from sqlalchemy.sql.schema import SchemaItem
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
 DATA_VERSION_CHANNEL = "runwatch_data_version"
+
+
+@dataclass(frozen=True)
+class Merge:
+    """What an upsert does on a key that exists (see `Dialect.upsert`)."""
+
+    key: tuple[str, ...]
+    summed: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    least: tuple[str, ...] = ()
+    greatest: tuple[str, ...] = ()
 
 
 class Dialect:
@@ -109,10 +121,13 @@ class Dialect:
         Writers that sort their rows lock them in the same order.
         """
         if rows:
-            stmt = self.upsert(
-                table, key=key, summed=summed, replaced=replaced, least=least, greatest=greatest
-            )
-            await conn.execute(stmt, list(rows))
+            merge = Merge(tuple(key), tuple(summed), tuple(replaced), tuple(least), tuple(greatest))
+            await self._upsert_rows(conn, table, rows, merge)
+
+    async def _upsert_rows(
+        self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], merge: Merge
+    ) -> None:
+        await conn.execute(self.upsert(table, **vars(merge)), list(rows))
 
     async def insert_many_ignoring_conflicts(
         self,
@@ -125,6 +140,15 @@ class Dialect:
         """Insert `rows` (all with the same keys), skipping existing keys; returns `returning`'s."""
         if not rows:
             return []
+        return await self._insert_rows(conn, table, rows, returning)
+
+    async def _insert_rows(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: Sequence[Mapping[str, Any]],
+        returning: str | None,
+    ) -> list[Any]:
         stmt = self.insert_ignoring_conflicts(table)
         if returning is None:
             await conn.execute(stmt, list(rows))
@@ -240,17 +264,8 @@ class PostgresDialect(Dialect):
     def _greatest(self, old: Any, new: Any) -> Any:
         return func.greatest(old, new)
 
-    async def upsert_many(
-        self,
-        conn: AsyncConnection,
-        table: Table,
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        key: Sequence[str],
-        summed: Sequence[str] = (),
-        replaced: Sequence[str] = (),
-        least: Sequence[str] = (),
-        greatest: Sequence[str] = (),
+    async def _upsert_rows(
+        self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], merge: Merge
     ) -> None:
         """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT …`, whatever the number of rows.
 
@@ -258,38 +273,30 @@ class PostgresDialect(Dialect):
         same for any batch size (prepared once per connection), and `unnest`
         keeps the rows' order.
         """
-        if not rows:
-            return
         name = table.name
-        updates = [f"{c} = {name}.{c} + excluded.{c}" for c in summed]
-        updates += [f"{c} = excluded.{c}" for c in replaced]
-        updates += [f"{c} = least({name}.{c}, excluded.{c})" for c in least]
-        updates += [f"{c} = greatest({name}.{c}, excluded.{c})" for c in greatest]
+        updates = [f"{c} = {name}.{c} + excluded.{c}" for c in merge.summed]
+        updates += [f"{c} = excluded.{c}" for c in merge.replaced]
+        updates += [f"{c} = least({name}.{c}, excluded.{c})" for c in merge.least]
+        updates += [f"{c} = greatest({name}.{c}, excluded.{c})" for c in merge.greatest]
         action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
         columns = list(rows[0])
-        sql = f"{_unnest_insert(table, columns)} ON CONFLICT ({', '.join(key)}) {action}"
+        sql = f"{_unnest_insert(table, columns)} ON CONFLICT ({', '.join(merge.key)}) {action}"
         await conn.exec_driver_sql(sql, _arrays(table, columns, rows))
 
-    async def insert_many_ignoring_conflicts(
+    async def _insert_rows(
         self,
         conn: AsyncConnection,
         table: Table,
         rows: Sequence[Mapping[str, Any]],
-        *,
-        returning: str | None = None,
+        returning: str | None,
     ) -> list[Any]:
-        """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` (see `upsert_many`)."""
-        if not rows:
-            return []
+        """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` (see above)."""
         columns = list(rows[0])
         sql = f"{_unnest_insert(table, columns)} ON CONFLICT DO NOTHING"
-        if returning is None:
-            await conn.exec_driver_sql(sql, _arrays(table, columns, rows))
-            return []
-        result = await conn.exec_driver_sql(
-            f"{sql} RETURNING {returning}", _arrays(table, columns, rows)
-        )
-        return list(result.scalars())
+        if returning is not None:
+            sql += f" RETURNING {returning}"
+        result = await conn.exec_driver_sql(sql, _arrays(table, columns, rows))
+        return [] if returning is None else list(result.scalars())
 
     def lock_rows(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update()
