@@ -54,21 +54,32 @@ from runwatch.schemas.layer_runs import (
     BatchResult,
     LayerRunCreate,
     LayerRunDetail,
+    LayerRunDetailNow,
     LayerRunPage,
     LayerRunSummary,
     LayerRunUpdate,
     StatsSummary,
     Timeseries,
 )
+from runwatch.schemas.operator import (
+    ErrorGroup,
+    ErrorGroupPage,
+    ErrorGroupSort,
+    RegressionList,
+    VersionCompare,
+    VersionList,
+)
 
 __all__ = [
     "APIError",
     "AsyncRunwatchClient",
     "ConflictError",
+    "ErrorGroupFilters",
     "ExtractionRunFilters",
     "ForbiddenError",
     "InvalidArgumentError",
     "LayerRunFilters",
+    "LayerRunListFilters",
     "NotFoundError",
     "PayloadTooLargeError",
     "RecordedRun",
@@ -260,6 +271,26 @@ class LayerRunFilters(TypedDict, total=False):
     sort: str
 
 
+class LayerRunListFilters(LayerRunFilters, total=False):
+    """`LayerRunFilters` and the operator's filters of `GET /runs`."""
+
+    error_fingerprint: str
+    stuck: bool
+
+
+class ErrorGroupFilters(TypedDict, total=False):
+    """The window, filters and sort of `GET /runs/errors`."""
+
+    days: int
+    since: datetime | str
+    until: datetime | str
+    layer_name: str
+    status: str | Sequence[str]
+    model_name: str
+    layer_hash: str
+    sort: ErrorGroupSort
+
+
 class ExtractionRunFilters(TypedDict, total=False):
     """The filters and sort of `GET /extraction-runs` (and its export)."""
 
@@ -327,6 +358,12 @@ class _Call(Generic[M]):
     body: Any = None
 
 
+class _Window(TypedDict):
+    days: int | None
+    since: datetime | str | None
+    until: datetime | str | None
+
+
 def _model(cls: type[M]) -> Callable[[bytes], M]:
     adapter: TypeAdapter[M] = TypeAdapter(cls)
     return adapter.validate_json
@@ -334,6 +371,7 @@ def _model(cls: type[M]) -> Callable[[bytes], M]:
 
 _LIST_RUNS = _model(LayerRunPage)
 _RUN = _model(LayerRunDetail)
+_RUN_NOW = _model(LayerRunDetailNow)
 _BATCH = _model(BatchResult)
 _SUMMARY = _model(StatsSummary)
 _TIMESERIES = _model(Timeseries)
@@ -345,6 +383,10 @@ _X_COMPARE = _model(RunComparison)
 _X_GROUPS = _model(GroupComparison)
 _X_SUMMARY = _model(ExtractionStatsSummary)
 _JSON_OBJECT = _model(dict[str, Any])
+_ERROR_GROUPS = _model(ErrorGroupPage)
+_VERSIONS = _model(VersionList)
+_VERSION_COMPARE = _model(VersionCompare)
+_REGRESSIONS = _model(RegressionList)
 
 
 class _Calls:
@@ -360,14 +402,14 @@ class _Calls:
 
     @staticmethod
     def list_runs(
-        limit: int | None, offset: int | None, cursor: str | None, filters: LayerRunFilters
+        limit: int | None, offset: int | None, cursor: str | None, filters: LayerRunListFilters
     ) -> _Call[LayerRunPage]:
         params = _params(limit=limit, offset=offset, cursor=cursor, **filters)
         return _Call("GET", "/runs", _LIST_RUNS, params)
 
     @staticmethod
-    def get_run(run_id: str) -> _Call[LayerRunDetail]:
-        return _Call("GET", f"/runs/{run_id}", _RUN)
+    def get_run(run_id: str) -> _Call[LayerRunDetailNow]:
+        return _Call("GET", f"/runs/{run_id}", _RUN_NOW)
 
     @staticmethod
     def create_run(body: dict[str, Any]) -> _Call[LayerRunDetail]:
@@ -395,6 +437,30 @@ class _Calls:
     def runs_timeseries(days: int, bucket: str, layer_name: str | None) -> _Call[Timeseries]:
         params = _params(days=days, bucket=bucket, layer_name=layer_name)
         return _Call("GET", "/runs/stats/timeseries", _TIMESERIES, params)
+
+    @staticmethod
+    def list_error_groups(
+        limit: int | None, cursor: str | None, filters: ErrorGroupFilters
+    ) -> _Call[ErrorGroupPage]:
+        params = _params(limit=limit, cursor=cursor, **filters)
+        return _Call("GET", "/runs/errors", _ERROR_GROUPS, params)
+
+    @staticmethod
+    def list_layer_versions(layer_name: str, window: _Window) -> _Call[VersionList]:
+        params = _params(layer_name=layer_name, **window)
+        return _Call("GET", "/runs/stats/versions", _VERSIONS, params)
+
+    @staticmethod
+    def compare_layer_versions(
+        layer_name: str, a: str, b: str, window: _Window
+    ) -> _Call[VersionCompare]:
+        params = _params(layer_name=layer_name, a=a, b=b, **window)
+        return _Call("GET", "/runs/stats/versions/compare", _VERSION_COMPARE, params)
+
+    @staticmethod
+    def list_regressions(layer_name: str | None, window: _Window) -> _Call[RegressionList]:
+        params = _params(layer_name=layer_name, **window)
+        return _Call("GET", "/runs/stats/regressions", _REGRESSIONS, params)
 
     @staticmethod
     def list_extraction_runs(
@@ -701,13 +767,13 @@ class RunwatchClient:
         limit: int | None = None,
         offset: int | None = None,
         cursor: str | None = None,
-        **filters: Unpack[LayerRunFilters],
+        **filters: Unpack[LayerRunListFilters],
     ) -> LayerRunPage:
         """One page of `GET /runs`."""
         return self._send(_Calls.list_runs(limit, offset, cursor, filters))
 
     def iter_runs(
-        self, *, page_size: int = 100, **filters: Unpack[LayerRunFilters]
+        self, *, page_size: int = 100, **filters: Unpack[LayerRunListFilters]
     ) -> Iterator[LayerRunSummary]:
         """Every run matching the filters, page after page by `next_cursor`."""
         cursor: str | None = None
@@ -718,7 +784,8 @@ class RunwatchClient:
                 return
             cursor = page.next_cursor
 
-    def get_run(self, run_id: str) -> LayerRunDetail:
+    def get_run(self, run_id: str) -> LayerRunDetailNow:
+        """`GET /runs/{run_id}`; a running run also says whether it is stuck."""
         return self._send(_Calls.get_run(run_id))
 
     def create_run(
@@ -793,6 +860,68 @@ class RunwatchClient:
         """Every matching run in full, streamed (NDJSON) rather than paged."""
         for line in self._export_lines("/runs/export", filters):
             yield LayerRunDetail.model_validate_json(line)
+
+    # operator
+
+    def list_error_groups(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        **filters: Unpack[ErrorGroupFilters],
+    ) -> ErrorGroupPage:
+        """One page of `GET /runs/errors`: the errors of the window grouped by fingerprint."""
+        return self._send(_Calls.list_error_groups(limit, cursor, filters))
+
+    def iter_error_groups(
+        self, *, page_size: int = 100, **filters: Unpack[ErrorGroupFilters]
+    ) -> Iterator[ErrorGroup]:
+        """Every error group of the window, page after page by `next_cursor`."""
+        cursor: str | None = None
+        while True:
+            page = self.list_error_groups(limit=page_size, cursor=cursor, **filters)
+            yield from page.groups
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def list_layer_versions(
+        self,
+        layer_name: str,
+        *,
+        days: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> VersionList:
+        """`GET /runs/stats/versions`: one row per `layer_hash` of the layer."""
+        window = _Window(days=days, since=since, until=until)
+        return self._send(_Calls.list_layer_versions(layer_name, window))
+
+    def compare_layer_versions(
+        self,
+        layer_name: str,
+        a: str,
+        b: str,
+        *,
+        days: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> VersionCompare:
+        """`GET /runs/stats/versions/compare`: versions `a` and `b`, differences b - a."""
+        window = _Window(days=days, since=since, until=until)
+        return self._send(_Calls.compare_layer_versions(layer_name, a, b, window))
+
+    def list_regressions(
+        self,
+        *,
+        layer_name: str | None = None,
+        days: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> RegressionList:
+        """`GET /runs/stats/regressions`: newest versions significantly worse than before."""
+        window = _Window(days=days, since=since, until=until)
+        return self._send(_Calls.list_regressions(layer_name, window))
 
     # extraction runs
 
@@ -1024,12 +1153,12 @@ class AsyncRunwatchClient:
         limit: int | None = None,
         offset: int | None = None,
         cursor: str | None = None,
-        **filters: Unpack[LayerRunFilters],
+        **filters: Unpack[LayerRunListFilters],
     ) -> LayerRunPage:
         return await self._send(_Calls.list_runs(limit, offset, cursor, filters))
 
     async def iter_runs(
-        self, *, page_size: int = 100, **filters: Unpack[LayerRunFilters]
+        self, *, page_size: int = 100, **filters: Unpack[LayerRunListFilters]
     ) -> AsyncIterator[LayerRunSummary]:
         cursor: str | None = None
         while True:
@@ -1040,7 +1169,8 @@ class AsyncRunwatchClient:
                 return
             cursor = page.next_cursor
 
-    async def get_run(self, run_id: str) -> LayerRunDetail:
+    async def get_run(self, run_id: str) -> LayerRunDetailNow:
+        """`GET /runs/{run_id}`; a running run also says whether it is stuck."""
         return await self._send(_Calls.get_run(run_id))
 
     async def create_run(
@@ -1113,6 +1243,64 @@ class AsyncRunwatchClient:
     ) -> AsyncIterator[LayerRunDetail]:
         async for line in self._export_lines("/runs/export", filters):
             yield LayerRunDetail.model_validate_json(line)
+
+    # operator
+
+    async def list_error_groups(
+        self,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        **filters: Unpack[ErrorGroupFilters],
+    ) -> ErrorGroupPage:
+        return await self._send(_Calls.list_error_groups(limit, cursor, filters))
+
+    async def iter_error_groups(
+        self, *, page_size: int = 100, **filters: Unpack[ErrorGroupFilters]
+    ) -> AsyncIterator[ErrorGroup]:
+        cursor: str | None = None
+        while True:
+            page = await self.list_error_groups(limit=page_size, cursor=cursor, **filters)
+            for group in page.groups:
+                yield group
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def list_layer_versions(
+        self,
+        layer_name: str,
+        *,
+        days: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> VersionList:
+        window = _Window(days=days, since=since, until=until)
+        return await self._send(_Calls.list_layer_versions(layer_name, window))
+
+    async def compare_layer_versions(
+        self,
+        layer_name: str,
+        a: str,
+        b: str,
+        *,
+        days: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> VersionCompare:
+        window = _Window(days=days, since=since, until=until)
+        return await self._send(_Calls.compare_layer_versions(layer_name, a, b, window))
+
+    async def list_regressions(
+        self,
+        *,
+        layer_name: str | None = None,
+        days: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+    ) -> RegressionList:
+        window = _Window(days=days, since=since, until=until)
+        return await self._send(_Calls.list_regressions(layer_name, window))
 
     # extraction runs
 
