@@ -29,6 +29,7 @@ from runwatch.errors import InvalidArgument
 from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
 from runwatch.queries import extraction_runs as q
 from runwatch.queries.export import extraction_run_export_query
+from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.extraction_runs import (
     ClaimedRun,
@@ -46,7 +47,9 @@ from runwatch.schemas.extraction_runs import (
     RunComparison,
 )
 
-router = APIRouter(prefix="/extraction-runs", tags=["extraction runs"])
+router = APIRouter(
+    prefix="/extraction-runs", tags=["extraction runs"], route_class=ConcretePathsFirst
+)
 
 SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
 

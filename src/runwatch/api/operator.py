@@ -15,6 +15,7 @@ from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
+from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import problem_responses
 from runwatch.schemas.operator import (
     ErrorGroupPage,
@@ -24,7 +25,7 @@ from runwatch.schemas.operator import (
     VersionList,
 )
 
-router = APIRouter(prefix="/runs", tags=["operator"])
+router = APIRouter(prefix="/runs", tags=["operator"], route_class=ConcretePathsFirst)
 
 NameQuery = Annotated[
     str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact.")
