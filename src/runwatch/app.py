@@ -25,6 +25,7 @@ from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_
 from runwatch.migrate import upgrade
 from runwatch.openapi import app_options, install_api_docs
 from runwatch.queries.api_keys import load_key_set
+from runwatch.routing import give_concrete_paths_precedence
 from runwatch.schemas.common import problem_responses
 from runwatch.security import (
     KeyCache,
@@ -142,10 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Health checks stay open; every data route needs a key once one exists
     # (checked by RequireKey, ahead of routing).
     guarded = {"responses": problem_responses(401, 403)}
-    # Before /runs/{run_id}, which would otherwise take /runs/errors for a run id.
     app.include_router(operator.router, **guarded)
     app.include_router(layer_runs.router, **guarded)
     app.include_router(extraction_runs.router, **guarded)
+    # /runs/errors is not a run id: concrete paths win over /runs/{run_id}, in any order.
+    give_concrete_paths_precedence(app)
     install_dashboard(app)
     install_api_docs(app, settings)
     install_metrics(app)

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from runwatch.domain import MAX_PROBLEM_ERRORS
 from runwatch.middleware import current_request_id
+from runwatch.routing import allowed_methods
 
 logger = logging.getLogger("runwatch")
 
@@ -202,25 +202,6 @@ def unavailable_response(exc: Exception, *, retry_after_seconds: int, path: str)
         headers={"Retry-After": str(retry_after_seconds)},
         instance=path,
     )
-
-
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (the router names only the first route's)."""
-    methods: set[str] = set()
-    for route in _leaf_routes(request.app.router.routes):
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
-
-
-def _leaf_routes(routes: Iterable[Any]) -> Iterable[Any]:
-    for route in routes:
-        included = getattr(route, "original_router", None)  # an included APIRouter
-        if included is not None:
-            yield from _leaf_routes(included.routes)
-        else:
-            yield route
 
 
 def install_error_handlers(app: FastAPI, *, retry_after_seconds: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 from datetime import timedelta
@@ -25,6 +26,8 @@ from runwatch.client import (
     TemporaryError,
     UnauthorizedError,
     UnavailableError,
+    async_client,
+    sync_client,
 )
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
@@ -214,7 +217,7 @@ async def test_keys_refused_are_typed(settings: Settings, engines: Engines) -> N
 
 def test_connection_errors_are_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    monkeypatch.setattr(sync_client.time, "sleep", waits.append)
     policy = RetryPolicy(retries=5, backoff=0.5, max_delay=3.0)
     client = RunwatchClient(_dead_url(), retry=policy)
     with client, pytest.raises(RunwatchConnectionError) as failure:
@@ -245,7 +248,7 @@ def _problem(status: int, code: str, **headers: str) -> httpx.Response:
 
 def test_503_honours_retry_after_within_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     waits: list[float] = []
-    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    monkeypatch.setattr(sync_client.time, "sleep", waits.append)
     seen: list[httpx.Request] = []
     answers: list[httpx.Response | Exception] = [
         _problem(503, "unavailable", **{"Retry-After": "2"}),
@@ -288,7 +291,7 @@ async def test_async_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     async def no_sleep(delay: float) -> None:
         waits.append(delay)
 
-    monkeypatch.setattr(client_module.anyio, "sleep", no_sleep)
+    monkeypatch.setattr(async_client.anyio, "sleep", no_sleep)
     seen: list[httpx.Request] = []
     answers: list[httpx.Response | Exception] = [
         httpx.ReadTimeout("slow"),
@@ -314,3 +317,57 @@ def _detail() -> dict[str, Any]:
         "model_profile": None, "model_provider": None, "tokens_input": None,
         "tokens_output": None, "errors": None,
     }  # fmt: skip
+
+
+def test_every_name_of_the_client_is_importable_from_runwatch_client() -> None:
+    names = {
+        "APIError", "AsyncRunwatchClient", "ConflictError", "ErrorGroupFilters",
+        "ExtractionRunFilters", "ForbiddenError", "InvalidArgumentError", "LayerRunFilters",
+        "LayerRunListFilters", "NotFoundError", "PayloadTooLargeError", "RecordedRun",
+        "RetryPolicy", "RunwatchClient", "RunwatchConnectionError", "RunwatchError",
+        "ServerError", "TemporaryError", "UnauthorizedError", "UnavailableError", "describe",
+        "error_for", "DEFAULT_URL", "DEFAULT_TIMEOUT", "RETRY_EXCEPTIONS", "ExportFormat",
+    }  # fmt: skip
+    assert names <= set(client_module.__all__)
+    for name in names:
+        assert getattr(client_module, name) is not None, name
+
+
+def test_both_clients_have_the_same_methods() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name in dir(cls) if not name.startswith("_")}
+
+    assert public(RunwatchClient) - {"close"} == public(AsyncRunwatchClient) - {"aclose"}
+    # A method looked up on its class takes the client first, as any method does.
+    assert list(inspect.signature(RunwatchClient.get_run).parameters) == ["self", "run_id"]
+    assert RunwatchClient.get_run.__doc__ == AsyncRunwatchClient.get_run.__doc__
+    with RunwatchClient("http://t", transport=httpx.MockTransport(_echo_path)) as client:
+        assert RunwatchClient.health(client) == {"path": "/healthz"}
+        assert client.health is client.health  # bound once per client
+
+
+def _echo_path(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"path": request.url.path})
+
+
+async def test_async_batches_raise_the_error_itself(live_server: LiveServer) -> None:
+    async with AsyncRunwatchClient(live_server.url) as client:
+        await client.create_run(layer_run(id="taken"))
+        # One batch after another: the conflict, as the blocking client raises it.
+        bodies = [layer_run(id=f"b-{i}") for i in range(5)] + [
+            layer_run(id="taken", insights_created=99)
+        ]
+        with pytest.raises(ConflictError):
+            await client.create_runs(bodies, batch_size=5)
+        assert (await client.get_run("b-4")).id == "b-4"  # the first batch was stored
+
+        # Concurrent creations: one invalid run fails the call with its own error.
+        runs = [{"prompt_id": "p", "config_id": "c", "document_name": f"d-{i}"} for i in range(6)]
+        runs[3] = {"prompt_id": "p", "config_id": "c"}
+        with pytest.raises(InvalidArgumentError) as invalid:
+            await client.create_extraction_runs(runs, concurrency=3)
+        assert invalid.value.status == 422
+        ok = await client.create_extraction_runs(runs[:3] + runs[4:], concurrency=2)
+        assert [(await client.get_extraction_run(a.run_id)).document_name for a in ok] == [
+            "d-0", "d-1", "d-2", "d-4", "d-5",
+        ]  # fmt: skip

@@ -22,6 +22,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
+    allow_header_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
@@ -45,6 +46,7 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    allow_header_conformance,
 ]
 CASES: dict[str, dict[str, int]] = {"sqlite": {}, "postgresql": {}}
 GENERATION = {

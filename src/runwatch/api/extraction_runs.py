@@ -29,6 +29,7 @@ from runwatch.domain import EXTRACTION_RUN_STATUSES, STANDARD_METRICS
 from runwatch.errors import InvalidArgument
 from runwatch.queries import extraction_runs as q
 from runwatch.queries.export import extraction_run_export_query
+from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import DOCUMENT_NAME_FILTER, NAME_FILTER, problem_responses
 from runwatch.schemas.extraction_runs import (
     ClaimedRun,
@@ -48,7 +49,9 @@ from runwatch.schemas.extraction_runs import (
 )
 from runwatch.services import extraction_compare, extraction_lifecycle, extraction_stats
 
-router = APIRouter(prefix="/extraction-runs", tags=["extraction runs"])
+router = APIRouter(
+    prefix="/extraction-runs", tags=["extraction runs"], route_class=ConcretePathsFirst
+)
 
 SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
 

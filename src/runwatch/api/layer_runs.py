@@ -34,6 +34,7 @@ from runwatch.queries.export import layer_run_export_query
 from runwatch.queries.operator_lists import add_operator_fields, list_runs_matching
 from runwatch.queries.pagination import Page
 from runwatch.queries.stuck import stuck_state
+from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
     BatchResult,
@@ -49,7 +50,7 @@ from runwatch.schemas.layer_runs import (
     Timeseries,
 )
 
-router = APIRouter(prefix="/runs", tags=["layer runs"])
+router = APIRouter(prefix="/runs", tags=["layer runs"], route_class=ConcretePathsFirst)
 
 # Plain `str` keys (column names are a subclass), as the JSON encoder wants.
 SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)

@@ -14,6 +14,7 @@ from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
+from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import NAME_FILTER, problem_responses
 from runwatch.schemas.operator import (
     ErrorGroupPage,
@@ -23,7 +24,7 @@ from runwatch.schemas.operator import (
     VersionList,
 )
 
-router = APIRouter(prefix="/runs", tags=["operator"])
+router = APIRouter(prefix="/runs", tags=["operator"], route_class=ConcretePathsFirst)
 
 NameQuery = Annotated[str | None, Query(description="Exact.", **NAME_FILTER)]
 DaysQuery = Annotated[
