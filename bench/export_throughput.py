@@ -1,7 +1,7 @@
 """Export throughput: rows per second and server memory while streaming `GET /runs/export`.
 
-Loads N generated layer runs (the same generator and bulk loader as
-`bench.run`), starts `runwatch serve` as a subprocess, and streams the whole
+Loads N generated layer runs (the same generator, bulk loader and PostgreSQL
+settings as `bench.run`), starts `runwatch serve` as a subprocess, and streams the whole
 table through `GET /runs/export` in each format, then the failed runs only.
 For each it prints rows/s, MB/s, and the server's resident memory before the
 export and at its peak (`VmHWM` is reset before each export through
@@ -9,7 +9,7 @@ export and at its peak (`VmHWM` is reset before each export through
 
     python -m bench.export_throughput                          # 200,000 runs, both databases
     python -m bench.export_throughput --runs 1000000 --dialect postgresql
-    python -m bench.export_throughput --postgres-url postgresql+asyncpg://…/db
+    python -m bench.export_throughput --postgres-url postgresql+asyncpg://…/db  # reused if loaded
 
 Run it from the repository root. Rows are counted by the client as lines
 received, so a number is only printed for a complete export.
@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.postgres import TemporaryPostgres
 
 from bench import datagen, load
-from bench.run import serve_runwatch
+from bench.run import POSTGRES_OPTIONS, serve_runwatch
 from runwatch.migrate import upgrade
 
 
@@ -80,22 +82,37 @@ def measure(server: load.ServerProcess, query: str, expected_rows: int | None) -
     }
 
 
+async def _count_runs(url: str) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM layer_runs"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
 def run_one(dialect: str, url: str, args: argparse.Namespace, workdir: Path) -> list[dict]:
     asyncio.run(upgrade(url))
-    log(f"{dialect}: loading {args.runs:,} runs")
-    if dialect == "postgresql":
-        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-        report = asyncio.run(datagen.load_postgres(dsn, args.runs, seed=args.seed))
+    runs = asyncio.run(_count_runs(url))
+    if runs:
+        # A database loaded before (`--postgres-url`): measured as it is, to rerun quickly.
+        log(f"{dialect}: {runs:,} runs already there; not loading")
     else:
-        report = datagen.load_sqlite(url.split("///", 1)[1], args.runs, seed=args.seed)
-    log(f"{dialect}: loaded {report.rows:,} runs in {report.seconds:.1f} s")
+        log(f"{dialect}: loading {args.runs:,} runs")
+        if dialect == "postgresql":
+            dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+            report = asyncio.run(datagen.load_postgres(dsn, args.runs, seed=args.seed))
+        else:
+            report = datagen.load_sqlite(url.split("///", 1)[1], args.runs, seed=args.seed)
+        log(f"{dialect}: loaded {report.rows:,} runs in {report.seconds:.1f} s")
+        runs = report.rows
     server = serve_runwatch(url, workdir, "warning")
     results = []
     try:
         # Warm-up: a small export, so that connections and caches are not measured cold.
         measure(server, "format=ndjson&until=2000-01-02T00:00:00Z", 0)
         for query in ("format=ndjson", "format=csv", "format=ndjson&status=failed"):
-            expected = args.runs if "status" not in query else None
+            expected = runs if "status" not in query else None
             result = {"dialect": dialect, **measure(server, query, expected)}
             log(
                 f"{dialect} {query}: {result['rows']:,} rows in {result['seconds']} s = "
@@ -127,7 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dialect", choices=("postgresql", "sqlite", "both"), default="both")
-    parser.add_argument("--postgres-url", help="an empty, migratable database (default: private)")
+    parser.add_argument(
+        "--postgres-url",
+        help="a migratable database (default: private); one that holds runs is used as it is",
+    )
     args = parser.parse_args(argv)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="runwatch-export-") as tmp:
@@ -136,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.postgres_url:
                 results += run_one("postgresql", args.postgres_url, args, workdir)
             else:
-                with TemporaryPostgres() as pg:
+                # Tuned as bench.run tunes its cluster for this machine, not as a test cluster.
+                with TemporaryPostgres(durable=True, options=POSTGRES_OPTIONS) as pg:
                     results += run_one("postgresql", pg.url, args, workdir)
         if args.dialect in ("sqlite", "both"):
             url = f"sqlite+aiosqlite:///{workdir / 'export.db'}"

@@ -90,3 +90,15 @@ async def test_dashboard_assets_are_gzipped_and_revalidate(client: httpx.AsyncCl
         client, "/ui/js/main.js", {**IDENTITY, "If-None-Match": plain.headers["etag"]}
     )
     assert plain_again.status_code == 304
+
+
+async def test_streamed_exports_go_out_uncompressed(client: httpx.AsyncClient) -> None:
+    # Compressing an export of a million runs cost the server more CPU than the export.
+    runs = [layer_run() for _ in range(40)]
+    assert (await client.post("/runs/batch", json={"runs": runs})).status_code in (200, 201)
+    for fmt, lines in (("ndjson", 40), ("csv", 41)):
+        exported = await raw_get(client, f"/runs/export?format={fmt}", GZIP)
+        assert exported.status_code == 200
+        assert "content-encoding" not in exported.headers
+        assert len(exported.content) > 500  # large enough that JSON would have been gzipped
+        assert exported.content.count(b"\n") == lines

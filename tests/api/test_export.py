@@ -305,3 +305,75 @@ async def test_lines_are_exactly_the_detail(client: httpx.AsyncClient) -> None:
     run_id = accepted.json()["run_id"]
     line = (await _export(client, "/extraction-runs/export")).text.splitlines()[0]
     assert json.loads(line) == await _stored(client, f"/extraction-runs/{run_id}")
+
+
+async def test_csv_reads_the_same_whichever_side_writes_it(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL the database writes the CSV lines of layer runs; elsewhere,
+    # and for extraction runs, Python's csv module does. The two must agree.
+    tricky = [
+        layer_run(id="t-1", errors=None, estimated_cost_usd=None, model_name=None),
+        layer_run(
+            id="t-2",
+            layer_name='comma, and "quotes"',
+            model_name="line\nbreak",
+            model_profile="carriage\rreturn",
+            model_provider="tab\there",
+            estimated_cost_usd=2.0,
+            errors=[],
+        ),
+        layer_run(
+            id="t-3",
+            layer_name="ünïcode ✓ 'single'",
+            estimated_cost_usd=1e-05,
+            duration=0.25,
+            errors=[{"message": 'a,b"c', "n": 1.5, "nested": {"x": [1, None]}}],
+        ),
+        layer_run(
+            id="t-4",
+            estimated_cost_usd=123456.789,
+            duration=3600.0,
+            tokens_input=None,
+            tokens_output=None,
+            tokens_total=None,
+        ),
+        layer_run(id="t-5", status="running", estimated_cost_usd=0.1 + 0.2),
+    ]
+    assert (await client.post("/runs/batch", json={"runs": tricky})).status_code == 200
+
+    def table(text: str) -> list[list[str]]:
+        return list(csv.reader(io.StringIO(text, newline="")))
+
+    ours = (await _export(client, "/runs/export", format="csv", sort="started_at")).text
+    monkeypatch.setattr(export.ExportKind, "flat_csv", property(lambda self: False))
+    pythons = (await _export(client, "/runs/export", format="csv", sort="started_at")).text
+    ours_rows, python_rows = table(ours), table(pythons)
+    assert ours_rows[0] == python_rows[0] == LAYER_CSV_HEADER
+    assert len(ours_rows) == len(python_rows) == len(tricky) + 1
+    at = LAYER_CSV_HEADER.index("errors")
+    for mine, theirs in zip(ours_rows[1:], python_rows[1:], strict=True):
+        assert mine[:at] + mine[at + 1 :] == theirs[:at] + theirs[at + 1 :]
+        assert (json.loads(mine[at]) if mine[at] else None) == (
+            json.loads(theirs[at]) if theirs[at] else None
+        )
+    # Without JSON in them, the lines are the same bytes.
+    plain = [line for line in ours.split("\n") if line.startswith(("t-1,", "t-4,", "t-5,"))]
+    assert len(plain) == 3
+    assert all(line in pythons.split("\n") for line in plain)
+
+    # And every cell reads back as the value stored.
+    rows = {row[0]: dict(zip(LAYER_CSV_HEADER, row, strict=True)) for row in ours_rows[1:]}
+    sent = {run["id"]: run for run in tricky}
+    for run_id, row in rows.items():
+        for name in ("layer_name", "model_name", "model_profile", "model_provider", "layer_hash"):
+            assert row[name] == (sent[run_id].get(name) or ""), (run_id, name)
+        cost = sent[run_id]["estimated_cost_usd"]
+        assert row["estimated_cost_usd"] == ("" if cost is None else repr(cost))
+    assert rows["t-2"]["errors"] == "[]"
+    assert rows["t-3"]["duration_seconds"] == "0.25"
+    assert rows["t-4"]["duration_seconds"] == "3600.0"
+    assert rows["t-4"]["tokens_total"] == ""
+    assert rows["t-5"]["completed_at"] == rows["t-5"]["duration_seconds"] == ""
+    assert rows["t-1"]["started_at"] == rows["t-1"]["started_at"].rstrip("0")
+    assert rows["t-1"]["started_at"].endswith("Z")

@@ -6,6 +6,7 @@ Uses its own server (not the session's), since the test stops and restarts it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from runwatch.api import export
 from runwatch.config import Settings
 from tests.factories import layer_run
 from tests.security.conftest import serve
@@ -148,3 +150,32 @@ async def test_slow_query_is_cut_by_the_statement_timeout(server: TemporaryPostg
             await locker.close()
         assert (await call(client, "GET", "/runs")).status_code == 200
         assert "slow-1" not in await stored_ids(server)
+
+
+async def test_the_first_export_after_a_restart_is_served(
+    server: TemporaryPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small chunks, so that the export takes several pooled connections.
+    monkeypatch.setattr(export, "FIRST_CHUNK", 5)
+    monkeypatch.setattr(export, "MAX_CHUNK", 9)
+    async with serve(outage_settings(server)) as client:
+        runs = [layer_run(id=f"export-restart-{i:03d}") for i in range(60)]
+        assert (await call(client, "POST", "/runs/batch", json={"runs": runs})).status_code == 200
+        ids = {run["id"] for run in runs}
+
+        async def exported(fmt: str) -> set[str]:
+            response = await call(client, "GET", f"/runs/export?format={fmt}")
+            assert response.status_code == 200, response.text
+            lines = response.text.splitlines()
+            if fmt == "csv":
+                return {line.split(",", 1)[0] for line in lines[1:]}
+            return {json.loads(line)["id"] for line in lines}
+
+        assert ids <= await exported("ndjson")
+        # Every connection in the pool is now dead, though the database is back.
+        await asyncio.to_thread(server.stop_server)
+        await asyncio.to_thread(server.start_server)
+        assert ids <= await exported("ndjson")  # each chunk retried once on a fresh connection
+        await asyncio.to_thread(server.stop_server)
+        await asyncio.to_thread(server.start_server)
+        assert ids <= await exported("csv")

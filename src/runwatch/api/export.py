@@ -2,20 +2,25 @@
 
 An export is the list query of its kind (the same filters and sort) read
 chunk after chunk with the keyset cursor of `fetch_page`, each chunk on a
-read connection held only while it is read. The first chunk is read before
-the answer starts, so that a bad cursor or an unavailable database is still a
-problem+json answer; a failure later breaks the stream off (the client sees
-an incomplete chunked body, never a truncated file that looks whole).
+read connection held only while it is read; a connection found dead (a
+database restart) is replaced and the chunk read again, as reads do. The
+first chunk is read before the answer starts, so that a bad cursor or an
+unavailable database is still a problem+json answer; a failure later breaks
+the stream off (the client sees an incomplete chunked body, never a truncated
+file that looks whole). While one chunk is encoded and sent, the next is
+being read.
 
 NDJSON: one detail object per line, the same JSON as `GET /…/{id}`.
 CSV: one header line, then one line per run; see `docs/client.md` for the
 columns: nested objects are flattened (`tokens.input`, `metrics.f1`) and
 free-form JSON (`errors`, `output`, `expected`, `metrics`) is kept as JSON
-text in one cell.
+text in one cell. On PostgreSQL the database writes the lines where it can
+(see `queries/export.py`) and they are only joined here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -27,10 +32,11 @@ import orjson
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.api.deps import READ_SOURCE_HEADER, open_read_connection, release_connection
-from runwatch.queries.export import ExportQuery
-from runwatch.queries.pagination import Page
+from runwatch.api.deps import READ_SOURCE_HEADER
+from runwatch.api.reads import on_read_connection
+from runwatch.queries.export import Chunk, ExportQuery
 from runwatch.schemas.common import rfc3339
 
 ExportFormat = Literal["ndjson", "csv"]
@@ -55,9 +61,11 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 # Rows per chunk: start small (a row may carry up to a few MiB of JSON), then
 # size each chunk from the bytes per row seen so far, for about CHUNK_BYTES.
+# Two chunks are in memory at once (one sent, the next read).
 FIRST_CHUNK = 200
-MAX_CHUNK = 1000
-CHUNK_BYTES = 512 * 1024
+MAX_CHUNK = 10_000
+SEND_BYTES = 256 * 1024
+CHUNK_BYTES = 2 * 1024 * 1024
 
 
 def _same(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -116,6 +124,12 @@ class ExportKind:
         return tuple(self.model.model_fields)
 
     @property
+    def flat_csv(self) -> bool:
+        """Its CSV columns are its fields, in order, each a value of its own (no nesting)."""
+        names = tuple(c.name for c in self.columns)
+        return names == self.fields and all(c.path == (c.name,) for c in self.columns)
+
+    @property
     def time_fields(self) -> tuple[str, ...]:
         return tuple(
             name for name, info in self.model.model_fields.items() if _is_time(info.annotation)
@@ -152,11 +166,10 @@ class _Encoder:
             out.append(detail)
         return out
 
-    def encode(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
-        if self.format == "ndjson" and rows and "line" in rows[0]:
-            # Written by the database (see queries/export.py): only join them.
-            return "".join([row["line"] + "\n" for row in rows]).encode()
-        details = self.details(rows)
+    def encode(self, chunk: Chunk) -> bytes:
+        if chunk.lines or not chunk.rows:
+            return chunk.lines  # written by the database (see queries/export.py)
+        details = self.details(chunk.rows)
         if self.format == "ndjson":
             return b"".join([orjson.dumps(d) + b"\n" for d in details])
         columns = self.kind.columns
@@ -166,20 +179,37 @@ class _Encoder:
     def _csv_lines(rows: list[list[Any]]) -> bytes:
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        return buffer.getvalue().encode()
+        text = buffer.getvalue()
+        if "\r" in text:
+            # With "\n" line ends the csv module leaves a carriage return unquoted,
+            # which RFC 4180 (and the csv module's own reader) takes for a line end.
+            text = "".join([",".join([_csv_text(v) for v in row]) + "\n" for row in rows])
+        return text.encode()
+
+
+def _csv_text(value: Any) -> str:
+    """A cell as the csv module writes it, quoted also when it holds a carriage return."""
+    text = "" if value is None else str(value)
+    if any(char in text for char in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 async def _read_chunk(
     request: Request, query: ExportQuery, *, limit: int, cursor: str | None
-) -> tuple[str, Page]:
-    """One chunk on a read connection held only while it is read."""
-    source, conn = await open_read_connection(request)
-    try:
+) -> tuple[str, Chunk]:
+    """One chunk on a read connection held only while it is read (a dead one replaced)."""
+
+    async def read(conn: AsyncConnection, source: str) -> tuple[str, Chunk]:
         async with conn.begin():
-            page = await query.chunk(conn, limit=limit, cursor=cursor)
-    finally:
-        await release_connection(conn, source)
-    return source, page
+            return source, await query.chunk(conn, limit=limit, cursor=cursor)
+
+    return await on_read_connection(request, read)
+
+
+def _chunk_size(rows_seen: int, bytes_seen: int) -> int:
+    per_row = max(bytes_seen // max(rows_seen, 1), 1)
+    return max(1, min(MAX_CHUNK, CHUNK_BYTES // per_row))
 
 
 async def export_response(
@@ -190,23 +220,39 @@ async def export_response(
     format: ExportFormat,
     filename: str,
 ) -> StreamingResponse:
-    """Read the first chunk now, then stream the rest, each on a fresh read connection."""
+    """Read the first chunk now, then stream the rest, reading each chunk while the last is sent."""
     encoder = _Encoder(kind, format)
     source, first = await _read_chunk(request, query, limit=FIRST_CHUNK, cursor=None)
-    head = encoder.header() + encoder.encode(first.rows)
+    head = encoder.header() + encoder.encode(first)
+
+    def read_after(chunk: Chunk, rows_seen: int, bytes_seen: int) -> asyncio.Task[Any] | None:
+        if chunk.next_cursor is None:
+            return None
+        size = _chunk_size(rows_seen, bytes_seen)
+        return asyncio.ensure_future(
+            _read_chunk(request, query, limit=size, cursor=chunk.next_cursor)
+        )
 
     async def body() -> AsyncIterator[bytes]:
-        yield head
-        page: Page = first
-        rows_seen, bytes_seen = len(first.rows), len(head)
-        while page.next_cursor is not None:
-            per_row = max(bytes_seen // max(rows_seen, 1), 1)
-            size = max(1, min(MAX_CHUNK, CHUNK_BYTES // per_row))
-            _, page = await _read_chunk(request, query, limit=size, cursor=page.next_cursor)
-            data = encoder.encode(page.rows)
-            rows_seen += len(page.rows)
-            bytes_seen += len(data)
-            yield data
+        rows_seen, bytes_seen = first.count, len(head)
+        reading = read_after(first, rows_seen, bytes_seen)
+        try:
+            yield head
+            while reading is not None:
+                _, chunk = await reading
+                reading = read_after(chunk, rows_seen, bytes_seen)
+                data = encoder.encode(chunk)
+                rows_seen += chunk.count
+                bytes_seen += len(data)
+                # In pieces: the server copies what it is given to frame and buffer it.
+                for start in range(0, len(data), SEND_BYTES):
+                    yield data[start : start + SEND_BYTES]
+        finally:
+            if reading is not None:  # broken off: the chunk being read is not wanted
+                reading.cancel()
+                await asyncio.wait([reading])  # until it has given its connection back
+                if not reading.cancelled():
+                    reading.exception()  # seen, so not logged as never retrieved
 
     extension = "ndjson" if format == "ndjson" else "csv"
     return StreamingResponse(

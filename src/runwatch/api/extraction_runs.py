@@ -257,7 +257,7 @@ EXPORT = ExportKind(
 )
 
 
-# Declared before `/{run_id}`, which would otherwise take "export" for an id.
+# A concrete path, not a run id, whatever the order (see runwatch/routing.py).
 @router.get(
     "/export",
     response_class=StreamingResponse,
@@ -290,7 +290,7 @@ async def export_runs(
         spec,
         fields=EXPORT.fields,
         dialect_name=request.app.state.engines.dialect_name,
-        json_lines=format_ == "ndjson",
+        format=format_,
     )
     return await export_response(
         request,

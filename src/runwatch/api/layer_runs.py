@@ -252,7 +252,7 @@ EXPORT = ExportKind(
 )
 
 
-# Declared before `/{run_id}`, which would otherwise take "export" for an id.
+# A concrete path, not a run id, whatever the order (see runwatch/routing.py).
 @router.get(
     "/export",
     response_class=StreamingResponse,
@@ -294,7 +294,8 @@ async def export_runs(
         spec,
         fields=EXPORT.fields,
         dialect_name=request.app.state.engines.dialect_name,
-        json_lines=format_ == "ndjson",
+        format=format_,
+        csv_lines=EXPORT.flat_csv,
     )
     return await export_response(request, kind=EXPORT, query=query, format=format_, filename="runs")
 

@@ -164,7 +164,7 @@ async def serve_read(
             etag = f'"c{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
             return _answer(body, etag, source, if_none_match)
 
-        return await _on_read_connection(request, by_content)
+        return await on_read_connection(request, by_content)
 
     scope = request.scope
     # For answers decided before routing: this exact request is this route's.
@@ -204,7 +204,7 @@ async def serve_read(
         responses.put(etag, body)
         return _with_standby(_answer(body, etag, source, None), standby)
 
-    return await _on_read_connection(request, fresh)
+    return await on_read_connection(request, fresh)
 
 
 def tag_basis(scope: Scope, window_seconds: int) -> tuple[str, datetime]:
@@ -316,7 +316,7 @@ def _with_standby(response: Response, standby: str | None) -> Response:
 T = TypeVar("T")
 
 
-async def _on_read_connection(
+async def on_read_connection(
     request: Request, use: Callable[[AsyncConnection, str], Awaitable[T]]
 ) -> T:
     """Run `use` on a read connection, once more on a fresh one if the first was dead."""

@@ -44,8 +44,14 @@ class SortSpec:
         return ("-" if self.descending else "") + self.name
 
     def order_by(self) -> list[UnaryExpression[Any]]:
-        key = self.column.desc() if self.descending else self.column.asc()
-        tie = self.id_column.desc() if self.descending else self.id_column.asc()
+        return self.order_on(self.column, self.id_column)
+
+    def order_on(
+        self, column: ColumnElement[Any], id_column: ColumnElement[Any]
+    ) -> list[UnaryExpression[Any]]:
+        """This order on other columns holding the key and the id (a subquery's, say)."""
+        key = column.desc() if self.descending else column.asc()
+        tie = id_column.desc() if self.descending else id_column.asc()
         # Unknown (null) values go last in both directions. Only nullable
         # keys say so: on a NOT NULL column the clause would stop PostgreSQL
         # from reading the index backwards.
@@ -120,6 +126,40 @@ class Page:
 TOTAL_LABEL = "_total"
 
 
+def page_values(
+    params: dict[str, Any],
+    spec: SortSpec,
+    *,
+    limit: int,
+    offset: int = 0,
+    cursor: str | None = None,
+) -> tuple[dict[str, Any], bool | None]:
+    """The bind values of a page (`limit + 1` rows), and `null_key` of its cursor (None: none)."""
+    values = dict(params, page_limit=limit + 1)
+    null_key: bool | None = None
+    if cursor is not None:
+        value, run_id = decode_cursor(cursor, spec)
+        null_key = value is None
+        values["after_id"] = run_id
+        if not null_key:
+            values["after_value"] = value
+    if offset:
+        values["page_offset"] = offset
+    return values, null_key
+
+
+def page_query(
+    query: Select[Any], spec: SortSpec, *, null_key: bool | None, offset: bool = False
+) -> Select[Any]:
+    """`query` from the cursor on (see `SortSpec.after`), in order, `page_limit` rows."""
+    if null_key is not None:
+        query = query.where(spec.after(null_key=null_key))
+    query = query.order_by(*spec.order_by()).limit(bindparam("page_limit", type_=Integer))
+    if offset:
+        query = query.offset(bindparam("page_offset", type_=Integer))
+    return query
+
+
 async def fetch_page(
     conn: AsyncConnection,
     *,
@@ -141,27 +181,13 @@ async def fetch_page(
     count rides along as a scalar subquery evaluated once, so page and total
     take one round trip; only an empty page runs it on its own.
     """
-    values = dict(params, page_limit=limit + 1)
-    null_key: bool | None = None
-    if cursor is not None:
-        value, run_id = decode_cursor(cursor, spec)
-        null_key = value is None
-        values["after_id"] = run_id
-        if not null_key:
-            values["after_value"] = value
-    if offset:
-        values["page_offset"] = offset
+    values, null_key = page_values(params, spec, limit=limit, offset=offset, cursor=cursor)
 
     def page_statements() -> tuple[Select[Any], Select[Any] | None]:
         query, total = build()
-        if null_key is not None:
-            query = query.where(spec.after(null_key=null_key))
         if total is not None:
             query = query.add_columns(total.scalar_subquery().label(TOTAL_LABEL))
-        query = query.order_by(*spec.order_by()).limit(bindparam("page_limit", type_=Integer))
-        if offset:
-            query = query.offset(bindparam("page_offset", type_=Integer))
-        return query, total
+        return page_query(query, spec, null_key=null_key, offset=bool(offset)), total
 
     if shape is None:  # values built into the statement: nothing to keep
         query, total = page_statements()
