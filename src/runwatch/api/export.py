@@ -60,12 +60,15 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 # Rows per chunk: start small (a row may carry up to a few MiB of JSON), then
-# size each chunk from the bytes per row seen so far, for about CHUNK_BYTES.
-# Two chunks are in memory at once (one sent, the next read).
+# size each chunk from the bytes per row seen so far, for about CHUNK_BYTES of
+# output. Two chunks are in memory at once (one sent, the next read). Rows that
+# Python writes hold several times their output in objects while it does:
+# their chunks are smaller.
 FIRST_CHUNK = 200
 MAX_CHUNK = 10_000
-SEND_BYTES = 256 * 1024
 CHUNK_BYTES = 2 * 1024 * 1024
+CHUNK_BYTES_OF_ROWS = 512 * 1024
+SEND_BYTES = 256 * 1024
 
 
 def _same(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -207,9 +210,10 @@ async def _read_chunk(
     return await on_read_connection(request, read)
 
 
-def _chunk_size(rows_seen: int, bytes_seen: int) -> int:
+def _chunk_size(rows_seen: int, bytes_seen: int, *, lines: bool) -> int:
     per_row = max(bytes_seen // max(rows_seen, 1), 1)
-    return max(1, min(MAX_CHUNK, CHUNK_BYTES // per_row))
+    target = CHUNK_BYTES if lines else CHUNK_BYTES_OF_ROWS
+    return max(1, min(MAX_CHUNK, target // per_row))
 
 
 async def export_response(
@@ -228,7 +232,7 @@ async def export_response(
     def read_after(chunk: Chunk, rows_seen: int, bytes_seen: int) -> asyncio.Task[Any] | None:
         if chunk.next_cursor is None:
             return None
-        size = _chunk_size(rows_seen, bytes_seen)
+        size = _chunk_size(rows_seen, bytes_seen, lines=query.lines)
         return asyncio.ensure_future(
             _read_chunk(request, query, limit=size, cursor=chunk.next_cursor)
         )
