@@ -289,7 +289,7 @@ async def export_runs(
         filters,
         spec,
         fields=EXPORT.fields,
-        dialect_name=request.app.state.engines.dialect_name,
+        dialect=request.app.state.engines.dialect,
         format=format_,
     )
     return await export_response(

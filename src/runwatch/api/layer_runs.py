@@ -293,7 +293,7 @@ async def export_runs(
         filters,
         spec,
         fields=EXPORT.fields,
-        dialect_name=request.app.state.engines.dialect_name,
+        dialect=request.app.state.engines.dialect,
         format=format_,
         csv_lines=EXPORT.flat_csv,
     )

@@ -64,6 +64,8 @@ class Dialect:
     # Whether a pooled connection can die under a writer (a server restart):
     # then a write transaction begins with a trivial statement, see deps.py.
     checks_write_connections = False
+    # Whether the database writes an export's NDJSON/CSV lines (`select_json_lines`).
+    writes_text_lines = False
 
     def insert(self, table: Table) -> Insert:
         return sqlite.insert(table)
@@ -219,6 +221,7 @@ class PostgresDialect(Dialect):
     name = POSTGRESQL
     announces_versions = True
     checks_write_connections = True
+    writes_text_lines = True
 
     def __init__(self) -> None:
         self._plans = DriverPlans()

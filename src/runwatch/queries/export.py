@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import POSTGRESQL, json_object_value, select_json_lines
+from runwatch.db.dialect import Dialect, json_object_value
 from runwatch.db.types import UtcDateTime
 from runwatch.queries import extraction_runs, layer_runs
 from runwatch.queries.pagination import (
@@ -221,9 +221,9 @@ def csv_line(columns: Sequence[ColumnElement[Any]]) -> ColumnElement[Any]:
     return case((_has_special(func.concat(*texts, type_=Text)), checked), else_=plain)
 
 
-def writes_lines(dialect_name: str, format: LineFormat, *, csv_lines: bool) -> bool:
+def writes_lines(dialect: Dialect, format: LineFormat, *, csv_lines: bool) -> bool:
     """Whether the database writes the export's lines (see the module docstring)."""
-    return dialect_name == POSTGRESQL and (format == "ndjson" or csv_lines)
+    return dialect.writes_text_lines and (format == "ndjson" or csv_lines)
 
 
 def _utf8(text: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -238,12 +238,13 @@ def _select(
     conditions: list[ColumnElement[bool]],
     spec: SortSpec,
     lines: LineFormat | None,
+    dialect: Dialect,
 ) -> Select[Any]:
     keys = (spec.id_column, spec.column)
     if lines == "ndjson":
-        json_lines = select_json_lines(table, pairs, keys, POSTGRESQL)
+        json_lines = dialect.select_json_lines(table, pairs, keys)
         if json_lines is None:
-            raise AssertionError("PostgreSQL writes JSON lines")
+            raise AssertionError("a dialect that writes text lines writes JSON lines")
         line = _utf8(json_lines.selected_columns[0])
         query = json_lines.with_only_columns(line, *keys, maintain_column_froms=False)
     elif lines == "csv":
@@ -258,7 +259,7 @@ def layer_run_export_query(
     spec: SortSpec,
     *,
     fields: Sequence[str],
-    dialect_name: str,
+    dialect: Dialect,
     format: LineFormat = "ndjson",
     csv_lines: bool = False,
 ) -> ExportQuery:
@@ -269,17 +270,17 @@ def layer_run_export_query(
     """
     t = layer_runs.t
     shape = layer_runs.filter_shape(filters)
-    lines = writes_lines(dialect_name, format, csv_lines=csv_lines)
+    lines = writes_lines(dialect, format, csv_lines=csv_lines)
 
     def build() -> tuple[Select[Any], None]:
         pairs = [(name, _value(t.c[name])) for name in fields]
         conditions = layer_runs.layer_run_conditions(shape)
         columns = [t.c[name] for name in fields]
-        query = _select(t, pairs, columns, conditions, spec, format if lines else None)
+        query = _select(t, pairs, columns, conditions, spec, format if lines else None, dialect)
         return query, None
 
     return ExportQuery(
-        shape=("export_layer_runs", shape, tuple(fields), dialect_name, format, lines),
+        shape=("export_layer_runs", shape, tuple(fields), dialect.name, format, lines),
         build=build,
         params=layer_runs.filter_params(filters),
         spec=spec,
@@ -292,25 +293,25 @@ def extraction_run_export_query(
     spec: SortSpec,
     *,
     fields: Sequence[str],
-    dialect_name: str,
+    dialect: Dialect,
     format: LineFormat = "ndjson",
 ) -> ExportQuery:
     """`GET /extraction-runs` with these filters, selecting what a run's detail shows."""
     t = extraction_runs.t
     # Its CSV flattens nested fields (`tokens.input`, `metrics.f1`): Python writes it.
-    lines = writes_lines(dialect_name, format, csv_lines=False)
+    lines = writes_lines(dialect, format, csv_lines=False)
 
     def build() -> tuple[Select[Any], None]:
         tokens = json_object_value([("input", t.c.tokens_input), ("output", t.c.tokens_output)])
         pairs = [(name, tokens if name == "tokens" else _value(t.c[name])) for name in fields]
         conditions = extraction_runs.extraction_run_conditions(filters)
         columns = extraction_runs.DETAIL_COLUMNS
-        query = _select(t, pairs, columns, conditions, spec, format if lines else None)
+        query = _select(t, pairs, columns, conditions, spec, format if lines else None, dialect)
         return query, None
 
     filter_shape = extraction_runs.filter_shape(filters)
     return ExportQuery(
-        shape=("export_extraction_runs", filter_shape, tuple(fields), dialect_name, format),
+        shape=("export_extraction_runs", filter_shape, tuple(fields), dialect.name, format),
         build=build,
         params=extraction_runs.filter_params(filters),
         spec=spec,
