@@ -163,6 +163,15 @@ async def test_csv_flattens_and_quotes(client: httpx.AsyncClient) -> None:
             assert float(row["duration_seconds"]) == 150.0
             assert row["completed_at"].endswith("Z")
 
+    # Chunk after chunk on a key with nulls and ties: the list's order, each run once.
+    for sort, key in (
+        ("-estimated_cost_usd", "estimated_cost_usd"),
+        ("tokens_total", "tokens_total"),
+    ):
+        text = (await _export(client, "/runs/export", format="csv", sort=sort)).text
+        ids = [row[0] for row in list(csv.reader(io.StringIO(text)))[1:]]
+        assert ids == _expected_order(runs, key, sort.startswith("-"))
+
 
 async def test_empty_export(client: httpx.AsyncClient) -> None:
     assert (await _export(client, "/runs/export")).content == b""
