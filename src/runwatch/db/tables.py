@@ -371,3 +371,17 @@ Index(
     layer_run_duration_bins.c.layer_name,
     layer_run_duration_bins.c.bucket_start,
 )
+
+# How many writes have changed the layer runs that started in each hour, day
+# and month: every write adds one to each bucket its runs (added or removed)
+# started in, in the writer's transaction, and a rebuild adds one to every
+# bucket. A sum over whole buckets therefore changes whenever anything the
+# rollups hold for them does; readers reuse aggregates of unchanged buckets.
+layer_run_bucket_changes = Table(
+    "layer_run_bucket_changes",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    Column("changes", BigInteger, nullable=False),
+    CheckConstraint(f"grain IN ({_quoted(ROLLUP_GRAINS)})", name="grain"),
+)

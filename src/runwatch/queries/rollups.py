@@ -41,6 +41,7 @@ from runwatch.db.dialect import (
 from runwatch.db.tables import (
     DATA_VERSION_KEY,
     PURGED_BEFORE_KEY,
+    layer_run_bucket_changes,
     layer_run_rollups,
     layer_runs,
     runwatch_state,
@@ -612,4 +613,26 @@ async def rebuild_layer_run_rollups(
             progress(1)
     # Fresh statistics, or the planner may scan the whole table for a window.
     await conn.execute(text("ANALYZE layer_run_rollups"))
+    await count_rebuilt_buckets(conn)
     await bump_data_version(conn)
+
+
+async def count_rebuilt_buckets(conn: AsyncConnection) -> None:
+    """Count a rebuild as a change of every bucket, so that no reader reuses what it read before.
+
+    Buckets counted before get one more; buckets with runs that were never
+    counted (a bulk load that bypassed the service) get their first.
+    """
+    bc = layer_run_bucket_changes
+    await conn.execute(update(bc).values(changes=bc.c.changes + 1))
+    counted = (
+        select(bc.c.grain)
+        .where(bc.c.grain == r.c.grain, bc.c.bucket_start == r.c.bucket_start)
+        .exists()
+    )
+    uncounted = (
+        select(r.c.grain, r.c.bucket_start, literal(1))
+        .where(~counted)
+        .group_by(r.c.grain, r.c.bucket_start)
+    )
+    await conn.execute(bc.insert().from_select(["grain", "bucket_start", "changes"], uncounted))
