@@ -243,7 +243,8 @@ async def _settle_error_rollups(conn: AsyncConnection, keys: list[dict[str, Any]
 # --- layer versions -------------------------------------------------------------
 
 
-def _version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
+def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
+    """A run's contribution to the sums in VERSION_SUMS order, times `sign`."""
     duration = row["duration_seconds"]
     cost = row["estimated_cost_usd"]
     return [
@@ -266,7 +267,7 @@ async def _record_versions(
     seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
     for rows, sign in ((removed, -1), (added, 1)):
         for row in rows:
-            values = _version_values(row, sign)
+            values = version_values(row, sign)
             for grain in ERROR_ROLLUP_GRAINS:
                 key = (
                     grain,
