@@ -107,6 +107,15 @@ Index(
     layer_runs.c.started_at,
     layer_runs.c.id,
 )
+# The running runs alone, for counting the stuck ones: an index-only scan whose
+# size does not grow with the table.
+Index(
+    "ix_layer_runs_running_started_at_layer_name",
+    layer_runs.c.started_at,
+    layer_runs.c.layer_name,
+    postgresql_where=text("status = 'running'"),
+    sqlite_where=text("status = 'running'"),
+)
 # The other sort keys are read mostly largest first ("most expensive") with
 # unknown (null) values last, in both directions. SQLite cannot declare NULLS
 # LAST in an index, so these exist on PostgreSQL only; SQLite sorts instead.

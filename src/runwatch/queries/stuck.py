@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.config import Settings
@@ -39,6 +49,8 @@ from runwatch.queries.statements import STATEMENTS
 
 t = layer_runs
 RECENT = timedelta(days=7)
+# As a literal, so that both databases see that it implies the running runs' index.
+RUNNING = t.c.status == literal_column("'running'")
 
 
 def recent_window(now: datetime) -> WindowPlan:
@@ -164,7 +176,7 @@ def stuck_condition(thresholds: Thresholds, now: datetime) -> ColumnElement[bool
     latest: ColumnElement[Any] = before(thresholds.default)
     if named:
         latest = case(*((t.c.layer_name == name, before(s)) for name, s in named), else_=latest)
-    return and_(t.c.status == "running", t.c.started_at < latest)
+    return and_(RUNNING, t.c.started_at < latest)
 
 
 async def stuck_runs_condition(
@@ -197,7 +209,7 @@ def _count_statement(cases: int, has_layer: bool) -> Select[Any]:
         else default
     )
     query = select(t.c.layer_name, func.count()).where(
-        t.c.status == "running",
+        RUNNING,
         t.c.started_at < bindparam("latest", type_=moment),
         t.c.started_at < before,
     )
