@@ -243,8 +243,7 @@ async def _settle_error_rollups(conn: AsyncConnection, keys: list[dict[str, Any]
 # --- layer versions -------------------------------------------------------------
 
 
-def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
-    """A run's contribution to the sums in VERSION_SUMS order, times `sign`."""
+def _version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
     duration = row["duration_seconds"]
     cost = row["estimated_cost_usd"]
     return [
@@ -260,6 +259,11 @@ def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
     ]
 
 
+def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
+    """A run's contribution to the sums in VERSION_SUMS order, times `sign`."""
+    return _version_values(row, sign)
+
+
 async def _record_versions(
     conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
 ) -> None:
@@ -267,7 +271,7 @@ async def _record_versions(
     seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
     for rows, sign in ((removed, -1), (added, 1)):
         for row in rows:
-            values = version_values(row, sign)
+            values = _version_values(row, sign)
             for grain in ERROR_ROLLUP_GRAINS:
                 key = (
                     grain,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -182,9 +182,13 @@ class RawQuery:
     started_at: Callable[[], ColumnElement[Any]]
     where: Callable[[], Sequence[ColumnElement[bool]]]
     params: dict[str, Any]
+    # More rows for the same statement: selects of (`part`, `changes`, `moment`,
+    # then the columns above), each `part` at most MORE_PARTS, given those columns.
+    more: Callable[[Sequence[ColumnElement[Any]]], Sequence[Select[Any]]] | None = None
 
 
 HORIZON_PART = -(2**31)  # the `part` of the row that carries the purge horizon
+MORE_PARTS = -(2**30)  # `part`s at most this are the query's own (`RawQuery.more`)
 
 
 def _head_statement(query: RawQuery, stable: Shape, raw: Shape, horizon: bool) -> Any:
@@ -218,7 +222,8 @@ def _head_statement(query: RawQuery, stable: Shape, raw: Shape, horizon: bool) -
             state.c.key == PURGED_BEFORE_KEY
         )
     ]
-    return union_all(*ranges, *counters, *(purged if horizon else []))
+    more = [] if query.more is None else query.more(columns)
+    return union_all(*ranges, *counters, *(purged if horizon else []), *more)
 
 
 @dataclass
@@ -228,6 +233,7 @@ class Head:
     changes: dict[Segment, int]
     rows: dict[Segment, list[Row[Any]]]
     purged_before: datetime | None = None
+    more: list[Row[Any]] = field(default_factory=list)  # the rows of `RawQuery.more`
 
 
 async def read_head(
@@ -265,6 +271,8 @@ async def read_head(
             head.changes[stable[part]] = int(row[1] or 0)
         elif part == HORIZON_PART:
             head.purged_before = row[2]
+        elif part <= MORE_PARTS:
+            head.more.append(row)
         else:
             head.rows[raw[-1 - part]].append(row)
     return head

@@ -9,20 +9,24 @@ layer or per layer. A stuck run is stuck since `started_at + threshold`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    Row,
     Select,
     and_,
     bindparam,
     case,
+    cast,
     func,
     literal,
     literal_column,
+    null,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,6 +42,7 @@ from runwatch.queries.durations import (
     window_histograms,
 )
 from runwatch.queries.segment_cache import (
+    MORE_PARTS,
     NO_CACHE,
     RawQuery,
     RollupCache,
@@ -239,6 +244,82 @@ async def stuck_counts(
     if layer_name is not None:
         params["layer_name"] = layer_name
     return {name: int(n) for name, n in await conn.execute(statement, params)}
+
+
+# Running runs are read with a summary's raw runs: those that started up to a day
+# before the lowest threshold any layer can have one by one, older ones counted per
+# layer (they are stuck unless a layer's threshold is over a day longer).
+RUNNING_ONE_BY_ONE = timedelta(days=1)
+OLDER_RUNNING, RECENT_RUNNING = MORE_PARTS, MORE_PARTS - 1
+
+
+def lowest_threshold(settings: Settings) -> float:
+    """No layer's threshold is below this: p95-based ones are at least the floor."""
+    every, per_layer = settings.stuck_overrides
+    return min([settings.stuck_floor_seconds if every is None else every, *per_layer.values()])
+
+
+def running_parts(
+    layer_name: str | None,
+) -> Callable[[Sequence[ColumnElement[Any]]], list[Select[Any]]]:
+    """`RawQuery.more` for the running runs, given raw columns whose first is `layer_name`."""
+
+    def build(columns: Sequence[ColumnElement[Any]]) -> list[Select[Any]]:
+        assert columns[0] is t.c.layer_name
+        padding = [cast(null(), c.type) for c in columns[1:]]
+        where = [RUNNING]
+        if layer_name is not None:
+            where.append(t.c.layer_name == bindparam("layer_name"))
+        before = bindparam("running_before", type_=UtcDateTime())
+        until = bindparam("running_until", type_=UtcDateTime())
+        older = (
+            select(
+                literal(OLDER_RUNNING),
+                cast(func.count(), BigInteger),
+                cast(null(), UtcDateTime()),
+                t.c.layer_name,
+                *padding,
+            )
+            .where(*where, t.c.started_at < before)
+            .group_by(t.c.layer_name)
+        )
+        recent = select(
+            literal(RECENT_RUNNING),
+            cast(null(), BigInteger),
+            t.c.started_at,
+            t.c.layer_name,
+            *padding,
+        ).where(*where, t.c.started_at >= before, t.c.started_at < until)
+        return [older, recent]
+
+    return build
+
+
+def running_params(settings: Settings, now: datetime) -> dict[str, datetime]:
+    """The values `running_parts` needs."""
+    lowest = now - timedelta(seconds=lowest_threshold(settings))
+    return {"running_before": lowest - RUNNING_ONE_BY_ONE, "running_until": lowest}
+
+
+def count_stuck(
+    rows: Iterable[Row[Any]], thresholds: Thresholds, *, settings: Settings, now: datetime
+) -> dict[str, int] | None:
+    """Stuck runs per layer from what `running_parts` read; None if it cannot tell."""
+    older: dict[str, int] = {}
+    recent: list[tuple[str, datetime]] = []
+    for part, count, started, layer, *_ in rows:
+        if part == OLDER_RUNNING:
+            older[layer] = int(count)
+        elif part == RECENT_RUNNING:
+            recent.append((layer, started))
+    longest = lowest_threshold(settings) + RUNNING_ONE_BY_ONE.total_seconds()
+    if any(thresholds.of(layer) > longest for layer in older):
+        return None
+    out = dict(older)
+    for layer, started in recent:
+        if started < now - timedelta(seconds=thresholds.of(layer)):
+            out[layer] = out.get(layer, 0) + 1
+    return out
 
 
 async def stuck_state(

@@ -2,11 +2,12 @@
 
 The window is read as segment_cache plans it: one statement reads the change
 counters of its stable hours, days and months together with its raw runs (the
-partial first hour, and everything from the start of the current hour on);
-the stable segments' totals and duration histograms are reused while their
-counters hold, or read (one statement each) when they do not; one more
-statement counts the stuck runs. So a summary after a write to the current
-hour costs two statements, and is exactly what reading every rollup gives.
+partial first hour, and everything from the start of the current hour on) and
+the running runs (so that the stuck ones are counted once the thresholds are
+known); the stable segments' totals and duration histograms are reused while
+their counters hold, or read (one statement each) when they do not. So a
+summary after a write to the current hour costs one statement, and is exactly
+what reading every rollup gives.
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ from runwatch.queries.segment_cache import (
     plan_window,
     read_head,
 )
-from runwatch.queries.stuck import recent_layers, recent_window, stuck_counts, thresholds_from
+from runwatch.queries.stuck import (
+    count_stuck,
+    recent_layers,
+    recent_window,
+    running_params,
+    running_parts,
+    stuck_counts,
+    thresholds_from,
+)
 from runwatch.significance import success_rate
 
 t = layer_runs
@@ -51,9 +60,12 @@ Totals = dict[str, list[int]]
 NO_PERCENTILES = percentile_fields(dict.fromkeys(PERCENTILES))
 
 
-def _summary_query(layer_name: str | None) -> RawQuery:
+def _summary_query(layer_name: str | None, settings: Settings | None, now: datetime) -> RawQuery:
+    params: dict[str, Any] = {} if layer_name is None else {"layer_name": layer_name}
+    if settings is not None:
+        params.update(running_params(settings, now))
     return RawQuery(
-        shape=("summary", layer_name is not None),
+        shape=("summary", layer_name is not None, settings is not None),
         columns=lambda: (
             t.c.layer_name,
             t.c.status,
@@ -65,7 +77,8 @@ def _summary_query(layer_name: str | None) -> RawQuery:
         ),
         started_at=lambda: t.c.started_at,
         where=lambda: [] if layer_name is None else [t.c.layer_name == bindparam("layer_name")],
-        params={} if layer_name is None else {"layer_name": layer_name},
+        params=params,
+        more=None if settings is None else running_parts(layer_name),
     )
 
 
@@ -199,7 +212,7 @@ async def summarize_layer_runs(
         conn,
         stable=[s for p in plans for s in p.stable],
         raw=list(dict.fromkeys(s for p in plans for s in p.raw)),
-        query=_summary_query(layer_name),
+        query=_summary_query(layer_name, settings, now),
         purge_horizon=learn_horizon is not None,
     )
     if learn_horizon is not None:
@@ -245,7 +258,9 @@ async def summarize_layer_runs(
     if settings is not None:
         layers = recent_layers(histograms[1], recent_extra)
         thresholds = thresholds_from(histograms[1], recent_extra, layers=layers, settings=settings)
-        stuck = await stuck_counts(conn, thresholds=thresholds, now=now, layer_name=layer_name)
+        stuck = count_stuck(head.more, thresholds, settings=settings, now=now)
+        if stuck is None:  # a layer's threshold is longer than the running runs read
+            stuck = await stuck_counts(conn, thresholds=thresholds, now=now, layer_name=layer_name)
         body["stuck_runs"] = sum(stuck.values())
         for name, entry in body["by_layer"].items():
             entry["stuck"] = stuck.get(name, 0)
