@@ -33,7 +33,7 @@ t = layer_runs
 
 # Counts are kept per (layer, layer_hash); the hash is "" when counted per layer.
 BinKey = tuple[str, str]
-BinCounts = dict[BinKey, dict[int, int]]
+BinCounts = dict[BinKey | None, dict[int, int]]  # under None: all keys together
 # Per key, and for all keys together under None.
 Histograms = dict[BinKey | None, Histogram]
 EMPTY = Histogram({})
@@ -96,9 +96,7 @@ async def window_histograms(
     )
 
 
-def add_raw_duration(
-    extra: dict[BinKey | None, dict[int, int]], key: BinKey, seconds: float | None
-) -> None:
+def add_raw_duration(extra: BinCounts, key: BinKey, seconds: float | None) -> None:
     """Count one raw run's duration (if it has one) under its key and overall."""
     if seconds is None:
         return
@@ -106,6 +104,14 @@ def add_raw_duration(
     for k in (key, None):
         bins = extra.setdefault(k, {})
         bins[index] = bins.get(index, 0) + 1
+
+
+def add_counts(into: dict[Any, dict[int, int]], counts: Mapping[Any, Mapping[int, int]]) -> None:
+    """Add bin counts per key to `into`."""
+    for key, bins in counts.items():
+        mine = into.setdefault(key, {})
+        for index, n in bins.items():
+            mine[index] = mine.get(index, 0) + n
 
 
 def percentile_fields(found: Mapping[int, float | None]) -> dict[str, float | None]:

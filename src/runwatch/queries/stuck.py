@@ -36,6 +36,7 @@ from runwatch.db.tables import layer_runs
 from runwatch.db.types import UtcDateTime
 from runwatch.queries.durations import (
     EMPTY,
+    BinCounts,
     BinKey,
     Histograms,
     add_raw_duration,
@@ -140,7 +141,7 @@ async def recent_thresholds(
     (histograms,) = await window_histograms(
         conn, cache, windows=[plan], changes=head.changes, layer_name=layer_name, by_version=False
     )
-    extra: dict[BinKey | None, dict[int, int]] = {}
+    extra: BinCounts = {}
     for row in plan.raw_rows(head.rows):
         add_raw_duration(extra, (row.layer_name, ""), row.duration_seconds)
     layers = recent_layers(histograms, extra) if layer_name is None else {layer_name}

@@ -25,13 +25,14 @@ from runwatch.db.tables import layer_runs
 from runwatch.metrics import measured
 from runwatch.percentiles import PERCENTILES
 from runwatch.queries.durations import (
-    BinKey,
+    BinCounts,
+    add_counts,
     add_raw_duration,
     percentile_fields,
     window_histograms,
     window_percentiles,
 )
-from runwatch.queries.rollups import floor_hour, layer_status_sums, micros, nanos
+from runwatch.queries.rollups import Segment, floor_hour, layer_status_sums, micros, nanos
 from runwatch.queries.segment_cache import (
     NO_CACHE,
     RawQuery,
@@ -92,19 +93,24 @@ def _fold_totals(rows: list[Row[Any]]) -> Totals:
     return out
 
 
+def _merge_totals_into(out: Totals, part: Totals) -> None:
+    for name, values in part.items():
+        entry = out.get(name)
+        if entry is None:
+            out[name] = list(values)
+        else:
+            for i, v in enumerate(values):
+                entry[i] += v
+
+
 def _merge_totals(parts: Iterable[Totals]) -> tuple[Totals, int]:
     out: Totals = {}
     for part in parts:
-        for name, values in part.items():
-            entry = out.setdefault(name, [0] * len(values))
-            for i, v in enumerate(values):
-                entry[i] += v
+        _merge_totals_into(out, part)
     return out, len(out)
 
 
-def _add_raw(
-    totals: Totals, extra: dict[BinKey | None, dict[int, int]], rows: Iterable[Row[Any]]
-) -> None:
+def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Row[Any]]) -> None:
     """Add raw runs to the totals per layer and to the duration counts."""
     status_index = {status: i for i, status in enumerate(STATUSES)}
     width = len(STATUSES) + len(SUMS)
@@ -245,12 +251,19 @@ async def summarize_layer_runs(
         layer_name=layer_name,
         by_version=False,
     )
+    # Each raw range once (the current hour is in both windows), then per window.
+    ranges: dict[Segment, tuple[Totals, BinCounts]] = {}
+    for segment, rows in head.rows.items():
+        ranges[segment] = ({}, {})
+        _add_raw(*ranges[segment], rows)
     totals = {name: list(values) for name, values in stable_totals.items()}
-    extra: dict[BinKey | None, dict[int, int]] = {}
-    recent_extra: dict[BinKey | None, dict[int, int]] = {}
-    _add_raw(totals, extra, totals_plan.raw_rows(head.rows))
-    for row in recent.raw_rows(head.rows) if recent is not None else ():
-        add_raw_duration(recent_extra, (row.layer_name, ""), row.duration_seconds)
+    extra: BinCounts = {}
+    for segment in totals_plan.raw:
+        _merge_totals_into(totals, ranges[segment][0])
+        add_counts(extra, ranges[segment][1])
+    recent_extra: BinCounts = {}
+    for segment in recent.raw if recent is not None else ():
+        add_counts(recent_extra, ranges[segment][1])
     body = _body(days, since, totals)
     body.update(percentile_fields(window_percentiles(histograms[0], extra, None)))
     for name, entry in body["by_layer"].items():

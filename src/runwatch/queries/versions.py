@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.db.tables import LAYER_RUN_STATUSES, layer_run_version_rollups, layer_runs
 from runwatch.errors import NotFound
 from runwatch.queries.durations import (
+    BinCounts,
     BinKey,
     add_raw_duration,
     percentile_fields,
@@ -201,7 +202,7 @@ async def version_totals(
         conn, cache, windows=[plan], changes=head.changes, layer_name=layer_name, by_version=True
     )
     sums: VersionSums = {key: list(values) for key, values in stable.items()}
-    extra: dict[BinKey | None, dict[int, int]] = {}
+    extra: BinCounts = {}
     for row in plan.raw_rows(head.rows):
         run = row._mapping
         key = (run["layer_name"], run["layer_hash"])
