@@ -21,6 +21,8 @@ SUMMARY_POLLED = "GET /runs/stats/summary?days=30, polled, unchanged data"
 SUMMARY_304 = "GET /runs/stats/summary?days=30, If-None-Match (304)"
 SUMMARY_FRESH = "GET /runs/stats/summary?days=30, fresh (a write before each)"
 BATCH_PREFIX = "POST /runs/batch"
+ERRORS = "GET /runs/errors?days=30"
+VERSIONS = "GET /runs/stats/versions?layer_name (most frequent layer)"
 
 
 def load_average() -> str:
@@ -167,6 +169,12 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"`{d['popular_layer']}`; deep page at row {d['depth']:,}; server peak RSS "
             f"{mem.get('VmHWM', 0) / 1024:.0f} MB (VmHWM), last {mem.get('VmRSS', 0) / 1024:.0f} MB"
         )
+        pct = d.get("summary_percentiles")
+        if pct:
+            out.append(
+                f"- {d['dialect']}: `stats/summary?days=30` answered duration p50/p95/p99 of "
+                + " / ".join("—" if v is None else f"{v:.1f} s" for v in pct)
+            )
     out += ["", render_table(result["rows"]), ""]
     if result.get("headlines"):
         out += ["## Headlines", ""]
@@ -198,6 +206,9 @@ POLL_304_OF_CEILING_TARGET = 0.70
 POLLED_OF_CEILING_TARGET = 0.50
 BATCH_TARGETS = {1: 10_000, 16: 20_000}
 PEAK_RSS_TARGET_MB = 250
+# The operator's reads, judged at 10,000,000 runs on PostgreSQL: p50 at 1 client.
+OPERATOR_P50_TARGETS_MS = {ERRORS: 20.0, VERSIONS: 10.0}
+OPERATOR_TARGET_RUNS = 10_000_000
 
 
 def _verdict(ok: bool) -> str:
@@ -283,6 +294,17 @@ def headlines(result: dict[str, Any]) -> list[str]:
                 )
             elif not row:
                 out.append(f"{d}: {label}: not measured")
+        for name, target in OPERATOR_P50_TARGETS_MS.items():
+            row = find(d, name, 1)
+            if row is None:
+                continue
+            judged = result.get("runs", 0) >= OPERATOR_TARGET_RUNS and not result.get("smoke")
+            verdict = _verdict(row["p50_ms"] <= target) if judged else "judged at 10M runs"
+            out.append(
+                f"{d}: {name} p50 {row['p50_ms']:.2f} ms at 1 client, CPU "
+                f"{row.get('cpu_ms') or 0:.2f} ms/req (target at {OPERATOR_TARGET_RUNS:,} runs "
+                f"≤ {target:g} ms): {verdict}"
+            )
         page1 = find(d, PAGE1, 1)
         deep = next(
             (

@@ -33,11 +33,13 @@ from bench.report import (
     CONSTANT_BYTES,
     CONSTANT_DICT,
     DETAIL,
+    ERRORS,
     FILTERED,
     PAGE1,
     SUMMARY_304,
     SUMMARY_FRESH,
     SUMMARY_POLLED,
+    VERSIONS,
 )
 from runwatch.app import create_app
 from runwatch.config import Settings
@@ -366,7 +368,23 @@ def endpoints_for(ds: Dataset) -> list[Endpoint]:
             f"GET /runs?limit=20 cursor at row {depth:,}", [f"/runs?{q(limit=20, cursor=cursor)}"]
         ),
         Endpoint(f"GET /runs?limit=20&offset={depth}", [f"/runs?limit=20&offset={depth}"]),
+        Endpoint(ERRORS, ["/runs/errors?days=30"]),
+        Endpoint(VERSIONS, [f"/runs/stats/versions?{q(layer_name=layer)}"]),
     ]
+
+
+async def summary_percentiles(url: str) -> list[float | None]:
+    """The summary's duration p50/p95/p99, to show in the report that it answers them."""
+    app = create_app(Settings(database_url=url, auto_migrate=False))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as client,
+    ):
+        body = (await client.get(SUMMARY_PATH)).json()
+    found = [body.get(f"duration_p{p}_seconds") for p in (50, 95, 99)]
+    if body.get("total_runs") and any(v is None for v in found):
+        raise RuntimeError(f"{SUMMARY_PATH} answered no duration percentiles: {found}")
+    return found
 
 
 async def conditional_endpoint(url: str) -> Endpoint | None:
@@ -587,6 +605,7 @@ def run_dataset(
     ds: Dataset, args: argparse.Namespace, driver: str, workdir: Path
 ) -> list[dict[str, Any]]:
     endpoints = endpoints_for(ds)
+    ds.extras["summary_percentiles"] = asyncio.run(summary_percentiles(ds.url))
     conditional = asyncio.run(conditional_endpoint(ds.url))
     if conditional is not None:
         endpoints.insert(4, conditional)
@@ -823,6 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "index_seconds": round(ds.load.index_seconds, 2) if ds.load else 0.0,
                 "rollup_seconds": ds.extras.get("rollup_seconds"),
                 "popular_layer": ds.extras["popular_layer"],
+                "summary_percentiles": ds.extras.get("summary_percentiles"),
                 "depth": ds.extras["depth"],
                 "server_memory_kb": ds.extras.get("server_memory_kb", {}),
                 "cpu": ds.extras.get("cpu", []),

@@ -29,6 +29,8 @@ GET_ENDPOINTS = (
     "GET /runs/stats/summary?days=7&layer_name",
     "GET /runs?limit=20 cursor at row 5,000",
     "GET /runs?limit=20&offset=5000",
+    "GET /runs/errors?days=30",
+    "GET /runs/stats/versions?layer_name (most frequent layer)",
 )
 # Served by the bare app too, on PostgreSQL.
 BARE_ENDPOINTS = GET_ENDPOINTS[:4]
@@ -111,6 +113,8 @@ def test_cpu_per_request_and_statements(smoke_result: tuple[dict, Path]) -> None
         assert by_name[SUMMARY_304]["writes_between"] == 0
         assert ds["layers"] > 1
         assert ds["statuses"] > 1
+        p50, p95, p99 = ds["summary_percentiles"]
+        assert 0 < p50 <= p95 <= p99
         row = _row(result, ds["dialect"], SUMMARY_304, 16)
         assert row["cpu_ms"] == by_name[SUMMARY_304]["cpu_ms_mean"]
 
@@ -159,6 +163,9 @@ def test_headlines_judge_every_target(smoke_result: tuple[dict, Path]) -> None:
             line = next((h for h in result["headlines"] if h.startswith(needle)), None)
             assert line is not None, (needle, text)
             assert line.endswith((": met", ": missed")), line
+        for endpoint in GET_ENDPOINTS[-2:]:  # the operator's reads, judged at 10M runs
+            line = next(h for h in result["headlines"] if h.startswith(f"{dialect}: {endpoint}"))
+            assert line.endswith(": judged at 10M runs"), line
     bare = next(h for h in result["headlines"] if h.startswith("postgresql: filtered page"))
     assert "of the bare app's" in bare
     assert bare.endswith((": met", ": missed"))

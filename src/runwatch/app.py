@@ -25,6 +25,7 @@ from runwatch.middleware import CORSMiddleware, RequestContext, cors_middleware_
 from runwatch.migrate import upgrade
 from runwatch.openapi import app_options, install_api_docs
 from runwatch.queries.api_keys import load_key_set
+from runwatch.queries.segment_cache import RollupCache
 from runwatch.routing import give_concrete_paths_precedence
 from runwatch.schemas.common import problem_responses
 from runwatch.security import (
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_entry_bytes=min(settings.response_cache_bytes, 1024 * 1024),
     )
     app.state.state_memo = StateMemo()
+    app.state.rollup_cache = RollupCache(settings.rollup_cache_rows)
     app.state.read_routes = ReadRoutes()
     app.state.version_cache = None
     install_error_handlers(app, retry_after_seconds=settings.retry_after_seconds)

@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         description="Bytes of encoded answers kept per process by ETag, so that polls without "
         "`If-None-Match` of unchanged data run no query (0 = off).",
     )
+    rollup_cache_rows: int = Field(
+        200_000,
+        ge=0,
+        description="Rollup rows' worth of aggregates of whole hours, days and months kept per "
+        "process, reused while no write changes those buckets (0 = off).",
+    )
 
     regression_min_runs: int = Field(
         20,

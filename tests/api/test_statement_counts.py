@@ -52,7 +52,11 @@ def counted(client: httpx.AsyncClient) -> Iterator[list[str]]:
 async def _seed(client: httpx.AsyncClient, count: int = 6) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     runs = [
-        layer_run(started_at=now - timedelta(hours=3 + i), status=("success", "failed")[i % 2])
+        layer_run(
+            started_at=now - timedelta(hours=3 + i),
+            status=("success", "failed")[i % 2],
+            errors=[{"type": "Timeout", "message": f"after {i} s"}] if i % 2 else None,
+        )
         for i in range(count)
     ]
     response = await client.post("/runs/batch", json={"runs": runs})
@@ -76,7 +80,7 @@ async def test_filtered_page_with_exact_total_is_one_statement(
     assert len(statements) == TAG_STATEMENTS[dialect] + 1, statements
 
 
-async def test_detail_is_one_statement_and_the_summary_four(
+async def test_detail_is_one_statement_and_the_summary_three(
     client: httpx.AsyncClient, dialect: str
 ) -> None:
     runs = await _seed(client)
@@ -89,10 +93,45 @@ async def test_detail_is_one_statement_and_the_summary_four(
         response = await client.get("/runs/stats/summary", params={"days": 30})
     assert response.status_code == 200
     assert response.json()["total_runs"] == len(runs)
-    # Totals per layer; duration percentiles (the raw partial hour, then the
-    # histogram rollups); the layers with running runs (none here, so no stuck
-    # thresholds are worked out).
-    assert len(statements) == TAG_STATEMENTS[dialect] + 4, "\n---\n".join(statements)
+    # The change counters of the window's whole buckets with its raw and running
+    # runs; the totals and the duration histograms of those buckets.
+    assert len(statements) == TAG_STATEMENTS[dialect] + 3, "\n---\n".join(statements)
+
+
+async def test_reads_after_a_write_to_the_current_hour_reuse_the_rest(
+    client: httpx.AsyncClient, dialect: str
+) -> None:
+    runs = await _seed(client)
+    layer = runs[0]["layer_name"]
+    paths = {
+        # The counters with the raw and running runs (and the purge horizon, which
+        # a write may have moved).
+        "/runs/stats/summary?days=30": 1,
+        # The counters with the raw occurrences, then the page's sample runs.
+        "/runs/errors?days=30": 2,
+        # The counters with the raw runs.
+        f"/runs/stats/versions?layer_name={layer}": 1,
+    }
+    posted = 0
+    for _attempt in range(2):
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        for path in paths:  # read once: the whole buckets' aggregates are kept
+            assert (await client.get(path)).status_code == 200
+        now = layer_run(started_at=datetime.now(UTC), layer_name=layer)
+        assert (await client.post("/runs", json=now)).status_code == 201
+        posted += 1
+        await listening(_app(client))
+        counts = {}
+        for path in paths:
+            with counted(client) as statements:
+                response = await client.get(path)
+            assert response.status_code == 200
+            counts[path] = len(statements) - TAG_STATEMENTS[dialect]
+        if datetime.now(UTC).replace(minute=0, second=0, microsecond=0) == hour:
+            break  # else an hour began meanwhile, and the whole hours with it: again
+    assert counts == paths
+    summary = (await client.get("/runs/stats/summary", params={"days": 30})).json()
+    assert summary["total_runs"] == len(runs) + posted
 
 
 async def test_304_and_repeated_reads_run_no_query(client: httpx.AsyncClient, dialect: str) -> None:

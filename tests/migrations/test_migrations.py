@@ -66,11 +66,16 @@ def _schema_diff(conn: Connection) -> list[Any]:
 POSTGRESQL_ONLY = {"0005"}
 
 
-def _shape(conn: Connection) -> dict[str, dict[str, tuple[str, bool]]]:
-    """Every table's columns with their type and nullability."""
+def _shape(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Every table's columns with their type and nullability, and its indexes."""
     inspector = inspect(conn)
     return {
-        table: {c["name"]: (str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)}
+        table: {
+            **{c["name"]: (str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)},
+            "indexes": sorted(
+                (ix["name"], tuple(ix["column_names"])) for ix in inspector.get_indexes(table)
+            ),
+        }
         for table in _tables(conn)
     }
 

@@ -14,6 +14,7 @@ from runwatch.config import Settings
 from runwatch.db.engine import Engines
 from runwatch.db.tables import extraction_runs
 from runwatch.queries.stuck import stuck_thresholds
+from runwatch.queries.summary import summarize_layer_runs
 from tests.factories import layer_run
 
 FLOOR = 60.0
@@ -139,3 +140,38 @@ async def test_expired_extraction_leases_are_shown(
         )
     expired = (await client.get(f"/extraction-runs/{run_id}")).json()
     assert expired["lease_expired"] is True
+
+
+async def test_the_summary_counts_stuck_runs_with_any_threshold(
+    engines: Engines, world: dict[str, Any]
+) -> None:
+    """Short, p95-based and longer-than-a-day thresholds, against the runs themselves."""
+    now = world["now"]
+    started = {
+        "quick-young": timedelta(seconds=20),
+        "quick-old": timedelta(seconds=400),
+        "quick-days": timedelta(days=2),
+        "quick-ancient": timedelta(days=10),
+        "fresh-young": timedelta(seconds=15),
+        "fresh-old": timedelta(seconds=300),
+    }
+    for overrides, thresholds in (
+        ("", {"quick": QUICK_THRESHOLD, "fresh": FLOOR}),
+        ("quick=200000", {"quick": 200_000.0, "fresh": FLOOR}),  # over a day: counted apart
+        ("quick=10, 250", {"quick": 10.0, "fresh": 250.0}),  # below the floor
+    ):
+        settings = Settings(
+            stuck_after_seconds=overrides,
+            stuck_floor_seconds=FLOOR,
+            stuck_p95_multiple=MULTIPLE,
+        )
+        want: dict[str, int] = {}
+        for run_id, age in started.items():
+            layer = run_id.split("-")[0]
+            if age.total_seconds() > thresholds[layer] * 1.02:  # p95s are within 2%
+                want[layer] = want.get(layer, 0) + 1
+        async with engines.read.connect() as conn:
+            summary = await summarize_layer_runs(conn, days=30, now=now, settings=settings)
+        got = {name: e["stuck"] for name, e in summary["by_layer"].items() if e["stuck"]}
+        assert got == want, overrides
+        assert summary["stuck_runs"] == sum(want.values()), overrides

@@ -21,6 +21,7 @@ from runwatch.queries.rollups import (
     rollup_totals,
     set_purged_before,
 )
+from runwatch.queries.summary import summarize_layer_runs
 
 T0 = datetime(2026, 5, 10, 0, 0, tzinfo=UTC)
 LAYERS = ("alpha", "beta", "gamma")
@@ -241,20 +242,20 @@ async def test_purge_never_makes_the_summary_undercount(conn: AsyncConnection) -
         )
     await q.create_layer_runs(conn, bodies)
 
-    summary = await q.summarize_layer_runs(conn, days=2, now=now)
+    summary = await summarize_layer_runs(conn, days=2, now=now)
     assert summary["since"] == since
     assert summary["total_runs"] == 2  # after_since and recent
-    later = await q.summarize_layer_runs(conn, days=1, now=now)
+    later = await summarize_layer_runs(conn, days=1, now=now)
 
     await set_purged_before(conn, horizon)
     deleted = await conn.execute(delete(layer_runs).where(layer_runs.c.started_at < horizon))
     assert deleted.rowcount == 2
 
-    purged = await q.summarize_layer_runs(conn, days=2, now=now, purge_horizon=horizon)
+    purged = await summarize_layer_runs(conn, days=2, now=now, purge_horizon=horizon)
     assert purged["since"] == since.replace(minute=0)
     assert purged["total_runs"] == 3, "the whole first hour, from the rollups"
     # A window that starts after the horizon is not touched by the purge.
-    assert await q.summarize_layer_runs(conn, days=1, now=now, purge_horizon=horizon) == later
+    assert await summarize_layer_runs(conn, days=1, now=now, purge_horizon=horizon) == later
 
 
 async def test_rebuild_after_a_purge_in_the_middle_of_a_month(engines: Any) -> None:

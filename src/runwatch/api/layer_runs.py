@@ -31,9 +31,10 @@ from runwatch.errors import InvalidArgument
 from runwatch.metrics import RUNS_RECORDED
 from runwatch.queries import layer_runs as q
 from runwatch.queries.export import layer_run_export_query
-from runwatch.queries.operator_lists import add_operator_fields, list_runs_matching
+from runwatch.queries.operator_lists import list_runs_matching
 from runwatch.queries.pagination import Page
 from runwatch.queries.stuck import stuck_state
+from runwatch.queries.summary import summarize_layer_runs
 from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
 from runwatch.schemas.layer_runs import (
@@ -150,6 +151,7 @@ async def _list_operator_runs(
             stuck=query.stuck,
             settings=settings,
             now=read.window_now,
+            cache=read.rollups,
             sort=query.sort,
             limit=paging.limit,
             offset=paging.offset,
@@ -193,17 +195,18 @@ async def stats_summary(
         raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
 
     async def work(read: ReadContext) -> bytes:
-        summary = await q.summarize_layer_runs(
+        known, horizon = read.known_purged_before()
+        summary = await summarize_layer_runs(
             read.conn,
             days=days,
             layer_name=layer_name,
             now=read.window_now,
-            purge_horizon=await read.purged_before(),
+            purge_horizon=horizon,
+            learn_horizon=None if known else read.learned_purged_before,
+            settings=settings,
+            cache=read.rollups,
         )
-        await add_operator_fields(
-            read.conn, summary, layer_name=layer_name, settings=settings, now=read.window_now
-        )
-        return StatsSummary.model_validate(summary).model_dump_json().encode()
+        return encode_json(summary)
 
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
@@ -319,7 +322,11 @@ async def get_run(request: Request, settings: SettingsDep, run_id: RunIdPath) ->
     async def work(read: ReadContext) -> bytes:
         row = await q.get_layer_run(read.conn, run_id)
         run = {key: row[key] for key in DETAIL_KEYS}
-        run.update(await stuck_state(read.conn, run, settings=settings, now=read.window_now))
+        run.update(
+            await stuck_state(
+                read.conn, run, settings=settings, now=read.window_now, cache=read.rollups
+            )
+        )
         return encode_json(run)
 
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from runwatch.api.deps import SettingsDep, TimeWindow, TimeWindowDep, parse_statuses
-from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, serve_read
+from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.config import Settings
 from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
@@ -108,9 +108,15 @@ async def error_groups(
             layer_hash=layer_hash,
         )
         page = await eg.list_error_groups(
-            read.conn, filters=filters, sort=sort, limit=limit, cursor=cursor, now=now
+            read.conn,
+            filters=filters,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            now=now,
+            cache=read.rollups,
         )
-        return ErrorGroupPage.model_validate(page).model_dump_json().encode()
+        return encode_json(page)
 
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
@@ -141,10 +147,12 @@ async def versions(
     resolve_window(window, days, settings, None)  # 422 before any query
 
     async def work(read: ReadContext) -> bytes:
-        since, until, _now = resolve_window(window, days, settings, read.window_now)
-        rows = await vq.list_versions(read.conn, layer_name=layer_name, since=since, until=until)
+        since, until, now = resolve_window(window, days, settings, read.window_now)
+        rows = await vq.list_versions(
+            read.conn, layer_name=layer_name, since=since, until=until, now=now, cache=read.rollups
+        )
         body = {"layer_name": layer_name, "since": since, "until": until, "versions": rows}
-        return VersionList.model_validate(body).model_dump_json().encode()
+        return encode_json(body)
 
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
@@ -176,9 +184,16 @@ async def compare(
     resolve_window(window, days, settings, None)  # 422 before any query
 
     async def work(read: ReadContext) -> bytes:
-        since, until, _now = resolve_window(window, days, settings, read.window_now)
+        since, until, now = resolve_window(window, days, settings, read.window_now)
         answer = await vq.compare_versions(
-            read.conn, layer_name=layer_name, a=a, b=b, since=since, until=until
+            read.conn,
+            layer_name=layer_name,
+            a=a,
+            b=b,
+            since=since,
+            until=until,
+            now=now,
+            cache=read.rollups,
         )
         return VersionCompare.model_validate(answer).model_dump_json().encode()
 
@@ -208,13 +223,15 @@ async def regressions(
     resolve_window(window, days, settings, None)  # 422 before any query
 
     async def work(read: ReadContext) -> bytes:
-        since, until, _now = resolve_window(window, days, settings, read.window_now)
+        since, until, now = resolve_window(window, days, settings, read.window_now)
         found = await vq.find_regressions(
             read.conn,
             since=since,
             until=until,
             min_runs=settings.regression_min_runs,
             layer_name=layer_name,
+            now=now,
+            cache=read.rollups,
         )
         body = {
             "since": since,

@@ -44,6 +44,7 @@ from runwatch.api.deps import (
 from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY
 from runwatch.queries.rollups import DataState, read_data_state
+from runwatch.queries.segment_cache import RollupCache
 from runwatch.schemas.common import rfc3339
 from runwatch.security import is_guarded
 
@@ -118,13 +119,26 @@ class StateMemo:
 
 @dataclass
 class ReadContext:
-    """What one read needs: its connection, where it reads from, and the window's "now"."""
+    """What one read needs: its connection, where it reads from, the window's "now", and the
+    process's cache of rollup aggregates (see queries/segment_cache)."""
 
     conn: AsyncConnection
     source: str
     version: int
     window_now: datetime
     _memo: StateMemo
+    rollups: RollupCache
+
+    def known_purged_before(self) -> tuple[bool, datetime | None]:
+        """The purge horizon last read, and whether it is known to hold at this read's version."""
+        known, horizon = self._memo.horizon_for(self.version)
+        if not known and self._memo.state is not None:
+            horizon = self._memo.state.purged_before
+        return known, horizon
+
+    def learned_purged_before(self, horizon: datetime | None) -> None:
+        """Keep a horizon read on this read's connection (so at this version or later)."""
+        self._memo.state = DataState(self.version, horizon)
 
     async def purged_before(self) -> datetime | None:
         """The layer-run purge horizon at this read's version (no query when already known)."""
@@ -155,12 +169,13 @@ async def serve_read(
     """
     app_state = request.app.state
     memo: StateMemo = app_state.state_memo
+    rollups: RollupCache = app_state.rollup_cache
     if_none_match = request.headers.get("if-none-match")
     if not versioned:
         now = datetime.now(UTC)
 
         async def by_content(conn: AsyncConnection, source: str) -> Response:
-            body = await work(ReadContext(conn, source, 0, now, memo))
+            body = await work(ReadContext(conn, source, 0, now, memo, rollups))
             etag = f'"c{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
             return _answer(body, etag, source, if_none_match)
 
@@ -199,7 +214,7 @@ async def serve_read(
             early = known_answer(version, source)
             if early is not None:
                 return _with_standby(early, standby)
-        body = await work(ReadContext(conn, source, version, window_now, memo))
+        body = await work(ReadContext(conn, source, version, window_now, memo, rollups))
         etag = f'"{version}-{digest}"'
         responses.put(etag, body)
         return _with_standby(_answer(body, etag, source, None), standby)

@@ -109,6 +109,15 @@ Index(
     layer_runs.c.started_at,
     layer_runs.c.id,
 )
+# The running runs alone, for counting the stuck ones: an index-only scan whose
+# size does not grow with the table.
+Index(
+    "ix_layer_runs_running_started_at_layer_name",
+    layer_runs.c.started_at,
+    layer_runs.c.layer_name,
+    postgresql_where=text("status = 'running'"),
+    sqlite_where=text("status = 'running'"),
+)
 # The other sort keys are read mostly largest first ("most expensive") with
 # unknown (null) values last, in both directions. SQLite cannot declare NULLS
 # LAST in an index, so these exist on PostgreSQL only; SQLite sorts instead.
@@ -367,4 +376,18 @@ Index(
     layer_run_duration_bins.c.grain,
     layer_run_duration_bins.c.layer_name,
     layer_run_duration_bins.c.bucket_start,
+)
+
+# How many writes have changed the layer runs that started in each hour, day
+# and month: every write adds one to each bucket its runs (added or removed)
+# started in, in the writer's transaction, and a rebuild adds one to every
+# bucket. A sum over whole buckets therefore changes whenever anything the
+# rollups hold for them does; readers reuse aggregates of unchanged buckets.
+layer_run_bucket_changes = Table(
+    "layer_run_bucket_changes",
+    metadata,
+    Column("grain", Text, primary_key=True),
+    Column("bucket_start", UtcDateTime, primary_key=True),
+    Column("changes", BigInteger, nullable=False),
+    CheckConstraint(f"grain IN ({_quoted(ROLLUP_GRAINS)})", name="grain"),
 )

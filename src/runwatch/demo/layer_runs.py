@@ -95,8 +95,33 @@ _FAILURES: tuple[tuple[str, Callable[[random.Random], str]], ...] = (
         lambda r: f"Upstream 503 Service Unavailable (trace {r.getrandbits(64):016x})",
     ),
 )
+# The long tail behind them: rarer failures of one step of a pipeline, each
+# kind in each step its own group, the first ones far more frequent.
+_TAIL_SHARE = 0.15
+_TAIL_STEPS = (
+    "load-targets",
+    "fetch-context",
+    "build-prompt",
+    "parse-output",
+    "dedupe-insights",
+    "store-insights",
+    "notify",
+)
+_TAIL_KINDS = (
+    ("KeyError", "no field {field} in record {n}"),
+    ("ToolError", "tool call {n} returned an empty result"),
+    ("DatabaseError", "deadlock detected on row {n}, transaction rolled back"),
+    ("PermissionError", "access denied to {field} of {subject}-{n}"),
+    ("ConnectionError", "connection reset by peer after {n} ms"),
+    ("JSONDecodeError", "unterminated string at line {n} column {n}"),
+)
+_TAIL = tuple((kind, step, text) for kind, text in _TAIL_KINDS for step in _TAIL_STEPS)
+_TAIL_WEIGHTS = tuple(1.0 / rank for rank in range(1, len(_TAIL) + 1))
 # A run stuck in `running` every so often: its worker died hours ago.
 _STUCK_EVERY = 1500
+# Layer versions: two or three in each month of data (a prompt or model change
+# every week or two).
+_VERSION_DAYS = 30.0
 
 
 def _weights(n: int, s: float = 1.1) -> list[float]:
@@ -107,11 +132,18 @@ def _weights(n: int, s: float = 1.1) -> list[float]:
 def _errors(rng: random.Random, count: int) -> list[dict[str, Any]]:
     out = []
     for _ in range(count):
-        kind, make = rng.choice(_FAILURES)
+        if rng.random() < _TAIL_SHARE:
+            kind, step, text = rng.choices(_TAIL, weights=_TAIL_WEIGHTS)[0]
+            field = rng.choice(("evidence", "subject", "confidence", "owner"))
+            detail = text.format(field=f"'{field}'", n=rng.randint(1, 99_999), subject="user")
+            message = f"Step {step} failed: {detail}"
+        else:
+            kind, make = rng.choice(_FAILURES)
+            message = make(rng)
         out.append(
             {
                 "type": kind,
-                "message": make(rng),
+                "message": message,
                 "target": f"{rng.choice(_SUBJECTS)}-{rng.randint(1, 5000)}",
                 "attempt": rng.randint(1, 3),
             }
@@ -131,9 +163,12 @@ def generate_layer_runs(
     end = end or datetime.now(UTC)
     span = days * 86400.0
     layer_models = {name: MODELS[i % len(MODELS)] for i, name in enumerate(LAYER_NAMES)}
-    # Two or three versions per layer, numbered in order of use; the busiest
-    # layer also has a fourth, newest one that fails more often and runs slower.
-    layer_versions = {name: rng.randint(2, 3) for name in LAYER_NAMES}
+    # Versions per layer, numbered in order of use; the busiest layer also has a
+    # newest one that fails more often and runs slower. They come from their own
+    # generator, so that chunks generated with different seeds agree on them.
+    per_month = random.Random(f"versions of {len(LAYER_NAMES)} layers")
+    months = max(1, round(days / _VERSION_DAYS))
+    layer_versions = {name: per_month.randint(2, 3) * months for name in LAYER_NAMES}
     regressed = LAYER_NAMES[0]
     layers = rng.choices(LAYER_NAMES, weights=_weights(len(LAYER_NAMES)), k=count)
     for index, layer in enumerate(layers):

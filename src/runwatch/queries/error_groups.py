@@ -1,19 +1,31 @@
 """Error groups: `GET /runs/errors` from the error rollups, and the runs of one group.
 
-A window `[since, until)` is read as the run rollups are (see rollups.py):
-whole days in the middle, whole hours towards the edges, and the occurrence
-rows of the partial hours at either end, so every count is exact.
+A window is read as segment_cache plans it: the stable hours and days of
+`layer_run_error_rollups` (reused while unchanged) and the occurrence rows of
+the partial first hour and of the current hour on, so every count is exact.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, type_coerce, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Text,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import (
@@ -24,7 +36,17 @@ from runwatch.db.tables import (
 )
 from runwatch.db.types import UtcDateTime, as_utc
 from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
-from runwatch.queries.rollups import Segment, floor_day, plan_segments
+from runwatch.queries.rollups import Segment, floor_day
+from runwatch.queries.segment_cache import (
+    NO_CACHE,
+    RawQuery,
+    RollupCache,
+    merged_parts,
+    plan_window,
+    read_head,
+    segment_bounds,
+)
+from runwatch.queries.statements import STATEMENTS
 
 e = layer_run_errors
 er = layer_run_error_rollups
@@ -46,97 +68,169 @@ class ErrorFilter:
     layer_hash: str | None = None
     fingerprints: tuple[str, ...] = field(default=())
 
-
-def window_segments(since: datetime, until: datetime | None) -> list[Segment]:
-    """The window's parts; whole months are read as their days (there is no monthly grain)."""
-    return [
-        Segment("day", s.start, s.end) if s.source == "month" else s
-        for s in plan_segments(since, until)
-    ]
+    @property
+    def dimensions(self) -> tuple[Any, ...]:
+        """What, besides the window, the counts depend on (a cache key)."""
+        return (self.layer_name, self.statuses, self.model_name, self.layer_hash)
 
 
-def _dims(table: Any, f: ErrorFilter) -> list[ColumnElement[bool]]:
+def _dims(table: Any, f: ErrorFilter, *, bound: bool = False) -> list[ColumnElement[bool]]:
+    """The filter's conditions, with its values as they are or as named bind parameters."""
+
+    def value(name: str, given: Any) -> Any:
+        return bindparam(name, expanding=name == "statuses") if bound else given
+
     conditions: list[ColumnElement[bool]] = []
     if f.layer_name is not None:
-        conditions.append(table.c.layer_name == f.layer_name)
+        conditions.append(table.c.layer_name == value("layer_name", f.layer_name))
     if f.statuses:
-        conditions.append(table.c.status.in_(f.statuses))
+        conditions.append(table.c.status.in_(value("statuses", list(f.statuses))))
     if f.model_name is not None:
-        conditions.append(table.c.model_name == f.model_name)
+        conditions.append(table.c.model_name == value("model_name", f.model_name))
     if f.layer_hash is not None:
-        conditions.append(table.c.layer_hash == f.layer_hash)
+        conditions.append(table.c.layer_hash == value("layer_hash", f.layer_hash))
     if f.fingerprints:
         conditions.append(table.c.fingerprint.in_(f.fingerprints))
     return conditions
 
 
-def _bounds(column: Any, segment: Segment) -> list[ColumnElement[bool]]:
-    out = []
-    if segment.start is not None:
-        out.append(column >= segment.start)
-    if segment.end is not None:
-        out.append(column < segment.end)
-    return out
-
-
-def _group_part(segment: Segment, f: ErrorFilter) -> Any:
-    if segment.source == "raw":
-        return (
-            select(
-                e.c.fingerprint,
-                e.c.layer_name,
-                func.sum(e.c.errors).label("errors"),
-                func.count().label("runs"),
-                func.min(e.c.started_at).label("first_seen"),
-                func.max(e.c.started_at).label("last_seen"),
-            )
-            .where(*_bounds(e.c.started_at, segment), *_dims(e, f))
-            .group_by(e.c.fingerprint, e.c.layer_name)
+def _occurrences(f: ErrorFilter) -> RawQuery:
+    """The occurrence rows read raw: fingerprint, layer, start and number of errors."""
+    params = {
+        name: value
+        for name, value in (
+            ("layer_name", f.layer_name),
+            ("statuses", list(f.statuses) or None),
+            ("model_name", f.model_name),
+            ("layer_hash", f.layer_hash),
         )
-    return (
+        if value is not None
+    }
+    return RawQuery(
+        shape=("error_occurrences", *sorted(params)),
+        columns=lambda: (e.c.fingerprint, e.c.layer_name, e.c.started_at, e.c.errors),
+        started_at=lambda: e.c.started_at,
+        where=lambda: _dims(e, f, bound=True),
+        params=params,
+    )
+
+
+GROUP, DAY = 0, 1
+NONE = (0, 0)
+
+
+def _stable_part(segment: Segment, *, f: ErrorFilter) -> Any:
+    """One stable segment: per (fingerprint, layer) its sums, and per (fingerprint, bucket)."""
+    where = [
+        er.c.grain == literal(segment.source),
+        *segment_bounds(er.c.bucket_start, segment),
+        *_dims(er, f),
+    ]
+    errors, runs = func.sum(er.c.errors), func.sum(er.c.runs)
+    per_layer = (
         select(
+            literal(GROUP).label("kind"),
             er.c.fingerprint,
             er.c.layer_name,
-            func.sum(er.c.errors).label("errors"),
-            func.sum(er.c.runs).label("runs"),
+            cast(null(), UtcDateTime).label("bucket"),
+            errors.label("errors"),
+            runs.label("runs"),
             func.min(er.c.first_seen).label("first_seen"),
             func.max(er.c.last_seen).label("last_seen"),
         )
-        .where(er.c.grain == literal(segment.source), *_bounds(er.c.bucket_start, segment))
-        .where(*_dims(er, f))
+        .where(*where)
         .group_by(er.c.fingerprint, er.c.layer_name)
     )
-
-
-def _day_part(segment: Segment, f: ErrorFilter) -> Any:
-    if segment.source == "raw":
-        return select(
-            e.c.fingerprint,
-            e.c.started_at.label("moment"),
-            e.c.errors.label("errors"),
-            literal(1).label("runs"),
-        ).where(*_bounds(e.c.started_at, segment), *_dims(e, f))
-    return (
+    per_bucket = (
         select(
+            literal(DAY),
             er.c.fingerprint,
-            er.c.bucket_start.label("moment"),
-            func.sum(er.c.errors).label("errors"),
-            func.sum(er.c.runs).label("runs"),
+            cast(null(), Text),
+            er.c.bucket_start,
+            errors,
+            runs,
+            cast(null(), UtcDateTime),
+            cast(null(), UtcDateTime),
         )
-        .where(er.c.grain == literal(segment.source), *_bounds(er.c.bucket_start, segment))
-        .where(*_dims(er, f))
+        .where(*where)
         .group_by(er.c.fingerprint, er.c.bucket_start)
     )
+    return union_all(per_layer, per_bucket)
 
 
-def _merged(parts: list[Any], keys: Sequence[str], sums: Sequence[str]) -> Any:
-    union = union_all(*parts).subquery("parts")
-    return select(
-        *(union.c[k] for k in keys),
-        *(func.sum(union.c[s]).label(s) for s in sums),
-        type_coerce(func.min(union.c.first_seen), UtcDateTime).label("first_seen"),
-        type_coerce(func.max(union.c.last_seen), UtcDateTime).label("last_seen"),
-    ).group_by(*(union.c[k] for k in keys))
+# Per fingerprint and layer: [errors, runs, first seen, last seen].
+Pairs = dict[str, dict[str, list[Any]]]
+# Per fingerprint and UTC day: [errors, runs].
+Days = dict[str, dict[datetime, list[int]]]
+
+
+@dataclass
+class ErrorCounts:
+    """What a window's stable segments count, per fingerprint."""
+
+    pairs: Pairs
+    days: Days
+    groups: dict[str, dict[str, Any]]
+
+
+def _add_pair(pairs: Pairs, fp: str, layer: str, values: list[Any]) -> None:
+    entry = pairs.setdefault(fp, {}).get(layer)
+    if entry is None:
+        pairs[fp][layer] = list(values)
+        return
+    entry[0] += values[0]
+    entry[1] += values[1]
+    if values[2] is not None:
+        entry[2] = values[2] if entry[2] is None else min(entry[2], values[2])
+    if values[3] is not None:
+        entry[3] = values[3] if entry[3] is None else max(entry[3], values[3])
+
+
+def _add_day(days: Days, fp: str, day: datetime, errors: int, runs: int) -> None:
+    counts = days.setdefault(fp, {}).setdefault(day, [0, 0])
+    counts[0] += errors
+    counts[1] += runs
+
+
+def _fold_errors(rows: list[Row[Any]]) -> tuple[Pairs, Days]:
+    pairs: Pairs = {}
+    days: Days = {}
+    for kind, fp, layer, bucket, errors, runs, first, last, *_ in rows:
+        if kind == GROUP:
+            _add_pair(pairs, fp, layer, [int(errors or 0), int(runs or 0), first, last])
+        else:
+            _add_day(days, fp, floor_day(as_utc(bucket)), int(errors or 0), int(runs or 0))
+    return pairs, days
+
+
+def _group(fp: str, layers: Mapping[str, list[Any]]) -> dict[str, Any] | None:
+    """A fingerprint's group from its counts per layer (None if it has no runs)."""
+    counted = [(layer, v) for layer, v in layers.items() if v[1] > 0]
+    if not counted:
+        return None
+    return {
+        "fingerprint": fp,
+        "errors": sum(v[0] for _, v in counted),
+        "runs": sum(v[1] for _, v in counted),
+        "layers": {layer: v[1] for layer, v in counted},
+        "first_seen": min(v[2] for _, v in counted if v[2] is not None),
+        "last_seen": max(v[3] for _, v in counted if v[3] is not None),
+    }
+
+
+def _merge_errors(parts: Iterable[tuple[Pairs, Days]]) -> tuple[ErrorCounts, int]:
+    pairs: Pairs = {}
+    days: Days = {}
+    for part_pairs, part_days in parts:
+        for fp, layers in part_pairs.items():
+            for layer, values in layers.items():
+                _add_pair(pairs, fp, layer, values)
+        for fp, by_day in part_days.items():
+            for day, (errors, runs) in by_day.items():
+                _add_day(days, fp, day, errors, runs)
+    groups = {fp: g for fp, layers in pairs.items() if (g := _group(fp, layers)) is not None}
+    weight = sum(len(v) for v in pairs.values()) + sum(len(v) for v in days.values())
+    return ErrorCounts(pairs, days, groups), weight
 
 
 def _sort_spec(sort: str) -> SortSpec:
@@ -159,41 +253,39 @@ async def list_error_groups(
     limit: int = 20,
     cursor: str | None = None,
     now: datetime,
+    cache: RollupCache = NO_CACHE,
 ) -> dict[str, Any]:
     """One page of error groups, largest first by `sort`, with exact counts and daily counts."""
-    segments = window_segments(filters.since, filters.until)
-    groups: dict[str, dict[str, Any]] = {}
-    if segments:
-        query = _merged(
-            [_group_part(s, filters) for s in segments],
-            ("fingerprint", "layer_name"),
-            ("errors", "runs"),
-        )
-        for row in await conn.execute(query):
-            g = groups.setdefault(
-                row.fingerprint,
-                {
-                    "fingerprint": row.fingerprint,
-                    "errors": 0,
-                    "runs": 0,
-                    "layers": {},
-                    "first_seen": row.first_seen,
-                    "last_seen": row.last_seen,
-                },
-            )
-            errors, runs = int(row.errors or 0), int(row.runs or 0)
-            if runs <= 0:
-                continue
-            g["errors"] += errors
-            g["runs"] += runs
-            g["layers"][row.layer_name] = runs
-            g["first_seen"] = min(g["first_seen"], as_utc(row.first_seen))
-            g["last_seen"] = max(g["last_seen"], as_utc(row.last_seen))
-    ranked = sorted(
-        (g for g in groups.values() if g["runs"] > 0),
-        key=lambda g: (g[sort], g["fingerprint"]),
-        reverse=True,
+    plan = plan_window(filters.since, filters.until, now=now, monthly=False)
+    head = await read_head(conn, stable=plan.stable, raw=plan.raw, query=_occurrences(filters))
+    (stable,) = await merged_parts(
+        conn,
+        cache,
+        kind=("error_groups", filters.dimensions),
+        windows=[plan.stable],
+        changes=head.changes,
+        part=partial(_stable_part, f=filters),
+        fold=_fold_errors,
+        merge=_merge_errors,
     )
+    # The raw occurrences, added to copies of what they touch.
+    pairs: Pairs = {}
+    days: Days = {}
+    for _part, _changes, _moment, fp, layer, started, errors in plan.raw_rows(head.rows):
+        if fp not in pairs:
+            pairs[fp] = {name: list(v) for name, v in stable.pairs.get(fp, {}).items()}
+            days[fp] = {day: list(v) for day, v in stable.days.get(fp, {}).items()}
+        _add_pair(pairs, fp, layer, [errors, 1, started, started])
+        _add_day(days, fp, floor_day(started), errors, 1)
+    groups = dict(stable.groups)
+    for fp, layers in pairs.items():
+        group = _group(fp, layers)
+        if group is None:
+            groups.pop(fp, None)
+        else:
+            groups[fp] = group
+    ranked = sorted(groups.values(), key=lambda g: (g[sort], g["fingerprint"]), reverse=True)
+    total_groups = len(ranked)
     spec = _sort_spec(sort)
     if cursor is not None:
         value, after = decode_cursor(cursor, spec)
@@ -201,11 +293,15 @@ async def list_error_groups(
     page, more = ranked[:limit], len(ranked) > limit
     next_cursor = encode_cursor(spec, page[-1][sort], page[-1]["fingerprint"]) if more else None
     if page:
-        await _complete(conn, page, filters, segments, now)
+        by_day = {g["fingerprint"]: days.get(g["fingerprint"]) for g in page}
+        for fp, counted in by_day.items():
+            if counted is None:
+                by_day[fp] = stable.days.get(fp, {})
+        await _complete(conn, page, filters, by_day, now, cache)
     return {
         "since": filters.since,
         "until": filters.until,
-        "total_groups": len([g for g in groups.values() if g["runs"] > 0]),
+        "total_groups": total_groups,
         "total_errors": sum(g["errors"] for g in groups.values()),
         "groups": page,
         "limit": limit,
@@ -213,51 +309,67 @@ async def list_error_groups(
     }
 
 
+async def _names(
+    conn: AsyncConnection, wanted: tuple[str, ...], cache: RollupCache
+) -> dict[str, tuple[str, str, str]]:
+    """Type, template and sample message per fingerprint (they never change once written)."""
+    out = {fp: found for fp in wanted if (found := cache.get(("fingerprint", fp))) is not None}
+    unknown = [fp for fp in wanted if fp not in out]
+    if unknown:
+        f = error_fingerprints
+        query = select(f.c.fingerprint, f.c.type, f.c.template, f.c.sample_message).where(
+            f.c.fingerprint.in_(unknown)
+        )
+        for fp, kind, template, sample in await conn.execute(query):
+            out[fp] = (kind, template, sample)
+            cache.put(("fingerprint", fp), out[fp], 1)
+    return out
+
+
 async def _complete(
     conn: AsyncConnection,
     page: list[dict[str, Any]],
     filters: ErrorFilter,
-    segments: list[Segment],
+    daily: Mapping[str, Mapping[datetime, list[int]]],
     now: datetime,
+    cache: RollupCache,
 ) -> None:
     """Add names, samples and daily counts to the groups of one page."""
     wanted = tuple(g["fingerprint"] for g in page)
     narrowed = ErrorFilter(**{**filters.__dict__, "fingerprints": wanted})
-    names = {
-        row.fingerprint: row
-        for row in await conn.execute(
-            select(error_fingerprints).where(error_fingerprints.c.fingerprint.in_(wanted))
-        )
-    }
-    daily: dict[str, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    union = union_all(*(_day_part(s, narrowed) for s in segments)).subquery("days")
-    for row in await conn.execute(
-        select(
-            union.c.fingerprint,
-            type_coerce(union.c.moment, UtcDateTime),
-            union.c.errors,
-            union.c.runs,
-        )
-    ):
-        counts = daily[row[0]][floor_day(as_utc(row[1]))]
-        counts[0] += int(row[2] or 0)
-        counts[1] += int(row[3] or 0)
+    names = await _names(conn, wanted, cache)
     samples = await _sample_run_ids(conn, narrowed, wanted)
     first_day = floor_day(filters.since)
     end = filters.until or now
-    for g in page:
-        name = names.get(g["fingerprint"])
-        g["type"] = name.type if name is not None else ""
-        g["message"] = name.template if name is not None else ""
-        g["sample_message"] = name.sample_message if name is not None else ""
-        g["layers"] = dict(sorted(g["layers"].items(), key=lambda kv: (-kv[1], kv[0])))
-        g["sample_run_ids"] = samples.get(g["fingerprint"], [])
-        by_day = daily[g["fingerprint"]]
-        last_day = max([floor_day(end - timedelta(microseconds=1)), *by_day])
-        g["days"] = [
-            {"date": day.date().isoformat(), "errors": by_day[day][0], "runs": by_day[day][1]}
-            for day in _days(first_day, last_day)
-        ]
+    # Up to the window's last day, or a group's last day with errors if later (a run
+    # recorded with a future start).
+    window_end = floor_day(end - timedelta(microseconds=1))
+    latest = max([window_end, *(day for counts in daily.values() for day in counts)])
+    window_days = [(day, day.date().isoformat()) for day in _days(first_day, latest)]
+    for i, g in enumerate(page):
+        fp = g["fingerprint"]
+        kind, template, sample = names.get(fp, ("", "", ""))
+        by_day = daily.get(fp) or {}
+        last_day = max([window_end, *by_day])
+        # In the order of the ErrorGroup schema: the answer is encoded as it is.
+        page[i] = {
+            "fingerprint": fp,
+            "type": kind,
+            "message": template,
+            "sample_message": sample,
+            "errors": g["errors"],
+            "runs": g["runs"],
+            "layers": dict(sorted(g["layers"].items(), key=lambda kv: (-kv[1], kv[0]))),
+            "first_seen": g["first_seen"],
+            "last_seen": g["last_seen"],
+            "sample_run_ids": samples.get(fp, []),
+            "days": [
+                {"date": iso, "errors": counts[0], "runs": counts[1]}
+                for day, iso in window_days
+                if day <= last_day
+                for counts in (by_day.get(day, NONE),)
+            ],
+        }
 
 
 def _days(first: datetime, last: datetime) -> list[datetime]:
@@ -268,25 +380,37 @@ def _days(first: datetime, last: datetime) -> list[datetime]:
     return out
 
 
-async def _sample_run_ids(
-    conn: AsyncConnection, filters: ErrorFilter, wanted: tuple[str, ...]
-) -> dict[str, list[str]]:
-    window = _bounds(e.c.started_at, Segment("raw", filters.since, filters.until))
-    plain = ErrorFilter(**{**filters.__dict__, "fingerprints": ()})
+def _samples_statement(count: int, f: ErrorFilter) -> Any:
+    window = [e.c.started_at >= bindparam("since")]
+    if f.until is not None:
+        window.append(e.c.started_at < bindparam("until"))
     parts = []
-    for fingerprint in wanted:
+    for i in range(count):
         latest = (
             select(e.c.fingerprint, e.c.run_id, e.c.started_at)
-            .where(e.c.fingerprint == fingerprint, *window, *_dims(e, plain))
+            .where(e.c.fingerprint == bindparam(f"fp{i}"), *window, *_dims(e, f, bound=True))
             .order_by(e.c.started_at.desc(), e.c.run_id.desc())
             .limit(SAMPLE_RUNS)
             .subquery()
         )
         parts.append(select(latest.c.fingerprint, latest.c.run_id, latest.c.started_at))
     union = union_all(*parts).subquery("samples")
+    return select(union.c.fingerprint, union.c.run_id, union.c.started_at)
+
+
+async def _sample_run_ids(
+    conn: AsyncConnection, filters: ErrorFilter, wanted: tuple[str, ...]
+) -> dict[str, list[str]]:
+    """The latest runs of each fingerprint in the window, latest first."""
+    query = _occurrences(filters)
+    shape = ("error_samples", len(wanted), query.shape, filters.until is not None)
+    plain = ErrorFilter(**{**filters.__dict__, "fingerprints": ()})
+    statement = STATEMENTS.get(shape, lambda: _samples_statement(len(wanted), plain))
+    params = {**query.params, "since": filters.since, "until": filters.until}
+    params.update({f"fp{i}": fp for i, fp in enumerate(wanted)})
     out: dict[str, list[tuple[Any, str]]] = defaultdict(list)
-    for row in await conn.execute(select(union.c.fingerprint, union.c.run_id, union.c.started_at)):
-        out[row[0]].append((as_utc(_moment(row[2])), row[1]))
+    for fp, run_id, started in await conn.execute(statement, params):
+        out[fp].append((as_utc(_moment(started)), run_id))
     return {fp: [run_id for _, run_id in sorted(rows, reverse=True)] for fp, rows in out.items()}
 
 

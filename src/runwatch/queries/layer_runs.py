@@ -27,11 +27,9 @@ from runwatch.queries.rollups import (
     rollup_buckets,
     rollup_count_shape,
     rollup_count_statement,
-    rollup_layer_totals,
     set_purged_before,
 )
 from runwatch.queries.statements import STATEMENTS
-from runwatch.significance import success_rate
 
 t = layer_runs
 
@@ -231,66 +229,6 @@ async def get_layer_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]
     if not rows:
         raise NotFound(f"No layer run with id '{run_id}'.")
     return rows[0]
-
-
-@measured("summarize_layer_runs")
-async def summarize_layer_runs(
-    conn: AsyncConnection,
-    *,
-    days: int,
-    layer_name: str | None = None,
-    now: datetime | None = None,
-    purge_horizon: datetime | None = None,
-) -> dict[str, Any]:
-    """The `GET /runs/stats/summary` body: runs that started in the last `days` days.
-
-    The first, partial hour of the window is read from the raw rows. When a
-    purge has removed them (the window starts before `purge_horizon`), the
-    window starts at the start of that hour instead, answered from the
-    rollups, and `since` says so: a purge never makes the summary undercount.
-    """
-    since = (now or datetime.now(UTC)) - timedelta(days=days)
-    if purge_horizon is not None and since < purge_horizon:
-        since = floor_hour(since)
-    rows = await rollup_layer_totals(conn, layer_name=layer_name, since=since)
-    by_layer: dict[str, dict[str, Any]] = {}
-    # running, success, partial, failed, dry, insights, tokens, nano-dollars,
-    # microseconds, completed runs: summed over layers as they are read.
-    totals = [0] * 10
-    for name, *values in rows:
-        counts = [int(v or 0) for v in values]
-        for i, v in enumerate(counts):
-            totals[i] += v
-        running, success, partial, failed, dry, insights, tokens, cost, duration, completed = counts
-        by_layer[name] = {
-            "runs": running + success + partial + failed + dry,
-            "insights": insights,
-            "successful": success,
-            "failed": failed,
-            "partial": partial,
-            "dry": dry,
-            "running": running,
-            "tokens": tokens,
-            "cost_usd": cost / 1e9,
-            "mean_duration_seconds": duration / 1e6 / completed if completed else None,
-            "success_rate": success_rate(success, failed, partial),
-        }
-    running, success, partial, failed, dry, insights, tokens, cost, _duration, _completed = totals
-    return {
-        "period_days": days,
-        "since": since,
-        "total_runs": running + success + partial + failed + dry,
-        "successful_runs": success,
-        "failed_runs": failed,
-        "dry_runs": dry,
-        "partial_runs": partial,
-        "running_runs": running,
-        "success_rate": success_rate(success, failed, partial),
-        "total_insights": insights,
-        "total_tokens": tokens,
-        "total_cost_usd": cost / 1e9,
-        "by_layer": dict(sorted(by_layer.items())),
-    }
 
 
 def _duration(started_at: datetime, completed_at: datetime | None) -> float | None:

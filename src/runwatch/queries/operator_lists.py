@@ -1,4 +1,4 @@
-"""`GET /runs` narrowed to one error group or to the stuck runs, and the summary's additions."""
+"""`GET /runs` narrowed to one error group or to the stuck runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
-from runwatch.queries.durations import add_duration_percentiles
 from runwatch.queries.error_groups import error_fingerprint_condition
 from runwatch.queries.layer_runs import (
     SUMMARY_COLUMNS,
@@ -21,7 +20,8 @@ from runwatch.queries.layer_runs import (
     sort_spec,
 )
 from runwatch.queries.pagination import Page, fetch_page
-from runwatch.queries.stuck import stuck_counts, stuck_runs_condition
+from runwatch.queries.segment_cache import NO_CACHE, RollupCache
+from runwatch.queries.stuck import stuck_runs_condition
 
 t = layer_runs
 
@@ -38,6 +38,7 @@ async def list_runs_matching(
     limit: int = 20,
     offset: int = 0,
     cursor: str | None = None,
+    cache: RollupCache = NO_CACHE,
 ) -> Page:
     """A page of the runs matching `filters` and the operator's narrowing, with their number.
 
@@ -49,7 +50,7 @@ async def list_runs_matching(
         conditions.append(error_fingerprint_condition(error_fingerprint))
     if stuck is not None:
         condition = await stuck_runs_condition(
-            conn, layer_name=filters.layer_name, settings=settings, now=now
+            conn, layer_name=filters.layer_name, settings=settings, now=now, cache=cache
         )
         conditions.append(condition if stuck else not_(condition))
 
@@ -67,20 +68,3 @@ async def list_runs_matching(
         offset=offset,
         cursor=cursor,
     )
-
-
-async def add_operator_fields(
-    conn: AsyncConnection,
-    summary: dict[str, Any],
-    *,
-    layer_name: str | None,
-    settings: Settings,
-    now: datetime,
-) -> dict[str, Any]:
-    """Add duration percentiles and stuck runs (whenever they started) to a summary body."""
-    await add_duration_percentiles(conn, summary, layer_name=layer_name)
-    stuck = await stuck_counts(conn, settings=settings, now=now, layer_name=layer_name)
-    summary["stuck_runs"] = sum(stuck.values())
-    for name, entry in summary["by_layer"].items():
-        entry["stuck"] = stuck.get(name, 0)
-    return summary

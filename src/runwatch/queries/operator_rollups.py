@@ -3,7 +3,9 @@
 `record_operator_changes` is called by every write of a layer run, in the
 writer's transaction, with the rows the write added and removed (an update is
 both), as the run rollups are kept. Deltas are applied in key order so that
-concurrent writers lock rollup rows in the same order.
+concurrent writers lock rollup rows in the same order. It also counts the
+write against every hour, day and month its runs started in
+(`layer_run_bucket_changes`), which tells readers what they may reuse.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from runwatch.db.tables import (
     ERROR_ROLLUP_GRAINS,
     NO_MODEL,
     error_fingerprints,
+    layer_run_bucket_changes,
     layer_run_duration_bins,
     layer_run_error_rollups,
     layer_run_errors,
@@ -32,7 +35,9 @@ from runwatch.fingerprints import run_signatures
 from runwatch.percentiles import duration_bin
 from runwatch.queries.rollups import (
     DAY,
+    GRAINS,
     HOUR,
+    count_rebuilt_buckets,
     floor_day,
     floor_hour,
     micros,
@@ -83,6 +88,7 @@ async def record_operator_changes(
     await _record_errors(conn, added, removed)
     await _record_versions(conn, added, removed)
     await _record_durations(conn, added, removed)
+    await _record_bucket_changes(conn, added, removed)
 
 
 # --- error groups -----------------------------------------------------------------
@@ -247,6 +253,11 @@ def _version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
     ]
 
 
+def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
+    """A run's contribution to the sums in VERSION_SUMS order, times `sign`."""
+    return _version_values(row, sign)
+
+
 async def _record_versions(
     conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
 ) -> None:
@@ -354,6 +365,26 @@ async def _record_durations(
         await conn.execute(delete(db).where(_where_key(db, DURATION_KEY), db.c.runs <= 0), shrunk)
 
 
+# --- bucket change counters -------------------------------------------------------
+
+
+async def _record_bucket_changes(
+    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
+) -> None:
+    buckets = sorted(
+        {
+            (grain, floor(row["started_at"]))
+            for row in (*removed, *added)
+            for grain, floor, _ceil in GRAINS
+        }
+    )
+    params = [{"grain": grain, "bucket_start": start, "changes": 1} for grain, start in buckets]
+    key = ("grain", "bucket_start")
+    await dialect_of(conn).upsert_many(
+        conn, layer_run_bucket_changes, params, key=key, summed=("changes",)
+    )
+
+
 # --- rebuilding ------------------------------------------------------------------
 
 
@@ -416,6 +447,7 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
         "layer_run_duration_bins",
     ):
         await conn.execute(text(f"ANALYZE {table}"))
+    await count_rebuilt_buckets(conn)
 
 
 async def _rebuild_durations(conn: AsyncConnection, recent: list[Any]) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     bindparam,
-    case,
     cast,
     func,
     literal,
@@ -35,12 +34,12 @@ from runwatch.db.dialect import Dialect, dialect_of
 from runwatch.db.tables import (
     DATA_VERSION_KEY,
     PURGED_BEFORE_KEY,
+    layer_run_bucket_changes,
     layer_run_rollups,
     layer_runs,
     runwatch_state,
 )
 from runwatch.db.types import as_utc
-from runwatch.queries.statements import STATEMENTS
 
 r = layer_run_rollups
 t = layer_runs
@@ -319,6 +318,11 @@ def _rollup_part(segment: Segment, dims: list[ColumnElement[bool]]) -> Any:
     )
 
 
+def layer_status_sums(segment: Segment, *, layer_name: str | None) -> Any:
+    """The sums of one rollup segment per (layer, status), of one layer or of all."""
+    return _rollup_part(segment, _dimension_conditions(r, layer_name, ()))
+
+
 def _dimension_conditions(
     table: Any, layer_name: str | None, statuses: tuple[str, ...]
 ) -> list[ColumnElement[bool]]:
@@ -446,85 +450,6 @@ def rollup_count_statement(shape: Hashable, *, prefix: str = "") -> Select[Any]:
     return select(cast(func.coalesce(func.sum(union.c.n), 0), BigInteger))
 
 
-LAYER_TOTALS = (
-    "running",
-    "success",
-    "partial",
-    "failed",
-    "dry",
-    "insights",
-    "tokens",
-    "cost_nanousd",
-    "duration_us",
-    "completed_runs",
-)
-
-
-async def rollup_layer_totals(
-    conn: AsyncConnection,
-    *,
-    layer_name: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[tuple[Any, ...]]:
-    """One row per layer with runs in `[since, until)`: its name, then `LAYER_TOTALS`.
-
-    Runs per status come as columns (pivoted in the database), so a summary
-    reads one short row per layer.
-    """
-    segments = plan_segments(since, until)
-    if not segments:
-        return []
-    window, params = _window_shape(segments, "")
-    if layer_name is not None:
-        params["layer_name"] = layer_name
-    shape = ("layer_totals", window, layer_name is not None, conn.dialect.name)
-    query = STATEMENTS.get(shape, lambda: _layer_totals_statement(*shape[1:]))
-    return [tuple(row) for row in await conn.execute(query, params)]
-
-
-def _layer_totals_statement(
-    window: tuple[tuple[str, bool, bool], ...], has_layer: bool, dialect_name: str
-) -> Select[Any]:
-    dialect = dialect_of(dialect_name)
-    raw_dims = _bound_dims(t, "", has_layer, 0)
-    rollup_dims = _bound_dims(r, "", has_layer, 0)
-    cost = dialect.round_half_up_to_int(t.c.estimated_cost_usd * 1e9)
-    duration = dialect.round_half_up_to_int(t.c.duration_seconds * 1e6)
-    parts = []
-    for i, (source, has_start, has_end) in enumerate(window):
-        bounds = _bound_segment("", i, source, has_start, has_end)
-        if source == "raw":
-            sums = [
-                func.count().label("runs"),
-                func.coalesce(func.sum(t.c.insights_created), 0).label("insights"),
-                func.coalesce(func.sum(t.c.tokens_total), 0).label("tokens"),
-                func.coalesce(func.sum(cost), 0).label("cost_nanousd"),
-                func.coalesce(func.sum(duration), 0).label("duration_us"),
-                func.count(t.c.completed_at).label("completed_runs"),
-            ]
-            part = select(t.c.layer_name, t.c.status, *sums).where(*raw_dims, *bounds)
-            parts.append(part.group_by(t.c.layer_name, t.c.status))
-        else:
-            sums = [func.sum(r.c[name]).label(name) for name in ROLLUP_SUMS]
-            part = select(r.c.layer_name, r.c.status, *sums).where(*rollup_dims, *bounds)
-            parts.append(part.group_by(r.c.layer_name, r.c.status))
-    union = union_all(*parts).subquery("parts")
-    per_status = [
-        func.sum(case((union.c.status == status, union.c.runs), else_=0))
-        for status in LAYER_TOTALS[:5]
-    ]
-    return (
-        select(
-            union.c.layer_name,
-            *per_status,
-            *(func.sum(union.c[name]) for name in LAYER_TOTALS[5:]),
-        )
-        .group_by(union.c.layer_name)
-        .having(func.sum(union.c.runs) > 0)
-    )
-
-
 async def rollup_buckets(
     conn: AsyncConnection,
     *,
@@ -612,4 +537,26 @@ async def rebuild_layer_run_rollups(
             progress(1)
     # Fresh statistics, or the planner may scan the whole table for a window.
     await conn.execute(text("ANALYZE layer_run_rollups"))
+    await count_rebuilt_buckets(conn)
     await bump_data_version(conn)
+
+
+async def count_rebuilt_buckets(conn: AsyncConnection) -> None:
+    """Count a rebuild as a change of every bucket, so that no reader reuses what it read before.
+
+    Buckets counted before get one more; buckets with runs that were never
+    counted (a bulk load that bypassed the service) get their first.
+    """
+    bc = layer_run_bucket_changes
+    await conn.execute(update(bc).values(changes=bc.c.changes + 1))
+    counted = (
+        select(bc.c.grain)
+        .where(bc.c.grain == r.c.grain, bc.c.bucket_start == r.c.bucket_start)
+        .exists()
+    )
+    uncounted = (
+        select(r.c.grain, r.c.bucket_start, literal(1))
+        .where(~counted)
+        .group_by(r.c.grain, r.c.bucket_start)
+    )
+    await conn.execute(bc.insert().from_select(["grain", "bucket_start", "changes"], uncounted))

@@ -1,28 +1,45 @@
 """Layer versions: one row per `layer_hash`, compares of two, and regressions found unasked.
 
-Read like the run rollups: whole days and hours of `layer_run_version_rollups`
-plus the raw rows of the partial hours at the window's edges, so every count
-and sum is exact; sums of squares carry floating-point rounding only.
+Read as segment_cache plans a window: the stable hours and days of
+`layer_run_version_rollups` and `layer_run_duration_bins` (reused while
+unchanged), plus the raw runs of the partial first hour and of the current
+hour on, so every count and sum is exact; sums of squares carry
+floating-point rounding only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, select, type_coerce, union_all
+from sqlalchemy import Row, Select, bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import round_half_up_to_int
 from runwatch.db.tables import layer_run_version_rollups, layer_runs
-from runwatch.db.types import UtcDateTime, as_utc
 from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import NotFound
-from runwatch.queries.durations import duration_bin_counts, percentile_fields
-from runwatch.queries.error_groups import window_segments
-from runwatch.queries.operator_rollups import VERSION_SUMS
+from runwatch.queries.durations import (
+    BinCounts,
+    BinKey,
+    add_raw_duration,
+    percentile_fields,
+    window_histograms,
+    window_percentiles,
+)
+from runwatch.queries.operator_rollups import VERSION_SUMS, version_values
 from runwatch.queries.rollups import Segment
+from runwatch.queries.segment_cache import (
+    NO_CACHE,
+    RawQuery,
+    RollupCache,
+    merged_parts,
+    plan_window,
+    read_head,
+    segment_bounds,
+)
 from runwatch.significance import Moments, success_rate, two_proportion_p_value, welch_p_value
 
 vr = layer_run_version_rollups
@@ -41,7 +58,7 @@ class VersionTotals:
     last_seen: datetime
     by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYER_RUN_STATUSES, 0))
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(VERSION_SUMS, 0))
-    bins: dict[int, int] = field(default_factory=dict)
+    percentiles: dict[int, float | None] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -73,62 +90,88 @@ class VersionTotals:
             "by_status": dict(self.by_status),
             "success_rate": self.success_rate,
             "mean_duration_seconds": self.duration.mean,
-            **percentile_fields(self.bins),
+            **percentile_fields(self.percentiles),
             "insights_per_run": self.sums["insights"] / runs if runs else None,
             "tokens_per_run": self.sums["tokens"] / runs if runs else None,
             "cost_per_run_usd": self.cost.mean,
         }
 
 
-def _bounds(column: Any, segment: Segment) -> list[ColumnElement[bool]]:
-    out = []
-    if segment.start is not None:
-        out.append(column >= segment.start)
-    if segment.end is not None:
-        out.append(column < segment.end)
+def _version_part(segment: Segment, *, layer_name: str | None) -> Select[Any]:
+    """One stable segment's sums per (layer, layer_hash, status)."""
+    query = select(
+        vr.c.layer_name,
+        vr.c.layer_hash,
+        vr.c.status,
+        *(func.sum(vr.c[name]).label(name) for name in VERSION_SUMS),
+        func.min(vr.c.first_seen).label("first_seen"),
+        func.max(vr.c.last_seen).label("last_seen"),
+    ).where(vr.c.grain == literal(segment.source), *segment_bounds(vr.c.bucket_start, segment))
+    if layer_name is not None:
+        query = query.where(vr.c.layer_name == layer_name)
+    return query.group_by(vr.c.layer_name, vr.c.layer_hash, vr.c.status)
+
+
+# Per (layer, layer_hash, status): the sums in VERSION_SUMS order, then first and last seen.
+VersionSums = dict[tuple[str, str, str], list[Any]]
+
+
+def _fold_versions(rows: list[Row[Any]]) -> VersionSums:
+    out: VersionSums = {}
+    for row in rows:
+        if not row.runs or row.first_seen is None:
+            continue
+        values: list[Any] = [
+            float(row._mapping[name] or 0.0)
+            if name.endswith("_sq")
+            else int(row._mapping[name] or 0)
+            for name in VERSION_SUMS
+        ]
+        out[(row.layer_name, row.layer_hash, row.status)] = [
+            *values,
+            row.first_seen,
+            row.last_seen,
+        ]
     return out
 
 
-def _part(segment: Segment, layer_name: str | None, dialect_name: str) -> Any:
-    if segment.source == "raw":
-        duration, cost = t.c.duration_seconds, t.c.estimated_cost_usd
-        return (
-            select(
-                t.c.layer_name,
-                t.c.layer_hash,
-                t.c.status,
-                func.count().label("runs"),
-                func.count(t.c.completed_at).label("completed_runs"),
-                func.coalesce(
-                    func.sum(round_half_up_to_int(duration * 1e6, dialect_name)), 0
-                ).label("duration_us"),
-                func.coalesce(func.sum(duration * duration), 0.0).label("duration_sq"),
-                func.coalesce(func.sum(t.c.insights_created), 0).label("insights"),
-                func.coalesce(func.sum(t.c.tokens_total), 0).label("tokens"),
-                func.count(cost).label("cost_runs"),
-                func.coalesce(func.sum(round_half_up_to_int(cost * 1e9, dialect_name)), 0).label(
-                    "cost_nanousd"
-                ),
-                func.coalesce(func.sum(cost * cost), 0.0).label("cost_sq"),
-                func.min(t.c.started_at).label("first_seen"),
-                func.max(t.c.started_at).label("last_seen"),
-            )
-            .where(*_bounds(t.c.started_at, segment))
-            .where(*([] if layer_name is None else [t.c.layer_name == layer_name]))
-            .group_by(t.c.layer_name, t.c.layer_hash, t.c.status)
-        )
-    return (
-        select(
-            vr.c.layer_name,
-            vr.c.layer_hash,
-            vr.c.status,
-            *(func.sum(vr.c[name]).label(name) for name in VERSION_SUMS),
-            func.min(vr.c.first_seen).label("first_seen"),
-            func.max(vr.c.last_seen).label("last_seen"),
-        )
-        .where(vr.c.grain == literal(segment.source), *_bounds(vr.c.bucket_start, segment))
-        .where(*([] if layer_name is None else [vr.c.layer_name == layer_name]))
-        .group_by(vr.c.layer_name, vr.c.layer_hash, vr.c.status)
+def _add_sums(into: VersionSums, key: tuple[str, str, str], values: list[Any]) -> None:
+    entry = into.get(key)
+    if entry is None:
+        into[key] = list(values)
+        return
+    for i in range(len(VERSION_SUMS)):
+        entry[i] += values[i]
+    first, last = values[-2], values[-1]
+    entry[-2] = first if entry[-2] is None else min(entry[-2], first)
+    entry[-1] = last if entry[-1] is None else max(entry[-1], last)
+
+
+def _merge_versions(parts: Iterable[VersionSums]) -> tuple[VersionSums, int]:
+    out: VersionSums = {}
+    for part in parts:
+        for key, values in part.items():
+            _add_sums(out, key, values)
+    return out, len(out)
+
+
+def _versions_query(layer_name: str | None) -> RawQuery:
+    return RawQuery(
+        shape=("versions", layer_name is not None),
+        columns=lambda: (
+            t.c.layer_name,
+            t.c.layer_hash,
+            t.c.status,
+            t.c.started_at,
+            t.c.completed_at,
+            t.c.duration_seconds,
+            t.c.insights_created,
+            t.c.tokens_total,
+            t.c.estimated_cost_usd,
+        ),
+        started_at=lambda: t.c.started_at,
+        where=lambda: [] if layer_name is None else [t.c.layer_name == bindparam("layer_name")],
+        params={} if layer_name is None else {"layer_name": layer_name},
     )
 
 
@@ -138,49 +181,74 @@ async def version_totals(
     since: datetime,
     until: datetime | None,
     layer_name: str | None = None,
+    now: datetime | None = None,
+    cache: RollupCache = NO_CACHE,
 ) -> list[VersionTotals]:
     """Per (layer, layer_hash), the totals of the runs started in the window, oldest first."""
-    segments = window_segments(since, until)
-    if not segments:
-        return []
-    union = union_all(*(_part(s, layer_name, conn.dialect.name) for s in segments)).subquery()
-    query = select(
-        union.c.layer_name,
-        union.c.layer_hash,
-        union.c.status,
-        *(func.sum(union.c[name]).label(name) for name in VERSION_SUMS),
-        type_coerce(func.min(union.c.first_seen), UtcDateTime).label("first_seen"),
-        type_coerce(func.max(union.c.last_seen), UtcDateTime).label("last_seen"),
-    ).group_by(union.c.layer_name, union.c.layer_hash, union.c.status)
+    plan = plan_window(since, until, now=now or datetime.now(UTC), monthly=False)
+    head = await read_head(
+        conn, stable=plan.stable, raw=plan.raw, query=_versions_query(layer_name)
+    )
+    (stable,) = await merged_parts(
+        conn,
+        cache,
+        kind=("version_sums", layer_name),
+        windows=[plan.stable],
+        changes=head.changes,
+        part=partial(_version_part, layer_name=layer_name),
+        fold=_fold_versions,
+        merge=_merge_versions,
+    )
+    (histograms,) = await window_histograms(
+        conn, cache, windows=[plan], changes=head.changes, layer_name=layer_name, by_version=True
+    )
+    sums: VersionSums = {key: list(values) for key, values in stable.items()}
+    extra: BinCounts = {}
+    for row in plan.raw_rows(head.rows):
+        run = row._mapping
+        key = (run["layer_name"], run["layer_hash"])
+        started = run["started_at"]
+        _add_sums(sums, (*key, run["status"]), [*version_values(run, 1), started, started])
+        add_raw_duration(extra, key, run["duration_seconds"])
+    return _versions_of(sums, histograms, extra)
+
+
+def _versions_of(
+    sums: Mapping[tuple[str, str, str], list[Any]],
+    histograms: Mapping[BinKey | None, Any],
+    extra: Mapping[BinKey | None, dict[int, int]],
+) -> list[VersionTotals]:
     out: dict[tuple[str, str], VersionTotals] = {}
-    for row in await conn.execute(query):
-        if not row.runs or row.first_seen is None:
+    for (layer, version, status), values in sums.items():
+        runs, first, last = values[0], values[-2], values[-1]
+        if not runs or first is None:
             continue
-        first, last = as_utc(row.first_seen), as_utc(row.last_seen)
-        v = out.get((row.layer_name, row.layer_hash))
+        v = out.get((layer, version))
         if v is None:
-            v = out[(row.layer_name, row.layer_hash)] = VersionTotals(
-                row.layer_name, row.layer_hash, first, last
-            )
+            v = out[(layer, version)] = VersionTotals(layer, version, first, last)
         v.first_seen, v.last_seen = min(v.first_seen, first), max(v.last_seen, last)
-        v.by_status[row.status] += int(row.runs)
-        for name in VERSION_SUMS:
-            value = row._mapping[name] or 0
-            v.sums[name] += float(value) if name.endswith("_sq") else int(value)
-    counts = await duration_bin_counts(conn, since=since, until=until, layer_name=layer_name)
-    for key, bins in counts.items():
-        if key in out:
-            out[key].bins = dict(bins)
+        v.by_status[status] += int(runs)
+        for i, name in enumerate(VERSION_SUMS):
+            v.sums[name] += values[i]
+    for key, v in out.items():
+        v.percentiles = window_percentiles(histograms, extra, key)
     return sorted(out.values(), key=lambda v: (v.layer_name, v.first_seen, v.layer_hash))
 
 
 async def list_versions(
-    conn: AsyncConnection, *, layer_name: str, since: datetime, until: datetime | None
+    conn: AsyncConnection,
+    *,
+    layer_name: str,
+    since: datetime,
+    until: datetime | None,
+    now: datetime | None = None,
+    cache: RollupCache = NO_CACHE,
 ) -> list[dict[str, Any]]:
     """The rows of `GET /runs/stats/versions`: one per layer_hash, in order of first use."""
-    return [
-        v.row() for v in await version_totals(conn, since=since, until=until, layer_name=layer_name)
-    ]
+    found = await version_totals(
+        conn, since=since, until=until, layer_name=layer_name, now=now, cache=cache
+    )
+    return [v.row() for v in found]
 
 
 def _difference(a: float | None, b: float | None) -> float | None:
@@ -231,11 +299,15 @@ async def compare_versions(
     b: str,
     since: datetime,
     until: datetime | None,
+    now: datetime | None = None,
+    cache: RollupCache = NO_CACHE,
 ) -> dict[str, Any]:
     """`GET /runs/stats/versions/compare`: version `a` against `b` of one layer."""
     found = {
         v.layer_hash: v
-        for v in await version_totals(conn, since=since, until=until, layer_name=layer_name)
+        for v in await version_totals(
+            conn, since=since, until=until, layer_name=layer_name, now=now, cache=cache
+        )
     }
     for name in (a, b):
         if name not in found:
@@ -253,6 +325,8 @@ async def find_regressions(
     until: datetime | None,
     min_runs: int,
     layer_name: str | None = None,
+    now: datetime | None = None,
+    cache: RollupCache = NO_CACHE,
 ) -> list[dict[str, Any]]:
     """Layers whose newest version is significantly worse than the version before it.
 
@@ -261,7 +335,10 @@ async def find_regressions(
     cost per run, with p < 0.05.
     """
     by_layer: dict[str, list[VersionTotals]] = {}
-    for v in await version_totals(conn, since=since, until=until, layer_name=layer_name):
+    found = await version_totals(
+        conn, since=since, until=until, layer_name=layer_name, now=now, cache=cache
+    )
+    for v in found:
         by_layer.setdefault(v.layer_name, []).append(v)
     out = []
     for name, versions in sorted(by_layer.items()):

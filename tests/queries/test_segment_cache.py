@@ -1,0 +1,334 @@
+"""Reused rollup aggregates: a window's plan, and answers equal to fresh reads after any write."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from runwatch.config import Settings
+from runwatch.db.engine import Engines
+from runwatch.db.tables import layer_run_bucket_changes
+from runwatch.percentiles import Histogram, percentiles
+from runwatch.queries import error_groups as eg
+from runwatch.queries import versions as vq
+from runwatch.queries.layer_runs import purge_layer_runs
+from runwatch.queries.operator_rollups import rebuild_operator_rollups
+from runwatch.queries.rollups import Segment, ceil_hour, floor_hour, rebuild_layer_run_rollups
+from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
+from runwatch.queries.stuck import stuck_thresholds
+from runwatch.queries.summary import summarize_layer_runs
+from tests.factories import iso, layer_run
+
+HOUR = timedelta(hours=1)
+
+
+def _covers(segments: list[Segment], since: datetime, until: datetime | None) -> None:
+    """The segments tile [since, until) in order, with no gap and no overlap."""
+    ordered = sorted(segments, key=lambda s: s.start)
+    assert ordered[0].start == since
+    for a, b in itertools.pairwise(ordered):
+        assert a.end == b.start, (a, b)
+    assert ordered[-1].end == until
+
+
+def test_a_window_is_stable_rollups_and_raw_edges() -> None:
+    rng = random.Random(11)
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    for _ in range(3000):
+        now = base + timedelta(seconds=rng.uniform(0, 90 * 86400))
+        since = now - timedelta(
+            seconds=rng.choice([60, 3600, 5400, 86400, 40 * 86400]) * rng.random()
+        )
+        until = rng.choice([None, since + timedelta(seconds=rng.uniform(0, 60 * 86400))])
+        plan = plan_window(since, until, now=now, monthly=rng.random() < 0.5)
+        if until is not None and until <= since:
+            continue
+        _covers([*plan.stable, *plan.raw], since, until)
+        live = floor_hour(now)
+        for s in plan.stable:
+            assert s.source in ("hour", "day", "month")
+            # Nothing a write to the current hour touches is reused.
+            assert s.end is not None
+            assert s.end <= live
+        # The last complete hour is a segment of its own.
+        if until is None and since <= live - HOUR:
+            assert Segment("hour", live - HOUR, live) in plan.stable
+        # Everything from the current hour on is read raw.
+        if until is None:
+            assert plan.raw[-1].end is None
+            assert plan.raw[-1].start <= max(live, ceil_hour(since))
+
+
+def test_histograms_answer_with_added_counts_as_merged_ones() -> None:
+    rng = random.Random(2)
+    for _ in range(2000):
+        base = {rng.randint(-5, 40): rng.randint(0, 4) for _ in range(rng.randint(0, 50))}
+        extra = {rng.randint(-8, 45): rng.randint(0, 3) for _ in range(rng.randint(0, 6))}
+        merged = dict(base)
+        for index, n in extra.items():
+            merged[index] = merged.get(index, 0) + n
+        points = (1, 5, 50, 95, 99, 100)
+        histogram = Histogram(base)
+        assert histogram.percentiles(extra, points) == percentiles(merged, points)
+        assert histogram.percentiles(None, points) == percentiles(base, points)
+
+
+def test_the_cache_keeps_its_budget_and_the_most_recent() -> None:
+    cache = RollupCache(10)
+    for i in range(6):
+        cache.put(("k", i), i, 3)
+    assert len(cache) == 3  # 3 rows each, within 10
+    assert cache.get(("k", 0)) is None
+    assert cache.get(("k", 5)) == 5
+    cache.put("too big", 0, 11)
+    assert cache.get("too big") is None
+    assert RollupCache(0).get("x") is None
+
+
+LAYERS = ("alpha", "beta")
+
+
+def _body(rng: random.Random, now: datetime, i: int, days: float = 40) -> dict[str, Any]:
+    status = rng.choice(["success", "success", "failed", "partial", "dry", "running"])
+    kind = rng.choice(["Timeout", "RateLimit", "Parse"])
+    return layer_run(
+        id=f"seg-{i:04d}",
+        layer_name=rng.choice(LAYERS),
+        layer_hash=rng.choice(["v1", "v2"]),
+        model_name=rng.choice(["m1", "m2"]),
+        status=status,
+        started_at=now - timedelta(seconds=rng.uniform(0, days * 86400)),
+        duration=round(rng.lognormvariate(3, 1), 3),
+        errors=[{"type": kind, "message": f"failed after {i} s"}]
+        if status in ("failed", "partial")
+        else None,
+    )
+
+
+async def _answers(conn: Any, cache: RollupCache, settings: Settings, now: datetime) -> Any:
+    out: list[Any] = []
+    for days, layer in ((30, None), (7, None), (1, None), (30, "alpha")):
+        out.append(
+            await summarize_layer_runs(
+                conn, days=days, layer_name=layer, now=now, settings=settings, cache=cache
+            )
+        )
+    for since, until, layer, statuses in (
+        (now - timedelta(days=30), None, None, ()),
+        (now - timedelta(days=12, minutes=7), now - timedelta(days=1, minutes=3), "beta", ()),
+        (now - timedelta(days=30), None, None, ("failed",)),
+    ):
+        filters = eg.ErrorFilter(since=since, until=until, layer_name=layer, statuses=statuses)
+        out.append(await eg.list_error_groups(conn, filters=filters, now=now, cache=cache))
+    for layer in LAYERS:
+        out.append(
+            await vq.list_versions(
+                conn,
+                layer_name=layer,
+                since=now - timedelta(days=30),
+                until=None,
+                now=now,
+                cache=cache,
+            )
+        )
+    out.append(
+        await vq.find_regressions(
+            conn, since=now - timedelta(days=30), until=None, min_runs=2, now=now, cache=cache
+        )
+    )
+    out.append(await stuck_thresholds(conn, layers=LAYERS, settings=settings, now=now, cache=cache))
+    return out
+
+
+@pytest.fixture
+def operator_settings(settings: Settings) -> Settings:
+    # A low floor, so that thresholds come from the durations.
+    return settings.model_copy(update={"stuck_floor_seconds": 1.0})
+
+
+async def test_reused_aggregates_equal_fresh_reads_after_every_kind_of_write(
+    client: httpx.AsyncClient, engines: Engines, operator_settings: Settings
+) -> None:
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    bodies = [_body(rng, now, i) for i in range(300)]
+    assert (await client.post("/runs/batch", json={"runs": bodies})).status_code == 200
+    cache = RollupCache(1_000_000)
+
+    async def check() -> None:
+        async with engines.read.connect() as conn:
+            reused = await _answers(conn, cache, operator_settings, now)
+            fresh = await _answers(conn, NO_CACHE, operator_settings, now)
+        assert reused == fresh
+
+    await check()
+    kept = len(cache)
+    assert kept > 0
+    await check()  # answered from what the first check kept
+    assert len(cache) == kept
+
+    def ago(**delta: float) -> str:
+        return iso(now - timedelta(**delta))
+
+    # A run recorded in a day that is already reused, with an error.
+    late = layer_run(
+        id="late",
+        layer_name="alpha",
+        layer_hash="v2",
+        status="failed",
+        started_at=now - timedelta(days=3),
+        errors=[{"type": "Timeout", "message": "failed after 9 s"}],
+    )
+    assert (await client.post("/runs", json=late)).status_code == 201
+    await check()
+    # A run two days old finishes, slowly and with an error.
+    running = [b for b in bodies if b["status"] == "running"]
+    old = min(
+        running,
+        key=lambda b: abs(
+            datetime.fromisoformat(b["started_at"].replace("Z", "+00:00"))
+            - (now - timedelta(days=2))
+        ),
+    )
+    change = {
+        "status": "failed",
+        "completed_at": iso(
+            datetime.fromisoformat(old["started_at"].replace("Z", "+00:00")) + timedelta(hours=5)
+        ),
+        "errors": [{"type": "Parse", "message": "failed after 1 s"}],
+    }
+    assert (await client.patch(f"/runs/{old['id']}", json=change)).status_code == 200
+    await check()
+    # A run of ten days ago goes.
+    gone = next(
+        b
+        for b in bodies
+        if b["id"] != old["id"]
+        and now - timedelta(days=11)
+        < datetime.fromisoformat(b["started_at"].replace("Z", "+00:00"))
+        < now - timedelta(days=9)
+    )
+    assert (await client.delete(f"/runs/{gone['id']}")).status_code == 204
+    await check()
+    # Runs in the last complete hour, which is reused on its own.
+    recent = [
+        layer_run(
+            id=f"recent-{i}",
+            layer_name="beta",
+            started_at=floor_hour(now) - timedelta(minutes=10 + i),
+            duration=5.0 * (i + 1),
+        )
+        for i in range(3)
+    ]
+    assert (await client.post("/runs/batch", json={"runs": recent})).status_code == 200
+    await check()
+    # A purge leaves the rollups, and so every answer, as they were.
+    before = None
+    async with engines.read.connect() as conn:
+        before = await _answers(conn, NO_CACHE, operator_settings, now)
+    horizon = (now - timedelta(days=35)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert await purge_layer_runs(engines.write, before=horizon) > 0
+    await check()
+    # A rebuild counts every bucket as changed, so nothing read before it is reused.
+    async with engines.write.begin() as conn:
+        counted = dict(
+            (
+                await conn.execute(
+                    select(
+                        layer_run_bucket_changes.c.bucket_start, layer_run_bucket_changes.c.changes
+                    ).where(layer_run_bucket_changes.c.grain == "day")
+                )
+            ).all()
+        )
+        await rebuild_layer_run_rollups(conn)
+        await rebuild_operator_rollups(conn)
+        recounted = dict(
+            (
+                await conn.execute(
+                    select(
+                        layer_run_bucket_changes.c.bucket_start, layer_run_bucket_changes.c.changes
+                    ).where(layer_run_bucket_changes.c.grain == "day")
+                )
+            ).all()
+        )
+    assert all(recounted[day] > n for day, n in counted.items())
+    await check()
+    async with engines.read.connect() as conn:
+        after = await _answers(conn, cache, operator_settings, now)
+    # Nothing changed in the windows, but a purge deletes old running runs: stuck runs
+    # are counted whenever they started, so those counts are left out here.
+    for answers in (before, after):
+        for summary in answers[:4]:
+            summary.pop("stuck_runs")
+            for entry in summary["by_layer"].values():
+                entry.pop("stuck")
+    assert after == before
+
+
+async def test_writes_count_against_the_buckets_their_runs_started_in(
+    client: httpx.AsyncClient, engines: Engines
+) -> None:
+    started = datetime(2026, 2, 3, 4, 5, tzinfo=UTC)
+    body = layer_run(id="counted", started_at=started, status="running")
+    assert (await client.post("/runs", json=body)).status_code == 201
+    change = {"status": "success", "completed_at": iso(started + timedelta(minutes=3))}
+    assert (await client.patch("/runs/counted", json=change)).status_code == 200
+    assert (await client.delete("/runs/counted")).status_code == 204
+    async with engines.read.connect() as conn:
+        bc = layer_run_bucket_changes
+        rows = {
+            (grain, start): n
+            for grain, start, n in await conn.execute(
+                select(bc.c.grain, bc.c.bucket_start, bc.c.changes)
+            )
+        }
+    assert rows == {
+        ("hour", datetime(2026, 2, 3, 4, tzinfo=UTC)): 3,
+        ("day", datetime(2026, 2, 3, tzinfo=UTC)): 3,
+        ("month", datetime(2026, 2, 1, tzinfo=UTC)): 3,
+    }
+
+
+async def test_a_summary_learns_a_new_purge_horizon_with_its_raw_runs(
+    client: httpx.AsyncClient, engines: Engines
+) -> None:
+    now = datetime.now(UTC)
+    runs = [
+        layer_run(id=f"edge-{i}", started_at=now - timedelta(days=1, minutes=-20 + 13 * i))
+        for i in range(4)
+    ]
+    assert (await client.post("/runs/batch", json={"runs": runs})).status_code == 200
+    first = (await client.get("/runs/stats/summary", params={"days": 1})).json()
+    # Purged up to a moment inside the window's first hour: its raw runs are gone,
+    # so the window starts at that hour, read from the rollups.
+    horizon = now - timedelta(days=1) + timedelta(minutes=30)
+    assert await purge_layer_runs(engines.write, before=horizon) > 0
+    after = None
+    for _ in range(50):  # until this process has heard of the purge's new version
+        after = (await client.get("/runs/stats/summary", params={"days": 1})).json()
+        if after["since"] != first["since"]:
+            break
+    assert after is not None
+    since = datetime.fromisoformat(after["since"].replace("Z", "+00:00"))
+    assert since == floor_hour(since)
+    assert since < horizon
+    kept = [
+        r for r in runs if datetime.fromisoformat(r["started_at"].replace("Z", "+00:00")) >= since
+    ]
+    assert after["total_runs"] == len(kept)
+
+
+async def test_an_empty_window_reads_nothing(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/runs", json=layer_run())).status_code == 201
+    until = iso(datetime(2026, 1, 1, tzinfo=UTC))
+    for path in ("/runs/stats/versions", "/runs/errors"):
+        params = {"layer_name": "nightly-user-reflection", "since": until, "until": until}
+        response = await client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        assert response.json()["since"] == response.json()["until"]
