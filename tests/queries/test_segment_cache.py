@@ -19,7 +19,13 @@ from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
 from runwatch.queries.layer_runs import purge_layer_runs
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
-from runwatch.queries.rollups import Segment, ceil_hour, floor_hour, rebuild_layer_run_rollups
+from runwatch.queries.rollups import (
+    Segment,
+    ceil_hour,
+    floor_day,
+    floor_hour,
+    rebuild_layer_run_rollups,
+)
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
 from runwatch.queries.stuck import stuck_thresholds
 from runwatch.queries.summary import summarize_layer_runs
@@ -59,6 +65,10 @@ def test_a_window_is_stable_rollups_and_raw_edges() -> None:
         # The last complete hour is a segment of its own.
         if until is None and since <= live - HOUR:
             assert Segment("hour", live - HOUR, live) in plan.stable
+            # And the day before it, when the window holds it whole.
+            yesterday = floor_day(live - HOUR) - timedelta(days=1)
+            if ceil_hour(since) <= yesterday:
+                assert Segment("day", yesterday, floor_day(live - HOUR)) in plan.stable
         # Everything from the current hour on is read raw.
         if until is None:
             assert plan.raw[-1].end is None
