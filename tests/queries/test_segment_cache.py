@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,13 +14,19 @@ from sqlalchemy import select
 
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
-from runwatch.db.tables import layer_run_bucket_changes
+from runwatch.db.tables import layer_run_bucket_changes, layer_runs
 from runwatch.percentiles import Histogram, percentiles
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
 from runwatch.queries.layer_runs import purge_layer_runs
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
-from runwatch.queries.rollups import Segment, ceil_hour, floor_hour, rebuild_layer_run_rollups
+from runwatch.queries.rollups import (
+    Segment,
+    ceil_hour,
+    floor_day,
+    floor_hour,
+    rebuild_layer_run_rollups,
+)
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
 from runwatch.queries.stuck import stuck_thresholds
 from runwatch.queries.summary import summarize_layer_runs
@@ -59,6 +66,10 @@ def test_a_window_is_stable_rollups_and_raw_edges() -> None:
         # The last complete hour is a segment of its own.
         if until is None and since <= live - HOUR:
             assert Segment("hour", live - HOUR, live) in plan.stable
+            # And the day before it, when the window holds it whole.
+            yesterday = floor_day(live - HOUR) - timedelta(days=1)
+            if ceil_hour(since) <= yesterday:
+                assert Segment("day", yesterday, floor_day(live - HOUR)) in plan.stable
         # Everything from the current hour on is read raw.
         if until is None:
             assert plan.raw[-1].end is None
@@ -152,6 +163,32 @@ def operator_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"stuck_floor_seconds": 1.0})
 
 
+async def _day_counters(conn: Any) -> dict[datetime, int]:
+    bc = layer_run_bucket_changes
+    query = select(bc.c.bucket_start, bc.c.changes).where(bc.c.grain == "day")
+    return {row[0]: row[1] for row in await conn.execute(query)}
+
+
+def _nearest_rank(values: list[float], p: int) -> float | None:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p * len(ordered) / 100)) - 1] if ordered else None
+
+
+def _same_as_runs(summary: dict[str, Any], runs: Any) -> None:
+    since = summary["since"]
+    for layer in LAYERS:
+        mine = [r for r in runs if r["layer_name"] == layer and r["started_at"] >= since]
+        entry = summary["by_layer"][layer]
+        assert entry["runs"] == len(mine)
+        assert entry["failed"] == sum(r["status"] == "failed" for r in mine)
+        assert entry["tokens"] == sum(r["tokens_total"] or 0 for r in mine)
+        durations = [r["duration_seconds"] for r in mine if r["duration_seconds"] is not None]
+        for p in (50, 95, 99):
+            want = _nearest_rank(durations, p)
+            got = entry[f"duration_p{p}_seconds"]
+            assert abs(got - want) <= 0.02 * want, (layer, p, got, want)
+
+
 async def test_reused_aggregates_equal_fresh_reads_after_every_kind_of_write(
     client: httpx.AsyncClient, engines: Engines, operator_settings: Settings
 ) -> None:
@@ -165,7 +202,9 @@ async def test_reused_aggregates_equal_fresh_reads_after_every_kind_of_write(
         async with engines.read.connect() as conn:
             reused = await _answers(conn, cache, operator_settings, now)
             fresh = await _answers(conn, NO_CACHE, operator_settings, now)
+            stored = (await conn.execute(select(layer_runs))).mappings().all()
         assert reused == fresh
+        _same_as_runs(reused[0], stored)  # and the 30-day summary against the runs
 
     await check()
     kept = len(cache)
@@ -237,26 +276,10 @@ async def test_reused_aggregates_equal_fresh_reads_after_every_kind_of_write(
     await check()
     # A rebuild counts every bucket as changed, so nothing read before it is reused.
     async with engines.write.begin() as conn:
-        counted = dict(
-            (
-                await conn.execute(
-                    select(
-                        layer_run_bucket_changes.c.bucket_start, layer_run_bucket_changes.c.changes
-                    ).where(layer_run_bucket_changes.c.grain == "day")
-                )
-            ).all()
-        )
+        counted = await _day_counters(conn)
         await rebuild_layer_run_rollups(conn)
         await rebuild_operator_rollups(conn)
-        recounted = dict(
-            (
-                await conn.execute(
-                    select(
-                        layer_run_bucket_changes.c.bucket_start, layer_run_bucket_changes.c.changes
-                    ).where(layer_run_bucket_changes.c.grain == "day")
-                )
-            ).all()
-        )
+        recounted = await _day_counters(conn)
     assert all(recounted[day] > n for day, n in counted.items())
     await check()
     async with engines.read.connect() as conn:

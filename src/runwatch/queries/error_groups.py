@@ -268,22 +268,27 @@ async def list_error_groups(
         fold=_fold_errors,
         merge=_merge_errors,
     )
-    # The raw occurrences, added to copies of what they touch.
-    pairs: Pairs = {}
-    days: Days = {}
+    # The raw occurrences, per fingerprint and layer, and per fingerprint and day;
+    # each group they touch is copied and added to.
+    added: Pairs = {}
+    added_days: Days = {}
     for _part, _changes, _moment, fp, layer, started, errors in plan.raw_rows(head.rows):
-        if fp not in pairs:
-            pairs[fp] = {name: list(v) for name, v in stable.pairs.get(fp, {}).items()}
-            days[fp] = {day: list(v) for day, v in stable.days.get(fp, {}).items()}
-        _add_pair(pairs, fp, layer, [errors, 1, started, started])
-        _add_day(days, fp, floor_day(started), errors, 1)
+        _add_pair(added, fp, layer, [errors, 1, started, started])
+        _add_day(added_days, fp, floor_day(started), errors, 1)
     groups = dict(stable.groups)
-    for fp, layers in pairs.items():
+    for fp, layers in added.items():
+        base = groups.get(fp)
         group = _group(fp, layers)
-        if group is None:
-            groups.pop(fp, None)
-        else:
-            groups[fp] = group
+        if group is None:  # cannot be: each raw occurrence is a run
+            continue
+        if base is not None:
+            group["errors"] += base["errors"]
+            group["runs"] += base["runs"]
+            for name, runs in base["layers"].items():
+                group["layers"][name] = group["layers"].get(name, 0) + runs
+            group["first_seen"] = min(group["first_seen"], base["first_seen"])
+            group["last_seen"] = max(group["last_seen"], base["last_seen"])
+        groups[fp] = group
     ranked = sorted(groups.values(), key=lambda g: (g[sort], g["fingerprint"]), reverse=True)
     total_groups = len(ranked)
     spec = _sort_spec(sort)
@@ -293,10 +298,14 @@ async def list_error_groups(
     page, more = ranked[:limit], len(ranked) > limit
     next_cursor = encode_cursor(spec, page[-1][sort], page[-1]["fingerprint"]) if more else None
     if page:
-        by_day = {g["fingerprint"]: days.get(g["fingerprint"]) for g in page}
-        for fp, counted in by_day.items():
-            if counted is None:
-                by_day[fp] = stable.days.get(fp, {})
+        by_day: Days = {}
+        for g in page:
+            fp = g["fingerprint"]
+            by_day[fp] = stable.days.get(fp, {})
+            if fp in added_days:
+                by_day[fp] = {day: list(counts) for day, counts in by_day[fp].items()}
+                for day, (errors, runs) in added_days[fp].items():
+                    _add_day(by_day, fp, day, errors, runs)
         await _complete(conn, page, filters, by_day, now, cache)
     return {
         "since": filters.since,

@@ -11,7 +11,8 @@ A read splits its window (`plan_window`) into:
 
 - *stable* segments: whole hours, days and months up to the start of the
   current hour, as `rollups.plan_segments` covers them, with the last complete
-  hour on its own (runs that started there are still finishing). Their
+  hour, and the day before it, on their own (runs that started then are
+  still finishing, and a write there should not make the rest be read again). Their
   aggregates are kept in a `RollupCache` per process, keyed by what was asked,
   the segment and its counter sum;
 - *raw* ranges: the partial hour at the start, and everything from the start
@@ -50,7 +51,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import PURGED_BEFORE_KEY, layer_run_bucket_changes, runwatch_state
 from runwatch.db.types import UtcDateTime
-from runwatch.queries.rollups import HOUR, Segment, ceil_hour, floor_hour, plan_segments
+from runwatch.queries.rollups import (
+    DAY,
+    HOUR,
+    Segment,
+    ceil_hour,
+    floor_day,
+    floor_hour,
+    plan_segments,
+)
 from runwatch.queries.statements import STATEMENTS
 
 bc = layer_run_bucket_changes
@@ -121,7 +130,13 @@ def plan_window(
     stable: list[Segment] = []
     if start < stable_end:
         cut = max(start, min(live - HOUR, stable_end))
-        if start < cut:
+        # The day before the last complete hour's on its own too: runs that
+        # started then may still finish (a day's aggregate is the costly one).
+        recent_day = floor_day(cut) - DAY
+        if start < recent_day:
+            stable += plan_segments(start, recent_day)
+            stable += plan_segments(recent_day, cut)
+        elif start < cut:
             stable += plan_segments(start, cut)
         if cut < stable_end:
             stable.append(Segment("hour", cut, stable_end))
