@@ -11,10 +11,10 @@ A read splits its window (`plan_window`) into:
 
 - *stable* segments: whole hours, days and months up to the start of the
   current hour, as `rollups.plan_segments` covers them, with the last complete
-  hour, and the day before it, on their own (runs that started then are
-  still finishing, and a write there should not make the rest be read again). Their
-  aggregates are kept in a `RollupCache` per process, keyed by what was asked,
-  the segment and its counter sum;
+  hour and the day before it each on their own (runs that started then are
+  still finishing; a write there should not make the rest be read again).
+  Their aggregates are kept in a `RollupCache` per process, keyed by what was
+  asked, the segment and its counter sum;
 - *raw* ranges: the partial hour at the start, and everything from the start
   of the current hour on (the part that changes with nearly every write),
   read from the raw rows on every request.
@@ -130,8 +130,9 @@ def plan_window(
     stable: list[Segment] = []
     if start < stable_end:
         cut = max(start, min(live - HOUR, stable_end))
-        # The day before the last complete hour's on its own too: runs that
-        # started then may still finish (a day's aggregate is the costly one).
+        # The day before the last complete hour is a segment of its own too:
+        # runs that started then may still finish, and the days before it are
+        # the costly part to read again.
         recent_day = floor_day(cut) - DAY
         if start < recent_day:
             stable += plan_segments(start, recent_day)
