@@ -43,6 +43,16 @@ def dollars(usd: float, places: int) -> str:
     return f"${exact:,.{places}f}"
 
 
+def percent(ratio: float) -> str:
+    """`ratio` as the dashboard shows it: Intl's one decimal, half away from zero.
+
+    Intl rounds the exact double of `ratio * 100` (0.8125 → 81.25 → "81.3"), where
+    Python's own formatting rounds half to even ("81.2").
+    """
+    exact = Decimal(ratio * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{exact} %"
+
+
 def money(usd: float) -> str:
     return dollars(usd, 4 if usd != 0 and abs(usd) < 0.01 else 2)
 
@@ -119,7 +129,7 @@ def test_overview_cards_show_the_stats_summary(
         # The API's success rate: success of the finished runs (not dry, not running).
         finished = s["successful_runs"] + s["failed_runs"] + s["partial_runs"]
         assert s["success_rate"] == s["successful_runs"] / finished
-        assert shown["success_rate"][0] == f"{s['success_rate'] * 100:.1f} %"
+        assert shown["success_rate"][0] == percent(s["success_rate"])
         assert f"{s['successful_runs']:,} of {finished:,} finished" in shown["success_rate"][2]
         assert shown["failed_runs"][:2] == (f"{s['failed_runs']:,}", str(s["failed_runs"]))
         assert shown["dry_runs"][:2] == (f"{s['dry_runs']:,}", str(s["dry_runs"]))
@@ -142,7 +152,7 @@ def test_overview_cards_show_the_stats_summary(
         for layer, _name, runs, success, failed, partial, insights, tokens, cost, *_ in layer_rows:
             stats = by_layer[layer]
             rate = stats["success_rate"]
-            assert success == ("—" if rate is None else f"{rate * 100:.1f} %")
+            assert success == ("—" if rate is None else percent(rate))
             assert (runs, failed, partial, insights, tokens) == (
                 f"{stats['runs']:,}",
                 f"{stats['failed']:,}",

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.browser.conftest import Server
-from tests.browser.test_dashboard import row_ids, wait_for_cards, wait_until
+from tests.browser.test_dashboard import percent, row_ids, wait_for_cards, wait_until
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -81,7 +81,7 @@ def test_versions_view_compares_and_marks_the_regression(
     for v in versions["versions"]:
         cells = page.locator(f'tr[data-hash="{v["layer_hash"]}"] td').all_inner_texts()
         assert cells[2] == f"{v['runs']:,}"
-        assert cells[3] == f"{v['success_rate'] * 100:.1f} %"
+        assert cells[3] == percent(v["success_rate"])
         assert cells[6] == fmt_duration(v["duration_p50_seconds"])
         assert cells[7] == fmt_duration(v["duration_p95_seconds"])
     compare = api.get(
