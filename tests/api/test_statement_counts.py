@@ -33,7 +33,7 @@ def counted(client: httpx.AsyncClient) -> Iterator[list[str]]:
     # On PostgreSQL the read engine is a view of the write engine's pool and
     # its events reach the write engine's listeners; SQLite has two engines.
     targets = {id(e.sync_engine): e.sync_engine for e in (engines.write, engines.read)}
-    if engines.dialect_name == "postgresql":
+    if engines.dialect.name == "postgresql":
         targets = {id(engines.write.sync_engine): engines.write.sync_engine}
     statements: list[str] = []
 

@@ -29,7 +29,6 @@ class DriverPlan:
     """A statement compiled for asyncpg: its SQL and how to order and convert its parameters."""
 
     def __init__(self, query: Select[Any], sa_dialect: Any) -> None:
-        self.query = query
         compiled = query.compile(dialect=sa_dialect)
         self.compiled = compiled
         self.sql = compiled.string
@@ -42,7 +41,7 @@ class DriverPlan:
     @property
     def usable(self) -> bool:
         # Expanding parameters (IN lists) are rendered per call: not for this path.
-        return "POSTCOMPILE" not in self.sql and len(self.names) == len(self.processors)
+        return "POSTCOMPILE" not in self.sql
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = self.compiled.construct_params(dict(params))
@@ -57,20 +56,20 @@ class DriverPlans:
 
     def __init__(self, maxsize: int = 2048) -> None:
         self.maxsize = maxsize
-        self._by_id: dict[int, DriverPlan | None] = {}
-        self._queries: dict[int, Select[Any]] = {}
+        # id → (the statement, its plan): the statement is kept so that an id
+        # reused by another object is never taken for it.
+        self._by_id: dict[int, tuple[Select[Any], DriverPlan | None]] = {}
 
     def get(self, query: Select[Any], sa_dialect: Any) -> DriverPlan | None:
-        key = id(query)
-        if self._queries.get(key) is query:
-            return self._by_id[key]
+        known = self._by_id.get(id(query))
+        if known is not None and known[0] is query:
+            return known[1]
         if len(self._by_id) >= self.maxsize:
             self._by_id.clear()
-            self._queries.clear()
         plan: DriverPlan | None = DriverPlan(query, sa_dialect)
         if not plan.usable:
             plan = None
-        self._by_id[key], self._queries[key] = plan, query
+        self._by_id[id(query)] = (query, plan)
         return plan
 
 

@@ -36,10 +36,6 @@ class Engines:
     _next: int = field(default=0, repr=False)
 
     @property
-    def dialect_name(self) -> str:
-        return self.write.dialect.name
-
-    @property
     def dialect(self) -> Dialect:
         return dialect_of(self.write)
 
