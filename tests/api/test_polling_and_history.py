@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +16,8 @@ from sqlalchemy import event
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
-from runwatch.queries.layer_runs import purge_layer_runs
 from runwatch.queries.rollups import data_version, floor_day, floor_hour
+from runwatch.services.retention import purge_layer_runs
 from tests.factories import layer_run
 
 POLLED = [
@@ -82,9 +83,21 @@ async def eventually_status(client: httpx.AsyncClient, path: str, etag: str, sta
     return got
 
 
+async def with_room_in_the_step(step_seconds: int, room: float) -> None:
+    """Wait for the next step of a rolling window when less than `room` seconds are left.
+
+    The summary's tag moves at each step (RUNWATCH_STATS_ETAG_SECONDS); a test
+    that compares tags across requests starts where no step ends among them.
+    """
+    left = step_seconds - time.time() % step_seconds
+    if left < room:
+        await asyncio.sleep(left + 0.05)
+
+
 async def test_304_runs_no_aggregate(client: httpx.AsyncClient, dialect: str) -> None:
     app = client._transport.app  # type: ignore[attr-defined]
     await listening(app)
+    await with_room_in_the_step(app.state.settings.stats_etag_seconds, room=5)
     etag = (await client.get("/runs/stats/summary")).headers["etag"]
     statements: list[str] = []
 
