@@ -44,9 +44,10 @@ from bench.report import (
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.demo import generate_layer_runs
+from runwatch.kinds import LAYER_RUNS
 from runwatch.migrate import upgrade
-from runwatch.queries.layer_runs import sort_spec
 from runwatch.queries.pagination import encode_cursor
+from runwatch.queries.runs import sort_spec
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -343,7 +344,7 @@ def endpoints_for(ds: Dataset) -> list[Endpoint]:
     layer = ds.extras["popular_layer"]
     started_at, run_id = ds.extras["deep_key"]
     depth = ds.extras["depth"]
-    cursor = encode_cursor(sort_spec("-started_at"), started_at, run_id)
+    cursor = encode_cursor(sort_spec(LAYER_RUNS, "-started_at"), started_at, run_id)
     q = httpx.QueryParams
     # Every layer with every status once, in an order that changes both at each step.
     layers, statuses = ds.extras["layers"], ds.extras["statuses"]

@@ -142,7 +142,7 @@ def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], fragments: 
 
 
 def test_purge_refuses_batch_size_zero_even_when_called_directly() -> None:
-    from runwatch.queries.layer_runs import purge_layer_runs
+    from runwatch.services.retention import purge_layer_runs
 
     with pytest.raises(ValueError, match="at least 1"):
         asyncio.run(purge_layer_runs(None, before=None, batch_size=0))  # type: ignore[arg-type]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Response
@@ -102,17 +103,24 @@ def install_metrics(app: FastAPI) -> None:
     app.include_router(router)
 
 
+@contextmanager
+def query_timer(name: str) -> Iterator[None]:
+    """Record the latency of the query run inside the block under `name`."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
 def measured(name: str) -> Callable[[F], F]:
     """Decorate an async query function so that its latency is recorded under `name`."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
+            with query_timer(name):
                 return await fn(*args, **kwargs)
-            finally:
-                QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
 
         return wrapper  # type: ignore[return-value]
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from runwatch.db.engine import Engines
-from runwatch.queries.layer_runs import purge_layer_runs
+from runwatch.services.retention import purge_layer_runs
 from tests.factories import iso, layer_run
 
 # (type, template the API must report, a maker of a concrete message)

@@ -12,8 +12,8 @@ import pytest
 
 from runwatch.db.engine import Engines
 from runwatch.percentiles import duration_bin, percentiles
-from runwatch.queries.layer_runs import purge_layer_runs
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
+from runwatch.services.retention import purge_layer_runs
 from tests.factories import iso, layer_run
 
 BOUND = 0.02

@@ -10,14 +10,9 @@ from sqlalchemy import text
 
 from runwatch.db.dialect import Dialect, dialect_of
 from runwatch.db.engine import Engines
-from runwatch.queries.layer_runs import _GET_BY_ID as GET_BY_ID
-from runwatch.queries.layer_runs import (
-    LayerRunFilter,
-    filter_params,
-    filter_shape,
-    layer_run_conditions,
-)
-from runwatch.queries.layer_runs import t as layer_runs
+from runwatch.db.tables import extraction_runs, layer_runs
+from runwatch.kinds import EXTRACTION_RUNS, LAYER_RUNS
+from runwatch.queries.runs import RunFilter, filter_params, filter_shape, run_conditions
 from tests.factories import layer_run
 
 pytestmark = pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
@@ -45,11 +40,11 @@ async def test_driver_rows_equal_sqlalchemy_rows(
     client: httpx.AsyncClient, engines: Engines
 ) -> None:
     runs = await _seed(client)
-    filters = LayerRunFilter(statuses=("failed", "running"))
+    filters = RunFilter(statuses=("failed", "running"))
     shape = filter_shape(filters)
     query = (
         layer_runs.select()
-        .where(*layer_run_conditions(shape))
+        .where(*run_conditions(LAYER_RUNS, shape))
         .order_by(layer_runs.c.started_at.desc(), layer_runs.c.id)
     )
     params = filter_params(filters)
@@ -60,9 +55,37 @@ async def test_driver_rows_equal_sqlalchemy_rows(
         assert len(driver) == 6
         assert any(r["errors"] for r in driver)  # JSON decoded the same way
         assert any(r["completed_at"] is None for r in driver)
-        one = await dialect_of(conn).fetch_all(conn, GET_BY_ID, {"run_id": runs[4]["id"]})
+        by_id = layer_runs.select().where(layer_runs.c.id == runs[4]["id"])
+        one = await dialect_of(conn).fetch_all(conn, by_id, {})
         assert one[0]["id"] == runs[4]["id"]
         assert one[0]["started_at"].tzinfo is not None
+
+
+async def test_extraction_detail_rows_equal_sqlalchemy_rows(
+    client: httpx.AsyncClient, engines: Engines
+) -> None:
+    """Their JSON columns (output, metrics, expected) and null timestamps come back alike."""
+    expected = {"invoice": {"total": 12.5, "lines": [1, 2]}, "note": "ünïcode \u2028"}
+    created = await client.post(
+        "/extraction-runs",
+        json={"prompt_id": "p", "config_id": "c", "document_name": "d", "expected": expected},
+    )
+    assert created.status_code == 202, created.text
+    run_id = created.json()["run_id"]
+    query = (
+        extraction_runs.select()
+        .with_only_columns(*EXTRACTION_RUNS.detail_columns)
+        .where(*run_conditions(EXTRACTION_RUNS, ((), 0, False, False)))
+    )
+    async with engines.read.connect() as conn:
+        driver = await dialect_of(conn).fetch_all(conn, query, {})
+        plain = await Dialect.fetch_all(dialect_of(conn), conn, query, {})
+    assert [dict(r) for r in driver] == [dict(r) for r in plain]
+    assert driver[0]["expected"] == expected
+    assert driver[0]["started_at"] is None
+    detail = await client.get(f"/extraction-runs/{run_id}")
+    assert detail.status_code == 200
+    assert detail.json()["expected"] == expected
 
 
 async def test_a_read_on_a_killed_connection_is_answered(

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_run_rollups, layer_runs
-from runwatch.queries import layer_runs as q
+from runwatch.kinds import LAYER_RUNS
 from runwatch.queries.rollups import (
     nanos,
     plan_segments,
@@ -21,7 +21,10 @@ from runwatch.queries.rollups import (
     rollup_totals,
     set_purged_before,
 )
+from runwatch.queries.runs import RunFilter, count_runs
 from runwatch.queries.summary import summarize_layer_runs
+from runwatch.services import layer_lifecycle as q
+from runwatch.services.retention import purge_layer_runs
 
 T0 = datetime(2026, 5, 10, 0, 0, tzinfo=UTC)
 LAYERS = ("alpha", "beta", "gamma")
@@ -146,9 +149,10 @@ async def test_rollups_equal_raw_aggregation(conn: AsyncConnection) -> None:
             assert abs(actual[key][4] - values[4]) <= values[0], (since, until, key)
             assert actual[key][5] == values[5]
         assert set(actual) <= set(expected)
-        total = await q.count_layer_runs(
+        total = await count_runs(
             conn,
-            filters=q.LayerRunFilter(layer_name=layer, statuses=statuses, since=since, until=until),
+            LAYER_RUNS,
+            filters=RunFilter.where(layer_name=layer, statuses=statuses, since=since, until=until),
         )
         assert total == sum(v[0] for v in expected.values())
 
@@ -265,7 +269,7 @@ async def test_rebuild_after_a_purge_in_the_middle_of_a_month(engines: Any) -> N
     async with engines.write.begin() as conn:
         await q.create_layer_runs(conn, runs)
     horizon = datetime(2026, 6, 15, tzinfo=UTC)
-    purged = await q.purge_layer_runs(engines.write, before=horizon, batch_size=17)
+    purged = await purge_layer_runs(engines.write, before=horizon, batch_size=17)
     assert purged == sum(run["started_at"] < horizon for run in runs)
     assert 0 < purged < len(runs)
 

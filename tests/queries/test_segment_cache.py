@@ -18,7 +18,6 @@ from runwatch.db.tables import layer_run_bucket_changes, layer_runs
 from runwatch.percentiles import Histogram, percentiles
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
-from runwatch.queries.layer_runs import purge_layer_runs
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
 from runwatch.queries.rollups import (
     Segment,
@@ -30,6 +29,7 @@ from runwatch.queries.rollups import (
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
 from runwatch.queries.stuck import stuck_thresholds
 from runwatch.queries.summary import summarize_layer_runs
+from runwatch.services.retention import purge_layer_runs
 from tests.factories import iso, layer_run
 
 HOUR = timedelta(hours=1)

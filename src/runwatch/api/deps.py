@@ -203,6 +203,25 @@ async def paging(
 PagingDep = Annotated[Paging, Depends(paging)]
 
 
+async def stats_days(
+    request: Request,
+    days: Annotated[
+        int,
+        Query(
+            ge=1, description="Window in days back from now, 1 to 30 (`RUNWATCH_MAX_STATS_DAYS`)."
+        ),
+    ] = 7,
+) -> int:
+    """The `days` of a summary, within the configured bound (422 naming it beyond)."""
+    limit = request.app.state.settings.max_stats_days
+    if days > limit:
+        raise InvalidArgument.at(("query", "days"), f"must be at most {limit}")
+    return days
+
+
+StatsDays = Annotated[int, Depends(stats_days)]
+
+
 @dataclass(frozen=True)
 class TimeWindow:
     """`since` (inclusive) and `until` (exclusive) bounds on a run's start time."""

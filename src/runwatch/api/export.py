@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.api.deps import READ_SOURCE_HEADER
 from runwatch.api.reads import on_read_connection
+from runwatch.kinds import RunKind
 from runwatch.queries.export import Chunk, ExportQuery
 from runwatch.schemas.common import rfc3339
 
@@ -137,6 +138,15 @@ class ExportKind:
         return tuple(
             name for name, info in self.model.model_fields.items() if _is_time(info.annotation)
         )
+
+
+def export_kind(kind: RunKind) -> ExportKind:
+    """What `kind` exports: its detail model's fields; CSV cells flattened as it says."""
+    columns = [
+        *csv_columns(kind.detail_model, json_fields=kind.csv_json_fields),
+        *(CsvColumn(".".join(path), path) for path in kind.csv_extra_columns),
+    ]
+    return ExportKind(model=kind.detail_model, columns=columns, prepare=kind.detail_fields)
 
 
 class _Encoder:

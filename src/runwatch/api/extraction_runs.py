@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
 
-from runwatch.api.deps import (
-    PagingDep,
-    RunIdPath,
-    SettingsDep,
-    TimeWindow,
-    TimeWindowDep,
-    WriteConn,
-    parse_statuses,
-)
-from runwatch.api.export import (
-    EXPORT_RESPONSES,
-    CsvColumn,
-    ExportKind,
-    FormatQuery,
-    csv_columns,
-    export_response,
-)
-from runwatch.api.reads import ReadContext, encode_json, serve_read
-from runwatch.domain import EXTRACTION_RUN_STATUSES, STANDARD_METRICS
+from runwatch.api.deps import RunIdPath, SettingsDep, StatsDays, WriteConn
+from runwatch.api.reads import ReadContext, serve_read
+from runwatch.api.run_reads import ReadDocs, add_run_reads
 from runwatch.errors import InvalidArgument
-from runwatch.queries import extraction_runs as q
-from runwatch.queries.export import extraction_run_export_query
+from runwatch.kinds import EXTRACTION_RUNS
 from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import DOCUMENT_NAME_FILTER, NAME_FILTER, problem_responses
 from runwatch.schemas.extraction_runs import (
@@ -38,14 +21,11 @@ from runwatch.schemas.extraction_runs import (
     ExtractionRunAccepted,
     ExtractionRunCreate,
     ExtractionRunDetail,
-    ExtractionRunPage,
-    ExtractionRunSort,
     ExtractionRunUpdate,
     ExtractionStatsSummary,
     GroupComparison,
     ReleaseRequest,
     RunComparison,
-    detail_fields,
 )
 from runwatch.services import extraction_compare, extraction_lifecycle, extraction_stats
 
@@ -53,39 +33,11 @@ router = APIRouter(
     prefix="/extraction-runs", tags=["extraction runs"], route_class=ConcretePathsFirst
 )
 
-SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
-
 PromptQuery = Annotated[str | None, Query(description="Exact prompt id.", **NAME_FILTER)]
 ConfigQuery = Annotated[str | None, Query(description="Exact config id.", **NAME_FILTER)]
 DocumentQuery = Annotated[
     str | None, Query(description="Exact document name.", **DOCUMENT_NAME_FILTER)
 ]
-StatusQuery = Annotated[
-    str | None,
-    Query(
-        alias="status",
-        max_length=200,
-        description="One status or several comma-separated: " + ", ".join(EXTRACTION_RUN_STATUSES),
-    ),
-]
-
-
-def _filters(
-    window: TimeWindow,
-    prompt_id: str | None,
-    config_id: str | None,
-    document_name: str | None,
-    status: str | None,
-) -> q.ExtractionRunFilter:
-    """The filters `GET /extraction-runs` and its export share."""
-    return q.ExtractionRunFilter(
-        prompt_id=prompt_id,
-        config_id=config_id,
-        document_name=document_name,
-        statuses=parse_statuses(status, EXTRACTION_RUN_STATUSES),
-        since=window.since,
-        until=window.until,
-    )
 
 
 def _check_lease(settings: SettingsDep, lease_seconds: int | None) -> None:
@@ -94,55 +46,6 @@ def _check_lease(settings: SettingsDep, lease_seconds: int | None) -> None:
             ("body", "lease_seconds"),
             f"must be at most {settings.extraction_max_lease_seconds}",
         )
-
-
-@router.get(
-    "",
-    response_model=ExtractionRunPage,
-    summary="List extraction runs",
-    responses=problem_responses(422, 503),
-)
-async def list_runs(
-    request: Request,
-    paging: PagingDep,
-    window: TimeWindowDep,
-    prompt_id: PromptQuery = None,
-    config_id: ConfigQuery = None,
-    document_name: DocumentQuery = None,
-    status_: StatusQuery = None,
-    sort: Annotated[
-        ExtractionRunSort,
-        Query(description="Sort key, `-` for descending; ties broken by `id`."),
-    ] = "-created_at",
-) -> Response:
-    """Light metadata of the runs matching every filter, newest first by default.
-
-    `since` and `until` bound `created_at`. `total` is exact. Page with `next_cursor`
-    (keyset) or `offset`.
-    """
-    filters = _filters(window, prompt_id, config_id, document_name, status_)
-
-    async def work(read: ReadContext) -> bytes:
-        page = await q.list_extraction_runs(
-            read.conn,
-            filters=filters,
-            sort=sort,
-            limit=paging.limit,
-            offset=paging.offset,
-            cursor=paging.cursor,
-            with_total=True,
-        )
-        return encode_json(
-            {
-                "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
-                "total": page.total,
-                "offset": paging.offset,
-                "limit": paging.limit,
-                "next_cursor": page.next_cursor,
-            }
-        )
-
-    return await serve_read(request, work, versioned=False)
 
 
 @router.get(
@@ -194,13 +97,7 @@ async def compare_groups(
 )
 async def stats_summary(
     request: Request,
-    settings: SettingsDep,
-    days: Annotated[
-        int,
-        Query(
-            ge=1, description="Window in days back from now, 1 to 30 (`RUNWATCH_MAX_STATS_DAYS`)."
-        ),
-    ] = 7,
+    days: StatsDays,
     prompt_id: PromptQuery = None,
     config_id: ConfigQuery = None,
 ) -> Response:
@@ -210,8 +107,6 @@ async def stats_summary(
     Sums over no runs are 0; means and percentiles over no values are null. Percentiles
     interpolate linearly between closest ranks.
     """
-    if days > settings.max_stats_days:
-        raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
 
     async def work(read: ReadContext) -> bytes:
         summary = await extraction_stats.summarize_extraction_runs(
@@ -247,74 +142,31 @@ async def claim_runs(conn: WriteConn, settings: SettingsDep, body: ClaimRequest)
     return ClaimResult(runs=[ClaimedRun.model_validate(dict(run)) for run in runs])
 
 
-EXPORT = ExportKind(
-    model=ExtractionRunDetail,
-    columns=[
-        *csv_columns(ExtractionRunDetail, json_fields=("output", "metrics", "expected")),
-        *(CsvColumn(f"metrics.{name}", ("metrics", name)) for name in STANDARD_METRICS),
-    ],
-    prepare=detail_fields,
+async def _detail(read: ReadContext, row: Mapping[str, Any]) -> bytes:
+    # Through the model: it nests the token counts and adds `lease_expired`.
+    return ExtractionRunDetail.from_row(row).model_dump_json().encode()
+
+
+add_run_reads(
+    router,
+    EXTRACTION_RUNS,
+    docs=ReadDocs(
+        list="""Light metadata of the runs matching every filter, newest first by default.
+
+`since` and `until` bound `created_at`. `total` is exact. Page with `next_cursor`
+(keyset) or `offset`. The `ETag` is a hash of the answer: send it in
+`If-None-Match` to poll.""",
+        export="""Every run matching the filters of `GET /extraction-runs`, in its sort order,
+streamed.
+
+NDJSON is one detail object (as `GET /extraction-runs/{run_id}`) per line;
+CSV has a header line and one line per run, with `tokens.input` and
+`tokens.output` as columns and `output`, `metrics` and `expected` as JSON text.""",
+        detail="""The metadata plus `output`, `metrics`, `tokens`, `error`, `expected` and
+lease state.""",
+    ),
+    detail_body=_detail,
 )
-
-
-# A concrete path, not a run id, whatever the order (see runwatch/routing.py).
-@router.get(
-    "/export",
-    response_class=StreamingResponse,
-    summary="Export extraction runs as NDJSON or CSV",
-    responses={**EXPORT_RESPONSES, **problem_responses(422, 503)},
-)
-async def export_runs(
-    request: Request,
-    window: TimeWindowDep,
-    format_: FormatQuery = "ndjson",
-    prompt_id: PromptQuery = None,
-    config_id: ConfigQuery = None,
-    document_name: DocumentQuery = None,
-    status_: StatusQuery = None,
-    sort: Annotated[
-        ExtractionRunSort,
-        Query(description="As for `GET /extraction-runs`; ties broken by `id`."),
-    ] = "-created_at",
-) -> StreamingResponse:
-    """Every run matching the filters of `GET /extraction-runs`, in its sort order, streamed.
-
-    NDJSON is one detail object (as `GET /extraction-runs/{run_id}`) per line;
-    CSV has a header line and one line per run, with `tokens.input` and
-    `tokens.output` as columns and `output`, `metrics` and `expected` as JSON text.
-    """
-    filters = _filters(window, prompt_id, config_id, document_name, status_)
-    spec = q.sort_spec(sort)
-    query = extraction_run_export_query(
-        filters,
-        spec,
-        fields=EXPORT.fields,
-        dialect=request.app.state.engines.dialect,
-        format=format_,
-    )
-    return await export_response(
-        request,
-        kind=EXPORT,
-        query=query,
-        format=format_,
-        filename="extraction-runs",
-    )
-
-
-@router.get(
-    "/{run_id}",
-    response_model=ExtractionRunDetail,
-    summary="One extraction run",
-    responses=problem_responses(404, 422, 503),
-)
-async def get_run(request: Request, run_id: RunIdPath) -> Response:
-    """The metadata plus `output`, `metrics`, `tokens`, `error`, `expected` and lease state."""
-
-    async def work(read: ReadContext) -> bytes:
-        row = await extraction_lifecycle.get_extraction_run(read.conn, run_id)
-        return ExtractionRunDetail.from_row(row).model_dump_json().encode()
-
-    return await serve_read(request, work, versioned=False)
 
 
 @router.get(

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Literal
+from collections.abc import Awaitable, Mapping
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request, Response, status
 
-from runwatch.api.deps import (
-    Paging,
-    SettingsDep,
-    TimeWindowDep,
-    WriteConn,
-    check_paging,
-    check_window,
-    parse_statuses,
-)
-from runwatch.api.export import (
-    EXPORT_RESPONSES,
-    ExportKind,
-    FormatQuery,
-    csv_columns,
-    export_response,
-)
+from runwatch.api.deps import Paging, RunIdPath, SettingsDep, StatsDays, WriteConn
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
-from runwatch.db.tables import LAYER_RUN_STATUSES
+from runwatch.api.run_reads import ReadDocs, add_run_reads, page_json
 from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
+from runwatch.kinds import LAYER_RUNS
 from runwatch.metrics import RUNS_RECORDED
-from runwatch.queries import layer_runs as q
-from runwatch.queries.export import layer_run_export_query
 from runwatch.queries.operator_lists import list_runs_matching
-from runwatch.queries.pagination import Page
+from runwatch.queries.runs import RunFilter
 from runwatch.queries.stuck import stuck_state
 from runwatch.queries.summary import summarize_layer_runs
 from runwatch.routing import ConcretePathsFirst
-from runwatch.schemas.common import RUN_ID_PATTERN, problem_responses
+from runwatch.schemas.common import problem_responses
 from runwatch.schemas.layer_runs import (
     BatchResult,
     LayerRunBatch,
@@ -44,104 +28,28 @@ from runwatch.schemas.layer_runs import (
     LayerRunDetail,
     LayerRunDetailNow,
     LayerRunListQuery,
-    LayerRunPage,
-    LayerRunSort,
     LayerRunUpdate,
     StatsSummary,
     Timeseries,
 )
+from runwatch.services import layer_lifecycle
+from runwatch.services.layer_timeseries import layer_run_timeseries
 
 router = APIRouter(prefix="/runs", tags=["layer runs"], route_class=ConcretePathsFirst)
 
-# Plain `str` keys (column names are a subclass), as the JSON encoder wants.
-SUMMARY_KEYS = tuple(str(column.name) for column in q.SUMMARY_COLUMNS)
-DETAIL_KEYS = tuple(str(column.name) for column in q.DETAIL_COLUMNS)
-
-RunIdPath = Annotated[
-    str, Path(pattern=RUN_ID_PATTERN, description="The run's id (1-64 of `A-Za-z0-9_.:-`).")
-]
-StatusQuery = Annotated[
-    str | None,
-    Query(
-        max_length=200,
-        description="One status or several comma-separated: "
-        + ", ".join(LAYER_RUN_STATUSES)
-        + " (`failed,partial`).",
-    ),
-]
-NOT_MODIFIED = NOT_MODIFIED_RESPONSE
 LayerNameQuery = Annotated[
     str | None,
     Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact layer name."),
 ]
 
 
-@router.get(
-    "",
-    response_model=LayerRunPage,
-    summary="List layer runs",
-    responses={**NOT_MODIFIED, **problem_responses(422, 503)},
-)
-async def list_runs(
-    request: Request, query: Annotated[LayerRunListQuery, Query()], settings: SettingsDep
-) -> Response:
-    """Runs matching every filter given, newest first by default.
-
-    `total` is exact. Page with `next_cursor` (keyset: constant cost at any depth,
-    and no run is skipped or repeated while runs are added) or with `offset`.
-    `total` for layer, status and time filters comes from the rollups; with
-    `model_name` it is a real count. Send `If-None-Match` with the `ETag` to poll.
-    """
-    paging = check_paging(settings, offset=query.offset, limit=query.limit, cursor=query.cursor)
-    window = check_window(query.since, query.until)
-    filters = q.LayerRunFilter(
-        layer_name=query.layer_name,
-        statuses=parse_statuses(query.status, LAYER_RUN_STATUSES),
-        since=window.since,
-        until=window.until,
-        model_name=query.model_name,
-    )
-    sort = query.sort
-    if query.error_fingerprint is not None or query.stuck is not None:
-        return await _list_operator_runs(request, query, settings, filters, paging)
-
-    async def work(read: ReadContext) -> bytes:
-        page = await q.list_layer_runs(
-            read.conn,
-            filters=filters,
-            sort=sort,
-            limit=paging.limit,
-            offset=paging.offset,
-            cursor=paging.cursor,
-            with_total=True,
-            purge_horizon=await read.purged_before(),
-        )
-        return page_json(page, paging)
-
-    return await serve_read(request, work)
-
-
-def page_json(page: Page, paging: Paging) -> bytes:
-    """The `LayerRunPage` body of a page of runs, encoded from its rows."""
-    return encode_json(
-        {
-            "runs": [{key: row[key] for key in SUMMARY_KEYS} for row in page.rows],
-            "total": page.total,
-            "offset": paging.offset,
-            "limit": paging.limit,
-            "next_cursor": page.next_cursor,
-        }
-    )
-
-
-async def _list_operator_runs(
-    request: Request,
-    query: LayerRunListQuery,
-    settings: SettingsDep,
-    filters: q.LayerRunFilter,
-    paging: Paging,
-) -> Response:
+def _list_operator_runs(
+    request: Request, query: LayerRunListQuery, filters: RunFilter, paging: Paging
+) -> Awaitable[Response] | None:
     """`GET /runs` narrowed to one error group or to the stuck runs (a real count)."""
+    if query.error_fingerprint is None and query.stuck is None:
+        return None
+    settings = request.app.state.settings
 
     async def work(read: ReadContext) -> bytes:
         page = await list_runs_matching(
@@ -157,28 +65,63 @@ async def _list_operator_runs(
             offset=paging.offset,
             cursor=paging.cursor,
         )
-        return page_json(page, paging)
+        return page_json(LAYER_RUNS, page, paging)
 
     # Which runs are stuck changes as time passes, as a rolling window does.
     window = settings.stats_etag_seconds if query.stuck is not None else 0
-    return await serve_read(request, work, window_seconds=window)
+    return serve_read(request, work, window_seconds=window)
+
+
+async def _detail_now(read: ReadContext, row: Mapping[str, Any]) -> bytes:
+    """The stored run, and for a running one whether it is stuck now."""
+    run = {key: row[key] for key in LAYER_RUNS.detail_keys}
+    run.update(
+        await stuck_state(
+            read.conn, run, settings=read.settings, now=read.window_now, cache=read.rollups
+        )
+    )
+    return encode_json(run)
+
+
+add_run_reads(
+    router,
+    LAYER_RUNS,
+    docs=ReadDocs(
+        list="""Runs matching every filter given, newest first by default.
+
+`total` is exact. Page with `next_cursor` (keyset: constant cost at any depth,
+and no run is skipped or repeated while runs are added) or with `offset`.
+`total` for layer, status and time filters comes from the rollups; with
+`model_name`, `error_fingerprint` or `stuck` it is a real count. Send
+`If-None-Match` with the `ETag` to poll.""",
+        export="""Every run matching the filters of `GET /runs`, in its sort order, streamed.
+
+NDJSON is one detail object (as `GET /runs/{run_id}`) per line; CSV has a
+header line and one line per run, `errors` as JSON text. Read in keyset
+chunks, so memory stays constant however many runs match.""",
+        detail="""Every field of the run, with `duration_seconds` and `errors`.
+
+A running run also has `stuck` (running longer than its layer's threshold),
+`stuck_since` and `stuck_threshold_seconds`. Whether a run is stuck changes
+as time passes, so the tag moves in steps of `RUNWATCH_STATS_ETAG_SECONDS`.""",
+    ),
+    narrowed_list=_list_operator_runs,
+    detail_model=LayerRunDetailNow,
+    detail_body=_detail_now,
+    detail_moves_with_time=True,
+)
 
 
 @router.get(
     "/stats/summary",
     response_model=StatsSummary,
     summary="Summary of recent runs",
-    responses={**NOT_MODIFIED, **problem_responses(422, 503)},
+    responses={**NOT_MODIFIED_RESPONSE, **problem_responses(422, 503)},
 )
 async def stats_summary(
     request: Request,
     settings: SettingsDep,
-    days: Annotated[
-        int,
-        Query(
-            ge=1, description="Window in days back from now, 1 to 30 (`RUNWATCH_MAX_STATS_DAYS`)."
-        ),
-    ] = 7,
+    days: StatsDays,
     layer_name: LayerNameQuery = None,
 ) -> Response:
     """Counts and sums over every run that started in the last `days` days.
@@ -191,8 +134,6 @@ async def stats_summary(
     current step. Poll with `If-None-Match`: the `ETag` changes on every write and
     at each step.
     """
-    if days > settings.max_stats_days:
-        raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
 
     async def work(read: ReadContext) -> bytes:
         known, horizon = read.known_purged_before()
@@ -215,7 +156,7 @@ async def stats_summary(
     "/stats/timeseries",
     response_model=Timeseries,
     summary="Runs per hour or day, for charts",
-    responses={**NOT_MODIFIED, **problem_responses(422, 503)},
+    responses={**NOT_MODIFIED_RESPONSE, **problem_responses(422, 503)},
 )
 async def stats_timeseries(
     request: Request,
@@ -242,92 +183,10 @@ async def stats_timeseries(
         raise InvalidArgument.at(("query", "days"), f"must be at most {limit} for {bucket}s")
 
     async def work(read: ReadContext) -> bytes:
-        series = await q.layer_run_timeseries(
+        series = await layer_run_timeseries(
             read.conn, grain=bucket, days=days, layer_name=layer_name, now=read.window_now
         )
         return Timeseries.model_validate(series).model_dump_json().encode()
-
-    return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
-
-
-EXPORT = ExportKind(
-    model=LayerRunDetail, columns=csv_columns(LayerRunDetail, json_fields=("errors",))
-)
-
-
-# A concrete path, not a run id, whatever the order (see runwatch/routing.py).
-@router.get(
-    "/export",
-    response_class=StreamingResponse,
-    summary="Export layer runs as NDJSON or CSV",
-    responses={**EXPORT_RESPONSES, **problem_responses(422, 503)},
-)
-async def export_runs(
-    request: Request,
-    window: TimeWindowDep,
-    format_: FormatQuery = "ndjson",
-    layer_name: LayerNameQuery = None,
-    status_: Annotated[StatusQuery, Query(alias="status")] = None,
-    model_name: Annotated[
-        str | None,
-        Query(
-            min_length=1, max_length=200, pattern=NO_NUL_PATTERN, description="Exact model name."
-        ),
-    ] = None,
-    sort: Annotated[
-        LayerRunSort, Query(description="As for `GET /runs`; ties broken by `id`.")
-    ] = "-started_at",
-) -> StreamingResponse:
-    """Every run matching the filters of `GET /runs`, in its sort order, streamed.
-
-    NDJSON is one detail object (as `GET /runs/{run_id}`) per line; CSV has a
-    header line and one line per run, `errors` as JSON text. Read in keyset
-    chunks, so memory stays constant however many runs match.
-    """
-    filters = q.LayerRunFilter(
-        layer_name=layer_name,
-        statuses=parse_statuses(status_, LAYER_RUN_STATUSES),
-        since=window.since,
-        until=window.until,
-        model_name=model_name,
-    )
-    spec = q.sort_spec(sort)
-    query = layer_run_export_query(
-        filters,
-        spec,
-        fields=EXPORT.fields,
-        dialect=request.app.state.engines.dialect,
-        format=format_,
-        csv_lines=EXPORT.flat_csv,
-    )
-    return await export_response(request, kind=EXPORT, query=query, format=format_, filename="runs")
-
-
-@router.get(
-    "/{run_id}",
-    response_model=LayerRunDetailNow,
-    # The stuck fields are sent for running runs only; every stored field always is.
-    response_model_exclude_unset=True,
-    summary="One layer run",
-    responses={**NOT_MODIFIED, **problem_responses(404, 422, 503)},
-)
-async def get_run(request: Request, settings: SettingsDep, run_id: RunIdPath) -> Response:
-    """Every field of the run, with `duration_seconds` and `errors`.
-
-    A running run also has `stuck` (running longer than its layer's threshold),
-    `stuck_since` and `stuck_threshold_seconds`. Whether a run is stuck changes
-    as time passes, so the tag moves in steps of `RUNWATCH_STATS_ETAG_SECONDS`.
-    """
-
-    async def work(read: ReadContext) -> bytes:
-        row = await q.get_layer_run(read.conn, run_id)
-        run = {key: row[key] for key in DETAIL_KEYS}
-        run.update(
-            await stuck_state(
-                read.conn, run, settings=settings, now=read.window_now, cache=read.rollups
-            )
-        )
-        return encode_json(run)
 
     return await serve_read(request, work, window_seconds=settings.stats_etag_seconds)
 
@@ -348,7 +207,7 @@ async def create_run(conn: WriteConn, body: LayerRunCreate, response: Response) 
     Idempotent by `id`: sending the same id with the same content again answers 200
     with the stored run; with different content, 409.
     """
-    run, created = await q.create_layer_run(conn, body.model_dump())
+    run, created = await layer_lifecycle.create_layer_run(conn, body.model_dump())
     if created:
         RUNS_RECORDED.labels("layer", run["status"]).inc()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -376,7 +235,7 @@ async def create_runs_batch(
             ("body", "runs"), f"at most {settings.max_batch_size} runs per batch"
         )
     runs = body.model_dump()["runs"]
-    outcome = await q.create_layer_runs(conn, runs)
+    outcome = await layer_lifecycle.create_layer_runs(conn, runs)
     recorded = Counter(
         run["status"] for run, (_, created) in zip(runs, outcome, strict=True) if created
     )
@@ -408,7 +267,7 @@ async def update_run(conn: WriteConn, run_id: RunIdPath, body: LayerRunUpdate) -
     unless given; never before `started_at`). A completed run cannot change: 409.
     """
     changes = body.model_dump(exclude_unset=True)
-    run = await q.update_layer_run(conn, run_id, changes)
+    run = await layer_lifecycle.update_layer_run(conn, run_id, changes)
     if run["status"] != "running":
         RUNS_RECORDED.labels("layer", run["status"]).inc()
     return LayerRunDetail.model_validate(dict(run))
@@ -422,5 +281,5 @@ async def update_run(conn: WriteConn, run_id: RunIdPath, body: LayerRunUpdate) -
 )
 async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
     """Delete the run (204); its contribution to the stats goes with it. 404 if none."""
-    await q.delete_layer_run(conn, run_id)
+    await layer_lifecycle.delete_layer_run(conn, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

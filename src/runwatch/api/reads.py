@@ -41,6 +41,7 @@ from runwatch.api.deps import (
     open_read_connection,
     release_connection,
 )
+from runwatch.config import Settings
 from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY
 from runwatch.queries.rollups import DataState, read_data_state
@@ -119,8 +120,8 @@ class StateMemo:
 
 @dataclass
 class ReadContext:
-    """What one read needs: its connection, where it reads from, the window's "now", and the
-    process's cache of rollup aggregates (see queries/segment_cache)."""
+    """What one read needs: its connection, where it reads from, the window's "now", the
+    process's cache of rollup aggregates (see queries/segment_cache) and the settings."""
 
     conn: AsyncConnection
     source: str
@@ -128,6 +129,7 @@ class ReadContext:
     window_now: datetime
     _memo: StateMemo
     rollups: RollupCache
+    settings: Settings
 
     def known_purged_before(self) -> tuple[bool, datetime | None]:
         """The purge horizon last read, and whether it is known to hold at this read's version."""
@@ -170,12 +172,13 @@ async def serve_read(
     app_state = request.app.state
     memo: StateMemo = app_state.state_memo
     rollups: RollupCache = app_state.rollup_cache
+    settings: Settings = app_state.settings
     if_none_match = request.headers.get("if-none-match")
     if not versioned:
         now = datetime.now(UTC)
 
         async def by_content(conn: AsyncConnection, source: str) -> Response:
-            body = await work(ReadContext(conn, source, 0, now, memo, rollups))
+            body = await work(ReadContext(conn, source, 0, now, memo, rollups, settings))
             etag = f'"c{hashlib.blake2b(body, digest_size=8).hexdigest()}"'
             return _answer(body, etag, source, if_none_match)
 
@@ -214,7 +217,7 @@ async def serve_read(
             early = known_answer(version, source)
             if early is not None:
                 return _with_standby(early, standby)
-        body = await work(ReadContext(conn, source, version, window_now, memo, rollups))
+        body = await work(ReadContext(conn, source, version, window_now, memo, rollups, settings))
         etag = f'"{version}-{digest}"'
         responses.put(etag, body)
         return _with_standby(_answer(body, etag, source, None), standby)

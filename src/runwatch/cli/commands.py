@@ -205,8 +205,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from runwatch.queries.layer_runs import purge_layer_runs
     from runwatch.queries.rollups import floor_day
+    from runwatch.services.retention import purge_layer_runs
 
     settings = settings_from(args)
     check_database_path(settings, create=False)

@@ -19,10 +19,6 @@ from sqlalchemy import (
 from runwatch.db.types import JSONType, UtcDateTime
 from runwatch.domain import API_KEY_SCOPES, EXTRACTION_RUN_STATUSES, LAYER_RUN_STATUSES
 
-# The final statuses are runwatch.domain's too; this name stays for the
-# query modules that read it from here.
-from runwatch.domain import FINAL_LAYER_RUN_STATUSES as FINAL_LAYER_RUN_STATUSES
-
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

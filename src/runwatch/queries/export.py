@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -36,7 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import Dialect, json_object_value
 from runwatch.db.types import UtcDateTime
-from runwatch.queries import extraction_runs, layer_runs
 from runwatch.queries.pagination import (
     SortSpec,
     encode_cursor,
@@ -44,7 +43,11 @@ from runwatch.queries.pagination import (
     page_query,
     page_values,
 )
+from runwatch.queries.runs import RunFilter, filter_params, filter_shape, run_conditions
 from runwatch.queries.statements import STATEMENTS
+
+if TYPE_CHECKING:
+    from runwatch.kinds import RunKind
 
 LineFormat = Literal["ndjson", "csv"]
 
@@ -254,8 +257,9 @@ def _select(
     return query.where(*conditions)
 
 
-def layer_run_export_query(
-    filters: layer_runs.LayerRunFilter,
+def export_query(
+    kind: RunKind,
+    filters: RunFilter,
     spec: SortSpec,
     *,
     fields: Sequence[str],
@@ -263,57 +267,33 @@ def layer_run_export_query(
     format: LineFormat = "ndjson",
     csv_lines: bool = False,
 ) -> ExportQuery:
-    """`GET /runs` with these filters, selecting what `GET /runs/{id}` shows (`fields`).
+    """The kind's list with these filters, selecting what its detail shows (`fields`).
 
-    `csv_lines`: the CSV cells are `fields` in order, so the database may write
-    the CSV lines.
+    `csv_lines`: the CSV cells are `fields` in order, each a column, so the
+    database may write the CSV lines (a kind whose CSV flattens nested fields,
+    `tokens.input`, has Python write it).
     """
-    t = layer_runs.t
-    shape = layer_runs.filter_shape(filters)
+    t = kind.table
+    shape = filter_shape(filters)
     lines = writes_lines(dialect, format, csv_lines=csv_lines)
 
+    def value(name: str) -> ColumnElement[Any]:
+        nested = kind.nested.get(name)
+        if nested is None:
+            return _value(t.c[name])
+        return json_object_value([(key, t.c[column]) for key, column in nested])
+
     def build() -> tuple[Select[Any], None]:
-        pairs = [(name, _value(t.c[name])) for name in fields]
-        conditions = layer_runs.layer_run_conditions(shape)
-        columns = [t.c[name] for name in fields]
+        pairs = [(name, value(name)) for name in fields]
+        conditions = run_conditions(kind, shape)
+        columns = [t.c[name] for name in fields] if csv_lines else kind.detail_columns
         query = _select(t, pairs, columns, conditions, spec, format if lines else None, dialect)
         return query, None
 
     return ExportQuery(
-        shape=("export_layer_runs", shape, tuple(fields), dialect.name, format, lines),
+        shape=("export", kind.name, shape, tuple(fields), dialect.name, format, lines),
         build=build,
-        params=layer_runs.filter_params(filters),
-        spec=spec,
-        lines=lines,
-    )
-
-
-def extraction_run_export_query(
-    filters: extraction_runs.ExtractionRunFilter,
-    spec: SortSpec,
-    *,
-    fields: Sequence[str],
-    dialect: Dialect,
-    format: LineFormat = "ndjson",
-) -> ExportQuery:
-    """`GET /extraction-runs` with these filters, selecting what a run's detail shows."""
-    t = extraction_runs.t
-    # Its CSV flattens nested fields (`tokens.input`, `metrics.f1`): Python writes it.
-    lines = writes_lines(dialect, format, csv_lines=False)
-
-    def build() -> tuple[Select[Any], None]:
-        tokens = json_object_value([("input", t.c.tokens_input), ("output", t.c.tokens_output)])
-        pairs = [(name, tokens if name == "tokens" else _value(t.c[name])) for name in fields]
-        conditions = extraction_runs.extraction_run_conditions(filters)
-        columns = extraction_runs.DETAIL_COLUMNS
-        query = _select(t, pairs, columns, conditions, spec, format if lines else None, dialect)
-        return query, None
-
-    filter_shape = extraction_runs.filter_shape(filters)
-    return ExportQuery(
-        shape=("export_extraction_runs", filter_shape, tuple(fields), dialect.name, format),
-        build=build,
-        params=extraction_runs.filter_params(filters),
+        params=filter_params(filters),
         spec=spec,
         lines=lines,
     )

@@ -1,14 +1,13 @@
-"""Extraction runs' SQL: filters, list and count, and the statements the services run.
+"""Extraction runs' SQL: the statements of their lifecycle, compares and summary.
 
 Functions here run one statement each and return rows (or whether a row was
 written); what is allowed, and what an answer means, is decided in
-`runwatch.services`.
+`runwatch.services`. The reads every kind shares are in `queries/runs.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +15,6 @@ from sqlalchemy import (
     ColumnElement,
     Double,
     Row,
-    Select,
-    bindparam,
     cast,
     delete,
     func,
@@ -31,29 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import extraction_runs
-from runwatch.queries.pagination import Page, SortSpec, fetch_page
+from runwatch.kinds import EXTRACTION_RUNS
+from runwatch.queries.runs import RunFilter, filter_params, filter_shape, run_conditions
 
 t = extraction_runs
 
-SUMMARY_COLUMNS = (
-    t.c.id,
-    t.c.prompt_id,
-    t.c.config_id,
-    t.c.document_name,
-    t.c.status,
-    t.c.created_at,
-    t.c.started_at,
-    t.c.completed_at,
-    t.c.cost_usd,
-)
-HIDDEN_COLUMNS = (
-    "metric_precision",
-    "metric_recall",
-    "metric_f1",
-    "metric_latency_ms",
-    "updated_at",
-)
-DETAIL_COLUMNS = tuple(c for c in t.columns if c.name not in HIDDEN_COLUMNS)
+DETAIL_COLUMNS = EXTRACTION_RUNS.detail_columns
 CLAIM_COLUMNS = (
     t.c.id,
     t.c.prompt_id,
@@ -77,117 +57,9 @@ METRIC_COLUMNS = {
 SUMMED_METRICS = ("precision", "recall", "f1")
 
 
-@dataclass(frozen=True)
-class ExtractionRunFilter:
-    """What `GET /extraction-runs` and the stats can be narrowed by; empty means everything."""
-
-    prompt_id: str | None = None
-    config_id: str | None = None
-    document_name: str | None = None
-    statuses: tuple[str, ...] = ()
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def extraction_run_conditions(f: ExtractionRunFilter) -> list[ColumnElement[bool]]:
-    """The WHERE clause for a filter: the single source for list, count and stats.
-
-    Values are named bind parameters (see `filter_params`), so a statement
-    built from one filter can be kept and run again with another of the same
-    shape. Time bounds apply to `created_at`, which every run has from the start.
-    """
-    conditions: list[ColumnElement[bool]] = []
-    for name in ("prompt_id", "config_id", "document_name"):
-        value = getattr(f, name)
-        if value is not None:
-            conditions.append(t.c[name] == bindparam(name, value))
-    if len(f.statuses) == 1:
-        conditions.append(t.c.status == bindparam("status", f.statuses[0]))
-    elif f.statuses:
-        conditions.append(t.c.status.in_(bindparam("statuses", list(f.statuses), expanding=True)))
-    if f.since is not None:
-        conditions.append(t.c.created_at >= bindparam("since", f.since))
-    if f.until is not None:
-        conditions.append(t.c.created_at < bindparam("until", f.until))
-    return conditions
-
-
-def filter_shape(f: ExtractionRunFilter) -> tuple[Any, ...]:
-    return tuple(name for name, value in filter_params(f).items() if value is not None)
-
-
-def filter_params(f: ExtractionRunFilter) -> dict[str, Any]:
-    """The values of `extraction_run_conditions`' parameters, by name."""
-    params: dict[str, Any] = {
-        "prompt_id": f.prompt_id,
-        "config_id": f.config_id,
-        "document_name": f.document_name,
-        "since": f.since,
-        "until": f.until,
-    }
-    if len(f.statuses) == 1:
-        params["status"] = f.statuses[0]
-    elif f.statuses:
-        params["statuses"] = list(f.statuses)
-    return {name: value for name, value in params.items() if value is not None}
-
-
-def sort_spec(token: str) -> SortSpec:
-    """A `sort` parameter (already whitelisted by the schema) as a SortSpec."""
-    name = token.lstrip("-")
-    return SortSpec(
-        name=name,
-        column=t.c[name],
-        id_column=t.c.id,
-        descending=token.startswith("-"),
-        nullable=t.c[name].nullable,
-        is_time=name == "created_at",
-    )
-
-
-async def list_extraction_runs(
-    conn: AsyncConnection,
-    *,
-    filters: ExtractionRunFilter,
-    sort: str = "-created_at",
-    limit: int = 20,
-    offset: int = 0,
-    cursor: str | None = None,
-    with_total: bool = False,
-) -> Page:
-    """One page of light run metadata in `sort` order, by offset or after a keyset cursor.
-
-    With `with_total`, `Page.total` is the exact count, fetched in the same statement.
-    """
-
-    def build() -> tuple[Select[Any], Select[Any] | None]:
-        query = select(*SUMMARY_COLUMNS).where(*extraction_run_conditions(filters))
-        return query, count_query(filters) if with_total else None
-
-    return await fetch_page(
-        conn,
-        shape=("extraction_runs", filter_shape(filters), with_total),
-        build=build,
-        params=filter_params(filters),
-        spec=sort_spec(sort),
-        limit=limit,
-        offset=offset,
-        cursor=cursor,
-    )
-
-
-def count_query(filters: ExtractionRunFilter) -> Select[Any]:
-    return select(func.count()).select_from(t).where(*extraction_run_conditions(filters))
-
-
-async def count_extraction_runs(conn: AsyncConnection, *, filters: ExtractionRunFilter) -> int:
-    return int((await conn.execute(count_query(filters))).scalar_one())
-
-
-async def find_extraction_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any] | None:
-    """Every shown column of the run, or None when there is no such run."""
-    row = (await conn.execute(select(*DETAIL_COLUMNS).where(t.c.id == run_id))).first()
-    return None if row is None else row._mapping
+def _conditions(filters: RunFilter) -> list[ColumnElement[bool]]:
+    """`filters` as conditions; their values are `filter_params(filters)`."""
+    return run_conditions(EXTRACTION_RUNS, filter_shape(filters))
 
 
 async def insert_extraction_run(conn: AsyncConnection, row: Mapping[str, Any]) -> bool:
@@ -333,9 +205,8 @@ async def latest_completed_per_document(
     document_name: str | None,
 ) -> dict[str, Mapping[str, Any]]:
     """The latest completed run per document (by completed_at, then id): id and metrics."""
-    conditions = extraction_run_conditions(
-        ExtractionRunFilter(prompt_id=prompt_id, config_id=config_id, document_name=document_name)
-    )
+    filters = RunFilter.where(prompt_id=prompt_id, config_id=config_id, document_name=document_name)
+    conditions = _conditions(filters)
     rank = (
         func.row_number()
         .over(
@@ -350,10 +221,11 @@ async def latest_completed_per_document(
         .subquery()
     )
     query = select(ranked.c.id, ranked.c.document_name, ranked.c.metrics).where(ranked.c.rank == 1)
-    return {row.document_name: row._mapping for row in await conn.execute(query)}
+    rows = await conn.execute(query, filter_params(filters))
+    return {row.document_name: row._mapping for row in rows}
 
 
-async def summary_rows(conn: AsyncConnection, filters: ExtractionRunFilter) -> Sequence[Row[Any]]:
+async def summary_rows(conn: AsyncConnection, filters: RunFilter) -> Sequence[Row[Any]]:
     """Sums per (prompt, config, status) (`part` "groups"), then every latency (`part` "latencies").
 
     A group row has `runs`, `cost_usd`, `tokens_input`, `tokens_output` and, for
@@ -361,7 +233,7 @@ async def summary_rows(conn: AsyncConnection, filters: ExtractionRunFilter) -> S
     `latency_ms`. One statement, so one snapshot on PostgreSQL: the latencies
     are of the same runs as the groups, whatever commits while it runs.
     """
-    conditions = extraction_run_conditions(filters)
+    conditions = _conditions(filters)
     metric_aggregates = []
     no_metrics = []
     for name in SUMMED_METRICS:
@@ -399,4 +271,4 @@ async def summary_rows(conn: AsyncConnection, filters: ExtractionRunFilter) -> S
         *no_metrics,
         t.c.metric_latency_ms.label("latency_ms"),
     ).where(*conditions, t.c.metric_latency_ms.is_not(None))
-    return (await conn.execute(union_all(grouped, latencies))).all()
+    return (await conn.execute(union_all(grouped, latencies), filter_params(filters))).all()

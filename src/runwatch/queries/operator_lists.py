@@ -10,16 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
+from runwatch.kinds import LAYER_RUNS
 from runwatch.queries.error_groups import error_fingerprint_condition
-from runwatch.queries.layer_runs import (
-    SUMMARY_COLUMNS,
-    LayerRunFilter,
-    filter_params,
-    filter_shape,
-    layer_run_conditions,
-    sort_spec,
-)
 from runwatch.queries.pagination import Page, fetch_page
+from runwatch.queries.runs import RunFilter, filter_params, filter_shape, run_conditions, sort_spec
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache
 from runwatch.queries.stuck import stuck_runs_condition
 
@@ -29,7 +23,7 @@ t = layer_runs
 async def list_runs_matching(
     conn: AsyncConnection,
     *,
-    filters: LayerRunFilter,
+    filters: RunFilter,
     error_fingerprint: str | None,
     stuck: bool | None,
     settings: Settings,
@@ -45,17 +39,17 @@ async def list_runs_matching(
     The stuck thresholds depend on the data, so these statements are built for
     each request; the count is a real one, in the page's statement.
     """
-    conditions: list[ColumnElement[bool]] = layer_run_conditions(filter_shape(filters))
+    conditions: list[ColumnElement[bool]] = run_conditions(LAYER_RUNS, filter_shape(filters))
     if error_fingerprint is not None:
         conditions.append(error_fingerprint_condition(error_fingerprint))
     if stuck is not None:
         condition = await stuck_runs_condition(
-            conn, layer_name=filters.layer_name, settings=settings, now=now, cache=cache
+            conn, layer_name=filters.value("layer_name"), settings=settings, now=now, cache=cache
         )
         conditions.append(condition if stuck else not_(condition))
 
     def build() -> tuple[Select[Any], Select[Any] | None]:
-        query = select(*SUMMARY_COLUMNS).where(*conditions)
+        query = select(*LAYER_RUNS.list_columns).where(*conditions)
         return query, select(func.count()).select_from(t).where(*conditions)
 
     return await fetch_page(
@@ -63,7 +57,7 @@ async def list_runs_matching(
         shape=None,
         build=build,
         params=filter_params(filters),
-        spec=sort_spec(sort),
+        spec=sort_spec(LAYER_RUNS, sort),
         limit=limit,
         offset=offset,
         cursor=cursor,

@@ -18,14 +18,13 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from runwatch.db.dialect import dialect_of
 from runwatch.db.types import as_utc
-from runwatch.domain import check_filter_timestamp
+from runwatch.domain import INT32_MAX, check_filter_timestamp
 from runwatch.errors import InvalidArgument
 from runwatch.queries.statements import STATEMENTS
 
 CURSOR_LOC = ("query", "cursor")
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 _INT64 = 2**63 - 1
-_INT32 = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
     if (
         isinstance(sort.column.type, Integer)
         and value is not None
-        and (not isinstance(value, int) or abs(value) > _INT32)
+        and (not isinstance(value, int) or abs(value) > INT32_MAX)
     ):
         raise InvalidArgument.at(CURSOR_LOC, "not a cursor issued by this server")
     return value, run_id

@@ -9,6 +9,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
@@ -104,6 +105,60 @@ LayerRunCost = Annotated[float, Field(ge=0, le=MAX_LAYER_RUN_COST_USD, allow_inf
 ExtractionRunCost = (
     Annotated[float, Field(ge=0, le=MAX_EXTRACTION_COST_USD, allow_inf_nan=False)] | None
 )
+
+
+class RunCreate(BaseModel):
+    """What creating a run of any kind takes first: its id, or none for a server-made ULID."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: RunId | None = None
+
+
+class WindowQuery(BaseModel):
+    """`since` and `until`: a window on the kind's time (layer runs' `started_at`,
+    extraction runs' `created_at`); their order is checked by the route."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: FilterTimestamp | None = Field(
+        None,
+        description="Runs from this time on (RFC 3339; no offset = UTC; 1970-01-01 to "
+        "2200-01-01): `started_at` of a layer run, `created_at` of an extraction run.",
+    )
+    until: FilterTimestamp | None = Field(
+        None, description="Runs before this time (as `since`; exclusive)."
+    )
+
+
+class PagingQuery(BaseModel):
+    """`offset`, `limit` and `cursor`; the configured bounds are checked by the route."""
+
+    offset: int = Field(
+        0,
+        ge=0,
+        description="Rows to skip (at most `RUNWATCH_MAX_OFFSET`, default 100,000). "
+        "Prefer `cursor` for deep pages.",
+    )
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="Page size, 1 to `RUNWATCH_MAX_PAGE_SIZE` (default 100); default 20.",
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=1024,
+        description="`next_cursor` from the previous page; continues after it in "
+        "constant time. Cannot be combined with a non-zero `offset`.",
+    )
+
+
+class ExportFormatQuery(BaseModel):
+    format: Literal["ndjson", "csv"] = Field(
+        "ndjson",
+        description="`ndjson`: one detail object per line; `csv`: a header line, then one "
+        "flattened line per run.",
+    )
 
 
 class RunPage(BaseModel):

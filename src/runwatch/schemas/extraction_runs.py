@@ -21,15 +21,20 @@ from runwatch.domain import (
     check_json_document,
 )
 from runwatch.schemas.common import (
+    DOCUMENT_NAME_FILTER,
+    NAME_FILTER,
     DocumentName,
     ErrorText,
+    ExportFormatQuery,
     ExtractionRunCost,
     MetricName,
     Name,
-    RunId,
+    PagingQuery,
+    RunCreate,
     RunPage,
     TokenCount,
     UtcTimestamp,
+    WindowQuery,
     max_items,
 )
 
@@ -57,12 +62,35 @@ LeaseSeconds = Annotated[
 ]
 
 
-class ExtractionRunCreate(BaseModel):
+class ExtractionRunFilters(WindowQuery):
+    """The filters and sort of `GET /extraction-runs` and its export."""
+
+    prompt_id: str | None = Field(None, description="Exact prompt id.", **NAME_FILTER)
+    config_id: str | None = Field(None, description="Exact config id.", **NAME_FILTER)
+    document_name: str | None = Field(
+        None, description="Exact document name.", **DOCUMENT_NAME_FILTER
+    )
+    status: str | None = Field(
+        None,
+        max_length=200,
+        description="One status or several comma-separated: pending, running, completed, failed.",
+    )
+    sort: ExtractionRunSort = Field(
+        "-created_at", description="Sort key, `-` for descending; ties broken by `id`."
+    )
+
+
+class ExtractionRunListQuery(PagingQuery, ExtractionRunFilters):
+    """The query of `GET /extraction-runs`."""
+
+
+class ExtractionRunExportQuery(ExportFormatQuery, ExtractionRunFilters):
+    """The query of `GET /extraction-runs/export`."""
+
+
+class ExtractionRunCreate(RunCreate):
     """A run to execute. Omit `id` to have the server assign a ULID."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: RunId | None = None
     prompt_id: Name
     config_id: Name
     document_name: DocumentName

@@ -19,15 +19,17 @@ from runwatch.domain import (
 )
 from runwatch.schemas.common import (
     NAME_FILTER,
-    FilterTimestamp,
+    ExportFormatQuery,
     LayerRunCost,
     Name,
     OptionalName,
-    RunId,
+    PagingQuery,
+    RunCreate,
     RunPage,
     RunTimestamp,
     TokenCount,
     UtcTimestamp,
+    WindowQuery,
     first_errors_only,
     max_items,
 )
@@ -72,10 +74,8 @@ LayerRunSort = Literal[
 ]
 
 
-class LayerRunListQuery(BaseModel):
-    """The query of `GET /runs`: filters, sort and paging, validated in one pass."""
-
-    model_config = ConfigDict(extra="forbid")
+class LayerRunFilters(WindowQuery):
+    """The filters and sort of `GET /runs` and its export."""
 
     layer_name: str | None = Field(None, description="Exact layer name.", **NAME_FILTER)
     status: str | None = Field(
@@ -85,38 +85,16 @@ class LayerRunListQuery(BaseModel):
         "running, success, partial, failed, dry (`failed,partial`).",
     )
     model_name: str | None = Field(None, description="Exact model name.", **NAME_FILTER)
-    since: FilterTimestamp | None = Field(
-        None,
-        description="Runs started at or after this time (RFC 3339; no offset = UTC; "
-        "1970-01-01 to 2200-01-01).",
-    )
-    until: FilterTimestamp | None = Field(
-        None,
-        description="Runs started before this time (RFC 3339; no offset = UTC; "
-        "1970-01-01 to 2200-01-01).",
-    )
     sort: LayerRunSort = Field(
         "-started_at",
         description="Sort key, `-` for descending. Ties are broken by `id` in the same "
         "direction; runs with no value for the key come last.",
     )
-    offset: int = Field(
-        0,
-        ge=0,
-        description="Rows to skip (at most `RUNWATCH_MAX_OFFSET`, default 100,000). "
-        "Prefer `cursor` for deep pages.",
-    )
-    limit: int | None = Field(
-        None,
-        ge=1,
-        description="Page size, 1 to `RUNWATCH_MAX_PAGE_SIZE` (default 100); default 20.",
-    )
-    cursor: str | None = Field(
-        None,
-        max_length=1024,
-        description="`next_cursor` from the previous page; continues after it in "
-        "constant time. Cannot be combined with a non-zero `offset`.",
-    )
+
+
+class LayerRunListQuery(PagingQuery, LayerRunFilters):
+    """The query of `GET /runs`: filters, sort and paging, validated in one pass."""
+
     error_fingerprint: str | None = Field(
         None,
         pattern=FINGERPRINT_PATTERN,
@@ -130,12 +108,13 @@ class LayerRunListQuery(BaseModel):
     )
 
 
-class LayerRunCreate(BaseModel):
+class LayerRunExportQuery(ExportFormatQuery, LayerRunFilters):
+    """The query of `GET /runs/export`."""
+
+
+class LayerRunCreate(RunCreate):
     """A run to record. Omit `id` to have the server assign a ULID."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: RunId | None = None
     layer_name: Name
     layer_hash: Name
     status: LayerRunStatus

@@ -17,8 +17,10 @@ from ulid import ULID
 
 from runwatch.domain import FINAL_EXTRACTION_RUN_STATUSES
 from runwatch.errors import Conflict, InvalidArgument, NotFound
+from runwatch.kinds import EXTRACTION_RUNS
 from runwatch.metrics import EXTRACTION_WORKER_EVENTS, RUNS_RECORDED
 from runwatch.queries import extraction_runs as repo
+from runwatch.queries.runs import get_run
 from runwatch.scoring import score
 
 # The moves a PATCH may make; `running → running` extends the lease or reports progress.
@@ -46,10 +48,7 @@ def _changed_meanwhile(run_id: str) -> Conflict:
 
 async def get_extraction_run(conn: AsyncConnection, run_id: str) -> Mapping[str, Any]:
     """The run with every shown field; NotFound when there is none."""
-    run = await repo.find_extraction_run(conn, run_id)
-    if run is None:
-        raise NotFound(f"No extraction run with id '{run_id}'.")
-    return run
+    return await get_run(conn, EXTRACTION_RUNS, run_id)
 
 
 async def delete_extraction_run(conn: AsyncConnection, run_id: str) -> None:

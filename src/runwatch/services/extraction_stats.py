@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.domain import EXTRACTION_RUN_STATUSES
 from runwatch.queries import extraction_runs as repo
+from runwatch.queries.runs import RunFilter
 from runwatch.scoring import percentile
 
 
@@ -91,7 +92,7 @@ async def summarize_extraction_runs(
     `runwatch.scoring.percentile`), so both dialects give the same numbers.
     """
     since = (now or datetime.now(UTC)) - timedelta(days=days)
-    filters = repo.ExtractionRunFilter(prompt_id=prompt_id, config_id=config_id, since=since)
+    filters = RunFilter.where(prompt_id=prompt_id, config_id=config_id, since=since)
     totals, by_prompt, by_config = _fold(await repo.summary_rows(conn, filters))
     total = totals.answer()
     return {
