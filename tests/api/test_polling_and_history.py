@@ -15,8 +15,9 @@ from sqlalchemy import event
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
+from runwatch.queries.buckets import floor_day, floor_hour
+from runwatch.queries.data_state import data_version
 from runwatch.queries.layer_runs import purge_layer_runs
-from runwatch.queries.rollups import data_version, floor_day, floor_hour
 from tests.factories import layer_run
 
 POLLED = [

@@ -18,15 +18,10 @@ from runwatch.db.tables import layer_run_bucket_changes, layer_runs
 from runwatch.percentiles import Histogram, percentiles
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
+from runwatch.queries.buckets import Segment, ceil_hour, floor_day, floor_hour
 from runwatch.queries.layer_runs import purge_layer_runs
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
-from runwatch.queries.rollups import (
-    Segment,
-    ceil_hour,
-    floor_day,
-    floor_hour,
-    rebuild_layer_run_rollups,
-)
+from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
 from runwatch.queries.stuck import stuck_thresholds
 from runwatch.queries.summary import summarize_layer_runs

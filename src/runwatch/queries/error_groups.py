@@ -35,8 +35,8 @@ from runwatch.db.tables import (
     layer_runs,
 )
 from runwatch.db.types import UtcDateTime, as_utc
+from runwatch.queries.buckets import Segment, floor_day
 from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
-from runwatch.queries.rollups import Segment, floor_day
 from runwatch.queries.segment_cache import (
     NO_CACHE,
     RawQuery,

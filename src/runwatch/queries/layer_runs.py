@@ -16,19 +16,12 @@ from runwatch.db.tables import FINAL_LAYER_RUN_STATUSES, LAYER_RUN_STATUSES, lay
 from runwatch.domain import MAX_TOKENS
 from runwatch.errors import Conflict, InvalidArgument, NotFound
 from runwatch.metrics import measured
+from runwatch.queries.buckets import floor_day, floor_hour
+from runwatch.queries.data_state import bump_data_version, purged_before, set_purged_before
 from runwatch.queries.operator_rollups import record_operator_changes
 from runwatch.queries.pagination import Page, SortSpec, fetch_page
-from runwatch.queries.rollups import (
-    bump_data_version,
-    floor_day,
-    floor_hour,
-    purged_before,
-    record_layer_run_changes,
-    rollup_buckets,
-    rollup_count_shape,
-    rollup_count_statement,
-    set_purged_before,
-)
+from runwatch.queries.rollup_upkeep import record_layer_run_changes
+from runwatch.queries.rollups import rollup_buckets, rollup_count_shape, rollup_count_statement
 from runwatch.queries.statements import STATEMENTS
 
 t = layer_runs

@@ -33,17 +33,9 @@ from runwatch.db.tables import (
 )
 from runwatch.fingerprints import run_signatures
 from runwatch.percentiles import duration_bin
-from runwatch.queries.rollups import (
-    DAY,
-    GRAINS,
-    HOUR,
-    count_rebuilt_buckets,
-    floor_day,
-    floor_hour,
-    micros,
-    nanos,
-    purged_before,
-)
+from runwatch.queries.buckets import DAY, GRAINS, HOUR, floor_day, floor_hour, micros, nanos
+from runwatch.queries.data_state import purged_before
+from runwatch.queries.rollup_upkeep import count_rebuilt_buckets
 
 e = layer_run_errors
 er = layer_run_error_rollups
