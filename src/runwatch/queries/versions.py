@@ -30,7 +30,7 @@ from runwatch.queries.durations import (
     window_histograms,
     window_percentiles,
 )
-from runwatch.queries.operator_rollups import VERSION_SUMS, version_values
+from runwatch.queries.operator_deltas import VERSION_SUMS, version_values
 from runwatch.queries.segment_cache import (
     NO_CACHE,
     RawQuery,
