@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
-from runwatch.queries.error_groups import error_fingerprint_condition
+from runwatch.queries.error_filters import error_fingerprint_condition
 from runwatch.queries.layer_runs import (
     SUMMARY_COLUMNS,
     LayerRunFilter,
