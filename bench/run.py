@@ -197,7 +197,7 @@ async def ensure_rollups(ds: Dataset, *, force: bool) -> None:
 
     from runwatch.db.tables import layer_run_rollups, layer_runs
     from runwatch.queries.operator_rollups import rebuild_operator_rollups
-    from runwatch.queries.rollups import rebuild_layer_run_rollups
+    from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 
     engine = create_async_engine(ds.url)
     try:

@@ -16,7 +16,8 @@ from sqlalchemy import event
 from runwatch.app import create_app
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
-from runwatch.queries.rollups import data_version, floor_day, floor_hour
+from runwatch.queries.buckets import floor_day, floor_hour
+from runwatch.queries.data_state import data_version
 from runwatch.services.retention import purge_layer_runs
 from tests.factories import layer_run
 

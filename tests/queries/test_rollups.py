@@ -14,13 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_run_rollups, layer_runs
 from runwatch.kinds import LAYER_RUNS
-from runwatch.queries.rollups import (
-    nanos,
-    plan_segments,
-    rebuild_layer_run_rollups,
-    rollup_totals,
-    set_purged_before,
-)
+from runwatch.queries.buckets import nanos, plan_segments
+from runwatch.queries.data_state import set_purged_before
+from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
+from runwatch.queries.rollups import rollup_totals
 from runwatch.queries.runs import RunFilter, count_runs
 from runwatch.queries.summary import summarize_layer_runs
 from runwatch.services import layer_lifecycle as q

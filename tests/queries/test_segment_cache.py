@@ -18,14 +18,10 @@ from runwatch.db.tables import layer_run_bucket_changes, layer_runs
 from runwatch.percentiles import Histogram, percentiles
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
+from runwatch.queries.buckets import Segment, ceil_hour, floor_day, floor_hour
+from runwatch.queries.error_filters import ErrorFilter
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
-from runwatch.queries.rollups import (
-    Segment,
-    ceil_hour,
-    floor_day,
-    floor_hour,
-    rebuild_layer_run_rollups,
-)
+from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
 from runwatch.queries.stuck import stuck_thresholds
 from runwatch.queries.summary import summarize_layer_runs
@@ -135,7 +131,7 @@ async def _answers(conn: Any, cache: RollupCache, settings: Settings, now: datet
         (now - timedelta(days=12, minutes=7), now - timedelta(days=1, minutes=3), "beta", ()),
         (now - timedelta(days=30), None, None, ("failed",)),
     ):
-        filters = eg.ErrorFilter(since=since, until=until, layer_name=layer, statuses=statuses)
+        filters = ErrorFilter(since=since, until=until, layer_name=layer, statuses=statuses)
         out.append(await eg.list_error_groups(conn, filters=filters, now=now, cache=cache))
     for layer in LAYERS:
         out.append(

@@ -19,7 +19,7 @@ from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY, Engines
 from runwatch.errors import InvalidArgument
 from runwatch.metrics import PoolGauge
-from runwatch.queries.rollups import NEW_VERSION_INFO_KEY
+from runwatch.queries.data_state import NEW_VERSION_INFO_KEY
 from runwatch.schemas.common import RUN_ID_PATTERN, FilterTimestamp
 
 logger = logging.getLogger("runwatch")

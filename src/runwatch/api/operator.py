@@ -14,6 +14,7 @@ from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.queries import error_groups as eg
 from runwatch.queries import versions as vq
+from runwatch.queries.error_filters import ErrorFilter
 from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import NAME_FILTER, problem_responses
 from runwatch.schemas.operator import (
@@ -99,7 +100,7 @@ async def error_groups(
 
     async def work(read: ReadContext) -> bytes:
         since, until, now = resolve_window(window, days, settings, read.window_now)
-        filters = eg.ErrorFilter(
+        filters = ErrorFilter(
             since=since,
             until=until,
             layer_name=layer_name,

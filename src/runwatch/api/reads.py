@@ -44,7 +44,7 @@ from runwatch.api.deps import (
 from runwatch.config import Settings
 from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY
-from runwatch.queries.rollups import DataState, read_data_state
+from runwatch.queries.data_state import DataState, read_data_state
 from runwatch.queries.segment_cache import RollupCache
 from runwatch.schemas.common import rfc3339
 from runwatch.security import is_guarded

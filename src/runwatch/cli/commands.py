@@ -205,7 +205,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from runwatch.queries.rollups import floor_day
+    from runwatch.queries.buckets import floor_day
     from runwatch.services.retention import purge_layer_runs
 
     settings = settings_from(args)
@@ -234,8 +234,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from runwatch.queries.buckets import GRAINS
     from runwatch.queries.operator_rollups import rebuild_operator_rollups
-    from runwatch.queries.rollups import GRAINS, rebuild_layer_run_rollups
+    from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 
     async def rebuild(conn: AsyncConnection) -> None:
         with progress("rollups", total=len(GRAINS), unit="grain") as bar:

@@ -16,7 +16,7 @@ from ulid import ULID
 
 from runwatch.db.tables import layer_runs
 from runwatch.queries.operator_rollups import record_operator_changes
-from runwatch.queries.rollups import record_layer_run_changes
+from runwatch.queries.rollup_upkeep import record_layer_run_changes
 
 
 @dataclass(frozen=True)

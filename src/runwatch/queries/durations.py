@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_run_duration_bins, layer_runs
 from runwatch.percentiles import PERCENTILES, Histogram, duration_bin
-from runwatch.queries.rollups import Segment
+from runwatch.queries.buckets import Segment
 from runwatch.queries.segment_cache import (
     RollupCache,
     WindowPlan,

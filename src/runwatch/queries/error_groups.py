@@ -1,24 +1,22 @@
-"""Error groups: `GET /runs/errors` from the error rollups, and the runs of one group.
+"""Error groups: `GET /runs/errors` from the error rollups.
 
 A window is read as segment_cache plans it: the stable hours and days of
 `layer_run_error_rollups` (reused while unchanged) and the occurrence rows of
 the partial first hour and of the current hour on, so every count is exact.
+The groups of one page are then named and given sample runs (`error_samples`).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Row,
     Text,
-    bindparam,
     cast,
     func,
     literal,
@@ -28,92 +26,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.tables import (
-    error_fingerprints,
-    layer_run_error_rollups,
-    layer_run_errors,
-    layer_runs,
-)
+from runwatch.db.tables import layer_run_error_rollups
 from runwatch.db.types import UtcDateTime, as_utc
+from runwatch.queries.buckets import Segment, floor_day
+from runwatch.queries.error_filters import ErrorFilter, error_conditions, occurrences_query
+from runwatch.queries.error_samples import fingerprint_names, sample_run_ids
 from runwatch.queries.pagination import SortSpec, decode_cursor, encode_cursor
-from runwatch.queries.rollups import Segment, floor_day
 from runwatch.queries.segment_cache import (
     NO_CACHE,
-    RawQuery,
     RollupCache,
     merged_parts,
     plan_window,
     read_head,
     segment_bounds,
 )
-from runwatch.queries.statements import STATEMENTS
 
-e = layer_run_errors
 er = layer_run_error_rollups
-t = layer_runs
 
 ERROR_GROUP_SORTS = ("errors", "runs", "last_seen")
-SAMPLE_RUNS = 5
-
-
-@dataclass(frozen=True)
-class ErrorFilter:
-    """What the error groups can be narrowed by: the filters of `GET /runs`, and the hash."""
-
-    since: datetime
-    until: datetime | None = None
-    layer_name: str | None = None
-    statuses: tuple[str, ...] = ()
-    model_name: str | None = None
-    layer_hash: str | None = None
-    fingerprints: tuple[str, ...] = field(default=())
-
-    @property
-    def dimensions(self) -> tuple[Any, ...]:
-        """What, besides the window, the counts depend on (a cache key)."""
-        return (self.layer_name, self.statuses, self.model_name, self.layer_hash)
-
-
-def _dims(table: Any, f: ErrorFilter, *, bound: bool = False) -> list[ColumnElement[bool]]:
-    """The filter's conditions, with its values as they are or as named bind parameters."""
-
-    def value(name: str, given: Any) -> Any:
-        return bindparam(name, expanding=name == "statuses") if bound else given
-
-    conditions: list[ColumnElement[bool]] = []
-    if f.layer_name is not None:
-        conditions.append(table.c.layer_name == value("layer_name", f.layer_name))
-    if f.statuses:
-        conditions.append(table.c.status.in_(value("statuses", list(f.statuses))))
-    if f.model_name is not None:
-        conditions.append(table.c.model_name == value("model_name", f.model_name))
-    if f.layer_hash is not None:
-        conditions.append(table.c.layer_hash == value("layer_hash", f.layer_hash))
-    if f.fingerprints:
-        conditions.append(table.c.fingerprint.in_(f.fingerprints))
-    return conditions
-
-
-def _occurrences(f: ErrorFilter) -> RawQuery:
-    """The occurrence rows read raw: fingerprint, layer, start and number of errors."""
-    params = {
-        name: value
-        for name, value in (
-            ("layer_name", f.layer_name),
-            ("statuses", list(f.statuses) or None),
-            ("model_name", f.model_name),
-            ("layer_hash", f.layer_hash),
-        )
-        if value is not None
-    }
-    return RawQuery(
-        shape=("error_occurrences", *sorted(params)),
-        columns=lambda: (e.c.fingerprint, e.c.layer_name, e.c.started_at, e.c.errors),
-        started_at=lambda: e.c.started_at,
-        where=lambda: _dims(e, f, bound=True),
-        params=params,
-    )
-
 
 GROUP, DAY = 0, 1
 NONE = (0, 0)
@@ -124,7 +54,7 @@ def _stable_part(segment: Segment, *, f: ErrorFilter) -> Any:
     where = [
         er.c.grain == literal(segment.source),
         *segment_bounds(er.c.bucket_start, segment),
-        *_dims(er, f),
+        *error_conditions(er, f),
     ]
     errors, runs = func.sum(er.c.errors), func.sum(er.c.runs)
     per_layer = (
@@ -257,7 +187,7 @@ async def list_error_groups(
 ) -> dict[str, Any]:
     """One page of error groups, largest first by `sort`, with exact counts and daily counts."""
     plan = plan_window(filters.since, filters.until, now=now, monthly=False)
-    head = await read_head(conn, stable=plan.stable, raw=plan.raw, query=_occurrences(filters))
+    head = await read_head(conn, stable=plan.stable, raw=plan.raw, query=occurrences_query(filters))
     (stable,) = await merged_parts(
         conn,
         cache,
@@ -318,23 +248,6 @@ async def list_error_groups(
     }
 
 
-async def _names(
-    conn: AsyncConnection, wanted: tuple[str, ...], cache: RollupCache
-) -> dict[str, tuple[str, str, str]]:
-    """Type, template and sample message per fingerprint (they never change once written)."""
-    out = {fp: found for fp in wanted if (found := cache.get(("fingerprint", fp))) is not None}
-    unknown = [fp for fp in wanted if fp not in out]
-    if unknown:
-        f = error_fingerprints
-        query = select(f.c.fingerprint, f.c.type, f.c.template, f.c.sample_message).where(
-            f.c.fingerprint.in_(unknown)
-        )
-        for fp, kind, template, sample in await conn.execute(query):
-            out[fp] = (kind, template, sample)
-            cache.put(("fingerprint", fp), out[fp], 1)
-    return out
-
-
 async def _complete(
     conn: AsyncConnection,
     page: list[dict[str, Any]],
@@ -346,8 +259,8 @@ async def _complete(
     """Add names, samples and daily counts to the groups of one page."""
     wanted = tuple(g["fingerprint"] for g in page)
     narrowed = ErrorFilter(**{**filters.__dict__, "fingerprints": wanted})
-    names = await _names(conn, wanted, cache)
-    samples = await _sample_run_ids(conn, narrowed, wanted)
+    names = await fingerprint_names(conn, wanted, cache)
+    samples = await sample_run_ids(conn, narrowed, wanted)
     first_day = floor_day(filters.since)
     end = filters.until or now
     # Up to the window's last day, or a group's last day with errors if later (a run
@@ -387,47 +300,3 @@ def _days(first: datetime, last: datetime) -> list[datetime]:
         out.append(day)
         day += timedelta(days=1)
     return out
-
-
-def _samples_statement(count: int, f: ErrorFilter) -> Any:
-    window = [e.c.started_at >= bindparam("since")]
-    if f.until is not None:
-        window.append(e.c.started_at < bindparam("until"))
-    parts = []
-    for i in range(count):
-        latest = (
-            select(e.c.fingerprint, e.c.run_id, e.c.started_at)
-            .where(e.c.fingerprint == bindparam(f"fp{i}"), *window, *_dims(e, f, bound=True))
-            .order_by(e.c.started_at.desc(), e.c.run_id.desc())
-            .limit(SAMPLE_RUNS)
-            .subquery()
-        )
-        parts.append(select(latest.c.fingerprint, latest.c.run_id, latest.c.started_at))
-    union = union_all(*parts).subquery("samples")
-    return select(union.c.fingerprint, union.c.run_id, union.c.started_at)
-
-
-async def _sample_run_ids(
-    conn: AsyncConnection, filters: ErrorFilter, wanted: tuple[str, ...]
-) -> dict[str, list[str]]:
-    """The latest runs of each fingerprint in the window, latest first."""
-    query = _occurrences(filters)
-    shape = ("error_samples", len(wanted), query.shape, filters.until is not None)
-    plain = ErrorFilter(**{**filters.__dict__, "fingerprints": ()})
-    statement = STATEMENTS.get(shape, lambda: _samples_statement(len(wanted), plain))
-    params = {**query.params, "since": filters.since, "until": filters.until}
-    params.update({f"fp{i}": fp for i, fp in enumerate(wanted)})
-    out: dict[str, list[tuple[Any, str]]] = defaultdict(list)
-    for fp, run_id, started in await conn.execute(statement, params):
-        out[fp].append((as_utc(_moment(started)), run_id))
-    return {fp: [run_id for _, run_id in sorted(rows, reverse=True)] for fp, rows in out.items()}
-
-
-def _moment(value: Any) -> datetime:
-    """A timestamp from a union on SQLite comes back as text."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def error_fingerprint_condition(fingerprint: str) -> ColumnElement[bool]:
-    """Runs that have at least one error with this fingerprint."""
-    return t.c.id.in_(select(e.c.run_id).where(e.c.fingerprint == fingerprint))

@@ -18,13 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import layer_runs
 from runwatch.metrics import measured
+from runwatch.queries.data_state import bump_data_version
 from runwatch.queries.operator_rollups import record_operator_changes
-from runwatch.queries.rollups import (
-    bump_data_version,
-    record_layer_run_changes,
-    rollup_count_shape,
-    rollup_count_statement,
-)
+from runwatch.queries.rollup_upkeep import record_layer_run_changes
+from runwatch.queries.rollups import rollup_count_shape, rollup_count_statement
 from runwatch.queries.runs import RunFilter
 
 t = layer_runs

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
 from runwatch.kinds import LAYER_RUNS
-from runwatch.queries.error_groups import error_fingerprint_condition
+from runwatch.queries.error_filters import error_fingerprint_condition
 from runwatch.queries.pagination import Page, fetch_page
 from runwatch.queries.runs import RunFilter, filter_params, filter_shape, run_conditions, sort_spec
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache

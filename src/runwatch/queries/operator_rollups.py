@@ -2,21 +2,32 @@
 
 `record_operator_changes` is called by every write of a layer run, in the
 writer's transaction, with the rows the write added and removed (an update is
-both), as the run rollups are kept. Deltas are applied in key order so that
-concurrent writers lock rollup rows in the same order. It also counts the
-write against every hour, day and month its runs started in
-(`layer_run_bucket_changes`), which tells readers what they may reuse.
+both), as the run rollups are kept. It applies what `operator_deltas` makes of
+them, in key order so that concurrent writers lock rollup rows in the same
+order. It also counts the write against every hour, day and month its runs
+started in (`layer_run_bucket_changes`), which tells readers what they may
+reuse.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, literal, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import dialect_of
@@ -31,50 +42,30 @@ from runwatch.db.tables import (
     layer_run_version_rollups,
     layer_runs,
 )
-from runwatch.fingerprints import run_signatures
 from runwatch.percentiles import duration_bin
-from runwatch.queries.rollups import (
-    DAY,
-    GRAINS,
-    HOUR,
-    count_rebuilt_buckets,
-    floor_day,
-    floor_hour,
-    micros,
-    nanos,
-    purged_before,
+from runwatch.queries.buckets import floor_day
+from runwatch.queries.data_state import purged_before
+from runwatch.queries.operator_deltas import (
+    DURATION_KEY,
+    ERROR_KEY,
+    ERROR_SUMS,
+    FLOORS,
+    STEPS,
+    VERSION_KEY,
+    VERSION_SUMS,
+    Rows,
+    changed_buckets,
+    duration_changes,
+    error_changes,
+    version_changes,
 )
+from runwatch.queries.rollup_upkeep import count_rebuilt_buckets
 
 e = layer_run_errors
 er = layer_run_error_rollups
 vr = layer_run_version_rollups
 db = layer_run_duration_bins
 t = layer_runs
-
-FLOORS = {"hour": floor_hour, "day": floor_day}
-STEPS = {"hour": HOUR, "day": DAY}
-ERROR_KEY = (
-    "grain",
-    "bucket_start",
-    "fingerprint",
-    "layer_name",
-    "layer_hash",
-    "status",
-    "model_name",
-)
-ERROR_SUMS = ("errors", "runs")
-VERSION_KEY = ("grain", "bucket_start", "layer_name", "layer_hash", "status")
-VERSION_SUMS = (
-    "runs",
-    "completed_runs",
-    "duration_us",
-    "duration_sq",
-    "insights",
-    "tokens",
-    "cost_runs",
-    "cost_nanousd",
-    "cost_sq",
-)
 
 
 async def record_operator_changes(
@@ -91,272 +82,103 @@ async def record_operator_changes(
     await _record_bucket_changes(conn, added, removed)
 
 
-# --- error groups -----------------------------------------------------------------
-
-
-def _occurrences(row: Mapping[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
-    out = {}
-    for fingerprint, (sig, count) in run_signatures(row.get("errors")).items():
-        occurrence = {
-            "run_id": row["id"],
-            "fingerprint": fingerprint,
-            "started_at": row["started_at"],
-            "layer_name": row["layer_name"],
-            "layer_hash": row["layer_hash"],
-            "status": row["status"],
-            "model_name": row["model_name"],
-            "errors": count,
-        }
-        out[tuple(occurrence.values())] = {"occurrence": occurrence, "signature": sig}
-    return out
-
-
-def _error_key(grain: str, occ: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (
-        grain,
-        FLOORS[grain](occ["started_at"]),
-        occ["fingerprint"],
-        occ["layer_name"],
-        occ["layer_hash"],
-        occ["status"],
-        occ["model_name"] or NO_MODEL,
-    )
-
-
-async def _record_errors(
-    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
-) -> None:
-    before: dict[tuple[Any, ...], dict[str, Any]] = {}
-    after: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in removed:
-        before.update(_occurrences(row))
-    for row in added:
-        after.update(_occurrences(row))
-    gone = [before[k]["occurrence"] for k in before.keys() - after.keys()]
-    new = [after[k] for k in after.keys() - before.keys()]
-    if not gone and not new:
-        return
-    dialect = dialect_of(conn)
-    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
-    seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
-    for occ, sign in [(o, -1) for o in gone] + [(n["occurrence"], 1) for n in new]:
-        for grain in ERROR_ROLLUP_GRAINS:
-            key = _error_key(grain, occ)
-            deltas[key][0] += sign * occ["errors"]
-            deltas[key][1] += sign
-            if sign > 0:
-                seen[key].append(occ["started_at"])
-    if gone:
-        pairs = sorted((o["run_id"], o["fingerprint"]) for o in gone)
-        await conn.execute(delete(e).where(tuple_(e.c.run_id, e.c.fingerprint).in_(pairs)))
-    if new:
-        names = {n["signature"].fingerprint: n["signature"] for n in new}
-        await dialect.insert_many_ignoring_conflicts(
-            conn,
-            error_fingerprints,
-            [
-                {
-                    "fingerprint": fp,
-                    "type": s.type,
-                    "template": s.template,
-                    "sample_message": s.message,
-                }
-                for fp, s in sorted(names.items())
-            ],
-        )
-        await dialect.upsert_many(
-            conn,
-            e,
-            sorted((n["occurrence"] for n in new), key=itemgetter("run_id", "fingerprint")),
-            key=("run_id", "fingerprint"),
-            replaced=("started_at", "layer_name", "layer_hash", "status", "model_name", "errors"),
-        )
-    params = []
-    for key, delta in sorted(deltas.items(), key=lambda kv: kv[0]):
-        if delta[0] == 0 and delta[1] == 0:
-            continue
-        moments = seen.get(key)
-        params.append(
-            {
-                **dict(zip(ERROR_KEY, key, strict=True)),
-                "errors": delta[0],
-                "runs": delta[1],
-                "first_seen": min(moments) if moments else None,
-                "last_seen": max(moments) if moments else None,
-            }
-        )
-    await dialect.upsert_many(
-        conn,
-        er,
-        params,
-        key=ERROR_KEY,
-        summed=ERROR_SUMS,
-        least=("first_seen",),
-        greatest=("last_seen",),
-    )
-    shrunk = [p for p in params if p["runs"] < 0]
-    if shrunk:
-        await _settle_error_rollups(conn, shrunk)
-
-
 def _where_key(table: Any, names: tuple[str, ...]) -> Any:
     return and_(*(table.c[name] == bindparam(f"k_{name}") for name in names))
 
 
-async def _settle_error_rollups(conn: AsyncConnection, keys: list[dict[str, Any]]) -> None:
-    """Drop emptied rows; recompute first and last seen of the others from the occurrences."""
-    params = [{f"k_{name}": k[name] for name in ERROR_KEY} for k in keys]
-    await conn.execute(delete(er).where(_where_key(er, ERROR_KEY), er.c.runs <= 0), params)
-    model = func.coalesce(e.c.model_name, literal(NO_MODEL))
-    for grain in ERROR_ROLLUP_GRAINS:
-        mine = [p for p in params if p["k_grain"] == grain]
-        if not mine:
-            continue
-        for p in mine:
-            p["k_end"] = p["k_bucket_start"] + STEPS[grain]
-        match = and_(
-            e.c.fingerprint == bindparam("k_fingerprint"),
-            e.c.started_at >= bindparam("k_bucket_start"),
-            e.c.started_at < bindparam("k_end"),
-            e.c.layer_name == bindparam("k_layer_name"),
-            e.c.layer_hash == bindparam("k_layer_hash"),
-            e.c.status == bindparam("k_status"),
-            model == bindparam("k_model_name"),
-        )
-        await conn.execute(
-            update(er)
-            .where(_where_key(er, ERROR_KEY))
-            .values(
-                first_seen=select(func.min(e.c.started_at)).where(match).scalar_subquery(),
-                last_seen=select(func.max(e.c.started_at)).where(match).scalar_subquery(),
-            ),
-            mine,
-        )
-
-
-# --- layer versions -------------------------------------------------------------
-
-
-def _version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
-    duration = row["duration_seconds"]
-    cost = row["estimated_cost_usd"]
-    return [
-        sign,
-        sign * (row["completed_at"] is not None),
-        sign * micros(duration),
-        sign * (duration or 0.0) ** 2,
-        sign * (row["insights_created"] or 0),
-        sign * (row["tokens_total"] or 0),
-        sign * (cost is not None),
-        sign * nanos(cost),
-        sign * (cost or 0.0) ** 2,
-    ]
-
-
-def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
-    """A run's contribution to the sums in VERSION_SUMS order, times `sign`."""
-    return _version_values(row, sign)
-
-
-async def _record_versions(
-    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
+async def _upsert_seen(
+    conn: AsyncConnection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    key: tuple[str, ...],
+    summed: tuple[str, ...],
 ) -> None:
-    deltas: dict[tuple[Any, ...], list[Any]] = {}
-    seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
-    for rows, sign in ((removed, -1), (added, 1)):
-        for row in rows:
-            values = _version_values(row, sign)
-            for grain in ERROR_ROLLUP_GRAINS:
-                key = (
-                    grain,
-                    FLOORS[grain](row["started_at"]),
-                    row["layer_name"],
-                    row["layer_hash"],
-                    row["status"],
-                )
-                total = deltas.setdefault(key, [0] * len(VERSION_SUMS))
-                for i, v in enumerate(values):
-                    total[i] += v
-                if sign > 0:
-                    seen[key].append(row["started_at"])
-    params = [
-        {
-            **dict(zip(VERSION_KEY, key, strict=True)),
-            **dict(zip(VERSION_SUMS, values, strict=True)),
-            "first_seen": min(seen[key]) if seen.get(key) else None,
-            "last_seen": max(seen[key]) if seen.get(key) else None,
-        }
-        for key, values in sorted(deltas.items(), key=lambda kv: kv[0])
-        if any(values)
-    ]
-    if not params:
-        return
+    """Add the sums to the rollup rows, widening their first and last seen."""
     await dialect_of(conn).upsert_many(
-        conn,
-        vr,
-        params,
-        key=VERSION_KEY,
-        summed=VERSION_SUMS,
-        least=("first_seen",),
-        greatest=("last_seen",),
+        conn, table, rows, key=key, summed=summed, least=("first_seen",), greatest=("last_seen",)
     )
-    shrunk = [p for p in params if p["runs"] < 0]
+
+
+async def _settle_seen(
+    conn: AsyncConnection,
+    table: Table,
+    key: tuple[str, ...],
+    rows: list[dict[str, Any]],
+    started_at: Any,
+    match: ColumnElement[bool],
+) -> None:
+    """After rows lost runs: drop the emptied, recompute first and last seen of the others.
+
+    `match` picks the runs (or occurrences) of one rollup row from its `k_`
+    parameters and `k_end`, the end of its bucket; `started_at` is their start.
+    """
+    shrunk = [{f"k_{name}": p[name] for name in key} for p in rows if p["runs"] < 0]
     if not shrunk:
         return
-    keyed = [{f"k_{name}": p[name] for name in VERSION_KEY} for p in shrunk]
-    await conn.execute(delete(vr).where(_where_key(vr, VERSION_KEY), vr.c.runs <= 0), keyed)
+    await conn.execute(delete(table).where(_where_key(table, key), table.c.runs <= 0), shrunk)
     for grain in ERROR_ROLLUP_GRAINS:
-        mine = [p for p in keyed if p["k_grain"] == grain]
+        mine = [p for p in shrunk if p["k_grain"] == grain]
         if not mine:
             continue
         for p in mine:
             p["k_end"] = p["k_bucket_start"] + STEPS[grain]
-        match = and_(
-            t.c.layer_name == bindparam("k_layer_name"),
-            t.c.status == bindparam("k_status"),
-            t.c.started_at >= bindparam("k_bucket_start"),
-            t.c.started_at < bindparam("k_end"),
-            t.c.layer_hash == bindparam("k_layer_hash"),
-        )
         await conn.execute(
-            update(vr)
-            .where(_where_key(vr, VERSION_KEY))
+            update(table)
+            .where(_where_key(table, key))
             .values(
-                first_seen=select(func.min(t.c.started_at)).where(match).scalar_subquery(),
-                last_seen=select(func.max(t.c.started_at)).where(match).scalar_subquery(),
+                first_seen=select(func.min(started_at)).where(match).scalar_subquery(),
+                last_seen=select(func.max(started_at)).where(match).scalar_subquery(),
             ),
             mine,
         )
 
 
-# --- duration histograms ------------------------------------------------------
+async def _record_errors(conn: AsyncConnection, added: Rows, removed: Rows) -> None:
+    changes = error_changes(added, removed)
+    if changes is None:
+        return
+    dialect = dialect_of(conn)
+    if changes.gone:
+        await conn.execute(delete(e).where(tuple_(e.c.run_id, e.c.fingerprint).in_(changes.gone)))
+    if changes.occurrences:
+        await dialect.insert_many_ignoring_conflicts(conn, error_fingerprints, changes.fingerprints)
+        await dialect.upsert_many(
+            conn,
+            e,
+            changes.occurrences,
+            key=("run_id", "fingerprint"),
+            replaced=("started_at", "layer_name", "layer_hash", "status", "model_name", "errors"),
+        )
+    await _upsert_seen(conn, er, changes.rollups, ERROR_KEY, ERROR_SUMS)
+    match = and_(
+        e.c.fingerprint == bindparam("k_fingerprint"),
+        e.c.started_at >= bindparam("k_bucket_start"),
+        e.c.started_at < bindparam("k_end"),
+        e.c.layer_name == bindparam("k_layer_name"),
+        e.c.layer_hash == bindparam("k_layer_hash"),
+        e.c.status == bindparam("k_status"),
+        func.coalesce(e.c.model_name, literal(NO_MODEL)) == bindparam("k_model_name"),
+    )
+    await _settle_seen(conn, er, ERROR_KEY, changes.rollups, e.c.started_at, match)
 
-DURATION_KEY = ("grain", "bucket_start", "layer_name", "layer_hash", "bin")
+
+async def _record_versions(conn: AsyncConnection, added: Rows, removed: Rows) -> None:
+    params = version_changes(added, removed)
+    if not params:
+        return
+    await _upsert_seen(conn, vr, params, VERSION_KEY, VERSION_SUMS)
+    match = and_(
+        t.c.layer_name == bindparam("k_layer_name"),
+        t.c.status == bindparam("k_status"),
+        t.c.started_at >= bindparam("k_bucket_start"),
+        t.c.started_at < bindparam("k_end"),
+        t.c.layer_hash == bindparam("k_layer_hash"),
+    )
+    await _settle_seen(conn, vr, VERSION_KEY, params, t.c.started_at, match)
 
 
-async def _record_durations(
-    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
-) -> None:
-    deltas: dict[tuple[Any, ...], int] = defaultdict(int)
-    for rows, sign in ((removed, -1), (added, 1)):
-        for row in rows:
-            if row["duration_seconds"] is None:
-                continue
-            index = duration_bin(row["duration_seconds"])
-            for grain in ERROR_ROLLUP_GRAINS:
-                key = (
-                    grain,
-                    FLOORS[grain](row["started_at"]),
-                    row["layer_name"],
-                    row["layer_hash"],
-                    index,
-                )
-                deltas[key] += sign
-    params = [
-        {**dict(zip(DURATION_KEY, key, strict=True)), "runs": n}
-        for key, n in sorted(deltas.items(), key=lambda kv: kv[0])
-        if n
-    ]
+async def _record_durations(conn: AsyncConnection, added: Rows, removed: Rows) -> None:
+    params = duration_changes(added, removed)
     if not params:
         return
     await dialect_of(conn).upsert_many(conn, db, params, key=DURATION_KEY, summed=("runs",))
@@ -365,20 +187,8 @@ async def _record_durations(
         await conn.execute(delete(db).where(_where_key(db, DURATION_KEY), db.c.runs <= 0), shrunk)
 
 
-# --- bucket change counters -------------------------------------------------------
-
-
-async def _record_bucket_changes(
-    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
-) -> None:
-    buckets = sorted(
-        {
-            (grain, floor(row["started_at"]))
-            for row in (*removed, *added)
-            for grain, floor, _ceil in GRAINS
-        }
-    )
-    params = [{"grain": grain, "bucket_start": start, "changes": 1} for grain, start in buckets]
+async def _record_bucket_changes(conn: AsyncConnection, added: Rows, removed: Rows) -> None:
+    params = changed_buckets(added, removed)
     key = ("grain", "bucket_start")
     await dialect_of(conn).upsert_many(
         conn, layer_run_bucket_changes, params, key=key, summed=("changes",)

@@ -1,18 +1,16 @@
-"""Rollups of layer runs: kept exact on every write, and read back for totals and stats.
+"""Reads of the layer-run rollups: totals and counts over a window, and sums per bucket.
 
-A window `[since, until)` is answered from whole daily buckets in the middle,
-whole hourly buckets at the edges, and the raw rows of the partial hours at
-either end, so the answer is exact and its cost does not grow with the table.
+A window `[since, until)` is answered from whole months, days and hours of
+rollups in the middle and the raw rows of the partial hours at either end
+(`buckets.plan_segments`), so the answer is exact and its cost does not grow
+with the table.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,239 +22,20 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     union_all,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import Dialect, dialect_of
-from runwatch.db.tables import (
-    DATA_VERSION_KEY,
-    PURGED_BEFORE_KEY,
-    layer_run_bucket_changes,
-    layer_run_rollups,
-    layer_runs,
-    runwatch_state,
-)
+from runwatch.db.tables import layer_run_rollups, layer_runs
 from runwatch.db.types import as_utc
+from runwatch.queries.buckets import Segment, plan_segments
 
 r = layer_run_rollups
 t = layer_runs
 
 ROLLUP_KEY = ("grain", "bucket_start", "layer_name", "status")
 ROLLUP_SUMS = ("runs", "insights", "tokens", "cost_nanousd", "duration_us", "completed_runs")
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-
-
-def nanos(cost_usd: float | None) -> int:
-    """Cost in whole nano-dollars, rounded half up (as the migration's backfill does)."""
-    return 0 if cost_usd is None else math.floor(cost_usd * 1e9 + 0.5)
-
-
-def micros(seconds: float | None) -> int:
-    return 0 if seconds is None else math.floor(seconds * 1e6 + 0.5)
-
-
-def floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def floor_day(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def ceil_hour(moment: datetime) -> datetime:
-    start = floor_hour(moment)
-    return start if start == moment else start + HOUR
-
-
-def ceil_day(moment: datetime) -> datetime:
-    start = floor_day(moment)
-    return start if start == moment else start + DAY
-
-
-def floor_month(moment: datetime) -> datetime:
-    return floor_day(moment).replace(day=1)
-
-
-def ceil_month(moment: datetime) -> datetime:
-    start = floor_month(moment)
-    if start == moment:
-        return start
-    return (
-        start.replace(year=start.year + 1, month=1)
-        if start.month == 12
-        else start.replace(month=start.month + 1)
-    )
-
-
-# Finest first: a window is covered by whole months in the middle, whole days
-# and hours towards its edges, and raw rows for the partial hours at its ends.
-GRAINS = (
-    ("hour", floor_hour, ceil_hour),
-    ("day", floor_day, ceil_day),
-    ("month", floor_month, ceil_month),
-)
-
-
-# --- keeping the rollups exact -------------------------------------------------
-
-
-def _contributions(
-    row: Mapping[str, Any], sign: int
-) -> Iterable[tuple[tuple[Any, ...], list[int]]]:
-    values = [
-        sign,
-        sign * (row["insights_created"] or 0),
-        sign * (row["tokens_total"] or 0),
-        sign * nanos(row["estimated_cost_usd"]),
-        sign * micros(row["duration_seconds"]),
-        sign * (row["completed_at"] is not None),
-    ]
-    started = row["started_at"]
-    for grain, floor, _ceil in GRAINS:
-        yield (grain, floor(started), row["layer_name"], row["status"]), values
-
-
-async def record_layer_run_changes(
-    conn: AsyncConnection,
-    *,
-    added: Iterable[Mapping[str, Any]] = (),
-    removed: Iterable[Mapping[str, Any]] = (),
-) -> None:
-    """Apply the runs a write added and removed (an update is both) to the rollups.
-
-    Call in the same transaction as the write. Deltas are summed per bucket
-    first and applied in key order, so concurrent writers lock rollup rows in
-    the same order and cannot deadlock. Then advances the data version.
-    """
-    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(ROLLUP_SUMS))
-    for rows, sign in ((added, 1), (removed, -1)):
-        for row in rows:
-            for key, values in _contributions(row, sign):
-                total = deltas[key]
-                for i, v in enumerate(values):
-                    total[i] += v
-    columns = (*ROLLUP_KEY, *ROLLUP_SUMS)
-    params = [
-        dict(zip(columns, (*key, *v), strict=True)) for key, v in sorted(deltas.items()) if any(v)
-    ]
-    await dialect_of(conn).upsert_many(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
-    await bump_data_version(conn)
-
-
-NEW_VERSION_INFO_KEY = "runwatch_new_data_version"
-
-
-async def bump_data_version(conn: AsyncConnection) -> None:
-    """Advance the version that ETags are made from (in the writer's transaction).
-
-    The new version is left in `conn.info`, so that once the transaction has
-    committed the writing process can update its own cached version at once
-    (other processes hear of it by notification).
-    """
-    result = await conn.execute(
-        update(runwatch_state)
-        .where(runwatch_state.c.key == DATA_VERSION_KEY)
-        .values(number=runwatch_state.c.number + 1)
-        .returning(
-            runwatch_state.c.number,
-            dialect_of(conn).announce_new_version(runwatch_state.c.number),
-        )
-    )
-    row = result.first()
-    if row is not None:
-        conn.info[NEW_VERSION_INFO_KEY] = int(row[0])
-
-
-@dataclass(frozen=True)
-class DataState:
-    """The data version (what ETags are made of) and the layer-run purge horizon."""
-
-    version: int
-    purged_before: datetime | None
-
-
-_STATE_QUERY = select(runwatch_state.c.key, runwatch_state.c.number, runwatch_state.c.moment).where(
-    runwatch_state.c.key.in_([DATA_VERSION_KEY, PURGED_BEFORE_KEY])
-)
-
-
-async def read_data_state(conn: AsyncConnection) -> DataState:
-    """Both in one statement: a read needs the version for its tag, a list the horizon too."""
-    version, horizon = 0, None
-    for key, number, moment in await conn.execute(_STATE_QUERY):
-        if key == DATA_VERSION_KEY:
-            version = int(number or 0)
-        else:
-            horizon = moment
-    return DataState(version, horizon)
-
-
-async def data_version(conn: AsyncConnection) -> int:
-    query = select(runwatch_state.c.number).where(runwatch_state.c.key == DATA_VERSION_KEY)
-    return int((await conn.execute(query)).scalar_one_or_none() or 0)
-
-
-async def purged_before(conn: AsyncConnection) -> datetime | None:
-    query = select(runwatch_state.c.moment).where(runwatch_state.c.key == PURGED_BEFORE_KEY)
-    return (await conn.execute(query)).scalar_one_or_none()
-
-
-async def set_purged_before(conn: AsyncConnection, moment: datetime) -> None:
-    """Move the horizon, and the version with it: readers cache the horizon per version."""
-    await dialect_of(conn).upsert_many(
-        conn,
-        runwatch_state,
-        [{"key": PURGED_BEFORE_KEY, "moment": moment, "number": None}],
-        key=("key",),
-        replaced=("moment",),
-    )
-    await bump_data_version(conn)
-
-
-# --- reading them back ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A part of a window answered one way: raw rows, or rollups of one grain."""
-
-    source: str  # "raw", "hour" or "day"
-    start: datetime | None  # inclusive; None = unbounded
-    end: datetime | None  # exclusive; None = unbounded
-
-
-def plan_segments(since: datetime | None, until: datetime | None) -> list[Segment]:
-    """Cover `[since, until)` exactly with as few rows as possible (None = unbounded)."""
-    if since is not None and until is not None and until <= since:
-        return []
-    start = None if since is None else ceil_hour(since)
-    end = None if until is None else floor_hour(until)
-    if start is not None and end is not None and start >= end:
-        return [Segment("raw", since, until)]  # within one or two partial hours
-    left: list[Segment] = []
-    right: list[Segment] = []
-    if since is not None and since != start:
-        left.append(Segment("raw", since, start))
-    if until is not None and until != end:
-        right.append(Segment("raw", end, until))
-    # Climb from hours to months: at each grain, take the part of [start, end)
-    # that is not made of whole units of the next grain.
-    for (grain, _floor, _ceil), (_next, next_floor, next_ceil) in itertools.pairwise(GRAINS):
-        next_start = None if start is None else next_ceil(start)
-        next_end = None if end is None else next_floor(end)
-        if next_start is not None and next_end is not None and next_start >= next_end:
-            middle = [Segment(grain, start, end)] if start != end else []
-            return left + middle + right[::-1]
-        if start is not None and start != next_start:
-            left.append(Segment(grain, start, next_start))
-        if end is not None and end != next_end:
-            right.append(Segment(grain, next_end, end))
-        start, end = next_start, next_end
-    return [*left, Segment(GRAINS[-1][0], start, end), *right[::-1]]
 
 
 @dataclass(frozen=True)
@@ -473,90 +252,3 @@ async def rollup_buckets(
             bucket = as_utc(datetime.fromisoformat(bucket))
         out[(bucket, row.status)] = [int(row._mapping[n] or 0) for n in ROLLUP_SUMS]
     return out
-
-
-async def rebuild_layer_run_rollups(
-    conn: AsyncConnection, *, progress: Callable[[int], object] | None = None
-) -> None:
-    """Recompute every rollup from the raw rows (after a bulk load that bypassed them).
-
-    Rollups of purged periods cannot be recomputed (their rows are gone), so
-    buckets before the purge horizon are kept as they are. `progress(1)` is
-    called as each grain (hour, day, month) is done.
-    """
-    dialect = dialect_of(conn)
-    horizon = await purged_before(conn)
-    keep_before = [] if horizon is None else [r.c.bucket_start < floor_day(horizon)]
-    await conn.execute(r.delete().where(*(~c for c in keep_before)))
-    if horizon is not None:
-        # The month of the horizon holds purged runs and kept ones: it is
-        # summed again below from its days, which are exact on both sides.
-        partial_month = (r.c.grain == "month") & (r.c.bucket_start >= floor_month(horizon))
-        await conn.execute(r.delete().where(partial_month))
-    for grain, _floor, _ceil in GRAINS:
-        if grain == "month" and horizon is not None:
-            month = dialect.truncate_to("month", r.c.bucket_start)
-            from_days = (
-                select(
-                    literal("month"),
-                    month,
-                    r.c.layer_name,
-                    r.c.status,
-                    *(func.sum(r.c[name]) for name in ROLLUP_SUMS),
-                )
-                .where(r.c.grain == "day", r.c.bucket_start >= floor_month(horizon))
-                .group_by(month, r.c.layer_name, r.c.status)
-            )
-            await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], from_days))
-            if progress is not None:
-                progress(1)
-            continue
-        bucket = dialect.truncate_to(grain, t.c.started_at)
-        rows = (
-            select(
-                literal(grain),
-                bucket,
-                t.c.layer_name,
-                t.c.status,
-                func.count(),
-                func.coalesce(func.sum(t.c.insights_created), 0),
-                func.coalesce(func.sum(t.c.tokens_total), 0),
-                func.coalesce(
-                    func.sum(dialect.round_half_up_to_int(t.c.estimated_cost_usd * 1e9)), 0
-                ),
-                func.coalesce(
-                    func.sum(dialect.round_half_up_to_int(t.c.duration_seconds * 1e6)), 0
-                ),
-                func.count(t.c.completed_at),
-            )
-            .where(*([] if horizon is None else [t.c.started_at >= floor_day(horizon)]))
-            .group_by(bucket, t.c.layer_name, t.c.status)
-        )
-        await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], rows))
-        if progress is not None:
-            progress(1)
-    # Fresh statistics, or the planner may scan the whole table for a window.
-    await conn.execute(text("ANALYZE layer_run_rollups"))
-    await count_rebuilt_buckets(conn)
-    await bump_data_version(conn)
-
-
-async def count_rebuilt_buckets(conn: AsyncConnection) -> None:
-    """Count a rebuild as a change of every bucket, so that no reader reuses what it read before.
-
-    Buckets counted before get one more; buckets with runs that were never
-    counted (a bulk load that bypassed the service) get their first.
-    """
-    bc = layer_run_bucket_changes
-    await conn.execute(update(bc).values(changes=bc.c.changes + 1))
-    counted = (
-        select(bc.c.grain)
-        .where(bc.c.grain == r.c.grain, bc.c.bucket_start == r.c.bucket_start)
-        .exists()
-    )
-    uncounted = (
-        select(r.c.grain, r.c.bucket_start, literal(1))
-        .where(~counted)
-        .group_by(r.c.grain, r.c.bucket_start)
-    )
-    await conn.execute(bc.insert().from_select(["grain", "bucket_start", "changes"], uncounted))

@@ -10,7 +10,7 @@ exactly what reading the rollups again would give while the sum is the same.
 A read splits its window (`plan_window`) into:
 
 - *stable* segments: whole hours, days and months up to the start of the
-  current hour, as `rollups.plan_segments` covers them, with the last complete
+  current hour, as `buckets.plan_segments` covers them, with the last complete
   hour and the day before it each on their own (runs that started then are
   still finishing; a write there should not make the rest be read again).
   Their aggregates are kept in a `RollupCache` per process, keyed by what was
@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import PURGED_BEFORE_KEY, layer_run_bucket_changes, runwatch_state
 from runwatch.db.types import UtcDateTime
-from runwatch.queries.rollups import (
+from runwatch.queries.buckets import (
     DAY,
     HOUR,
     Segment,

@@ -24,6 +24,7 @@ from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
 from runwatch.metrics import measured
 from runwatch.percentiles import PERCENTILES
+from runwatch.queries.buckets import Segment, floor_hour, micros, nanos
 from runwatch.queries.durations import (
     BinCounts,
     add_counts,
@@ -32,7 +33,7 @@ from runwatch.queries.durations import (
     window_histograms,
     window_percentiles,
 )
-from runwatch.queries.rollups import Segment, floor_hour, layer_status_sums, micros, nanos
+from runwatch.queries.rollups import layer_status_sums
 from runwatch.queries.segment_cache import (
     NO_CACHE,
     RawQuery,

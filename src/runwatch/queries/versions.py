@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from runwatch.db.tables import layer_run_version_rollups, layer_runs
 from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import NotFound
+from runwatch.queries.buckets import Segment
 from runwatch.queries.durations import (
     BinCounts,
     BinKey,
@@ -29,8 +30,7 @@ from runwatch.queries.durations import (
     window_histograms,
     window_percentiles,
 )
-from runwatch.queries.operator_rollups import VERSION_SUMS, version_values
-from runwatch.queries.rollups import Segment
+from runwatch.queries.operator_deltas import VERSION_SUMS, version_values
 from runwatch.queries.segment_cache import (
     NO_CACHE,
     RawQuery,

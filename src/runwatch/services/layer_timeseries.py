@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.metrics import measured
-from runwatch.queries.rollups import floor_day, floor_hour, rollup_buckets
+from runwatch.queries.buckets import floor_day, floor_hour
+from runwatch.queries.rollups import rollup_buckets
 
 
 @measured("layer_run_timeseries")

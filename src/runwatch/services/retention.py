@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runwatch.queries.data_state import purged_before, set_purged_before
 from runwatch.queries.layer_runs import delete_oldest_started_before
-from runwatch.queries.rollups import purged_before, set_purged_before
 
 
 async def purge_layer_runs(

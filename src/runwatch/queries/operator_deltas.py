@@ -1,0 +1,230 @@
+"""What a write of layer runs changes in the error, version and duration rollups.
+
+The rows a write added and removed (an update is both) become the rows to
+apply: summed per rollup key and sorted in key order, so that concurrent
+writers lock rollup rows in the same order. Plain Python; the statements that
+apply them are in `operator_rollups`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any
+
+from runwatch.db.tables import ERROR_ROLLUP_GRAINS, NO_MODEL
+from runwatch.fingerprints import run_signatures
+from runwatch.percentiles import duration_bin
+from runwatch.queries.buckets import DAY, GRAINS, HOUR, floor_day, floor_hour, micros, nanos
+
+FLOORS = {"hour": floor_hour, "day": floor_day}
+STEPS = {"hour": HOUR, "day": DAY}
+ERROR_KEY = (
+    "grain",
+    "bucket_start",
+    "fingerprint",
+    "layer_name",
+    "layer_hash",
+    "status",
+    "model_name",
+)
+ERROR_SUMS = ("errors", "runs")
+VERSION_KEY = ("grain", "bucket_start", "layer_name", "layer_hash", "status")
+VERSION_SUMS = (
+    "runs",
+    "completed_runs",
+    "duration_us",
+    "duration_sq",
+    "insights",
+    "tokens",
+    "cost_runs",
+    "cost_nanousd",
+    "cost_sq",
+)
+DURATION_KEY = ("grain", "bucket_start", "layer_name", "layer_hash", "bin")
+
+Rows = list[Mapping[str, Any]]
+
+
+# --- error groups -----------------------------------------------------------------
+
+
+def _occurrences(row: Mapping[str, Any]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    out = {}
+    for fingerprint, (sig, count) in run_signatures(row.get("errors")).items():
+        occurrence = {
+            "run_id": row["id"],
+            "fingerprint": fingerprint,
+            "started_at": row["started_at"],
+            "layer_name": row["layer_name"],
+            "layer_hash": row["layer_hash"],
+            "status": row["status"],
+            "model_name": row["model_name"],
+            "errors": count,
+        }
+        out[tuple(occurrence.values())] = {"occurrence": occurrence, "signature": sig}
+    return out
+
+
+def _error_key(grain: str, occ: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        grain,
+        FLOORS[grain](occ["started_at"]),
+        occ["fingerprint"],
+        occ["layer_name"],
+        occ["layer_hash"],
+        occ["status"],
+        occ["model_name"] or NO_MODEL,
+    )
+
+
+@dataclass(frozen=True)
+class ErrorChanges:
+    """A write's changes to the error occurrences and to their rollups."""
+
+    gone: list[tuple[str, str]]  # (run id, fingerprint) of occurrences no longer there, sorted
+    fingerprints: list[dict[str, Any]]  # the names of the new occurrences' fingerprints
+    occurrences: list[dict[str, Any]]  # the new occurrences, in (run id, fingerprint) order
+    rollups: list[dict[str, Any]]  # per ERROR_KEY in key order: ERROR_SUMS, first and last seen
+
+
+def error_changes(added: Rows, removed: Rows) -> ErrorChanges | None:
+    """The occurrences that went and came, and the rollup deltas; None if none did."""
+    before: dict[tuple[Any, ...], dict[str, Any]] = {}
+    after: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in removed:
+        before.update(_occurrences(row))
+    for row in added:
+        after.update(_occurrences(row))
+    gone = [before[k]["occurrence"] for k in before.keys() - after.keys()]
+    new = [after[k] for k in after.keys() - before.keys()]
+    if not gone and not new:
+        return None
+    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
+    seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    for occ, sign in [(o, -1) for o in gone] + [(n["occurrence"], 1) for n in new]:
+        for grain in ERROR_ROLLUP_GRAINS:
+            key = _error_key(grain, occ)
+            deltas[key][0] += sign * occ["errors"]
+            deltas[key][1] += sign
+            if sign > 0:
+                seen[key].append(occ["started_at"])
+    names = {n["signature"].fingerprint: n["signature"] for n in new}
+    rollups = []
+    for key, delta in sorted(deltas.items(), key=lambda kv: kv[0]):
+        if delta[0] == 0 and delta[1] == 0:
+            continue
+        moments = seen.get(key)
+        rollups.append(
+            {
+                **dict(zip(ERROR_KEY, key, strict=True)),
+                "errors": delta[0],
+                "runs": delta[1],
+                "first_seen": min(moments) if moments else None,
+                "last_seen": max(moments) if moments else None,
+            }
+        )
+    return ErrorChanges(
+        gone=sorted((o["run_id"], o["fingerprint"]) for o in gone),
+        fingerprints=[
+            {
+                "fingerprint": fp,
+                "type": s.type,
+                "template": s.template,
+                "sample_message": s.message,
+            }
+            for fp, s in sorted(names.items())
+        ],
+        occurrences=sorted((n["occurrence"] for n in new), key=itemgetter("run_id", "fingerprint")),
+        rollups=rollups,
+    )
+
+
+# --- layer versions -------------------------------------------------------------
+
+
+def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
+    """A run's contribution to the sums in VERSION_SUMS order, times `sign`."""
+    duration = row["duration_seconds"]
+    cost = row["estimated_cost_usd"]
+    return [
+        sign,
+        sign * (row["completed_at"] is not None),
+        sign * micros(duration),
+        sign * (duration or 0.0) ** 2,
+        sign * (row["insights_created"] or 0),
+        sign * (row["tokens_total"] or 0),
+        sign * (cost is not None),
+        sign * nanos(cost),
+        sign * (cost or 0.0) ** 2,
+    ]
+
+
+def _version_buckets(row: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """Per grain, the (grain, bucket start, layer, version) a run counts in."""
+    for grain in ERROR_ROLLUP_GRAINS:
+        yield grain, FLOORS[grain](row["started_at"]), row["layer_name"], row["layer_hash"]
+
+
+def version_changes(added: Rows, removed: Rows) -> list[dict[str, Any]]:
+    """Per VERSION_KEY in key order: the VERSION_SUMS deltas, first and last seen."""
+    deltas: dict[tuple[Any, ...], list[Any]] = {}
+    seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    for rows, sign in ((removed, -1), (added, 1)):
+        for row in rows:
+            values = version_values(row, sign)
+            for bucket in _version_buckets(row):
+                key = (*bucket, row["status"])
+                total = deltas.setdefault(key, [0] * len(VERSION_SUMS))
+                for i, v in enumerate(values):
+                    total[i] += v
+                if sign > 0:
+                    seen[key].append(row["started_at"])
+    return [
+        {
+            **dict(zip(VERSION_KEY, key, strict=True)),
+            **dict(zip(VERSION_SUMS, values, strict=True)),
+            "first_seen": min(seen[key]) if seen.get(key) else None,
+            "last_seen": max(seen[key]) if seen.get(key) else None,
+        }
+        for key, values in sorted(deltas.items(), key=lambda kv: kv[0])
+        if any(values)
+    ]
+
+
+# --- duration histograms ------------------------------------------------------
+
+
+def duration_changes(added: Rows, removed: Rows) -> list[dict[str, Any]]:
+    """Per DURATION_KEY in key order: the runs added to (or taken from) the bin."""
+    deltas: dict[tuple[Any, ...], int] = defaultdict(int)
+    for rows, sign in ((removed, -1), (added, 1)):
+        for row in rows:
+            if row["duration_seconds"] is None:
+                continue
+            index = duration_bin(row["duration_seconds"])
+            for bucket in _version_buckets(row):
+                deltas[(*bucket, index)] += sign
+    return [
+        {**dict(zip(DURATION_KEY, key, strict=True)), "runs": n}
+        for key, n in sorted(deltas.items(), key=lambda kv: kv[0])
+        if n
+    ]
+
+
+# --- bucket change counters -------------------------------------------------------
+
+
+def changed_buckets(added: Rows, removed: Rows) -> list[dict[str, Any]]:
+    """One change for every hour, day and month the write's runs started in, in key order."""
+    buckets = sorted(
+        {
+            (grain, floor(row["started_at"]))
+            for row in (*removed, *added)
+            for grain, floor, _ceil in GRAINS
+        }
+    )
+    return [{"grain": grain, "bucket_start": start, "changes": 1} for grain, start in buckets]
