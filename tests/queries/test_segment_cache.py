@@ -22,10 +22,10 @@ from runwatch.queries.error_filters import ErrorFilter
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
 from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
-from runwatch.queries.stuck import stuck_thresholds
 from runwatch.services import layer_versions
 from runwatch.services.layer_summary import summarize_layer_runs
 from runwatch.services.retention import purge_layer_runs
+from runwatch.services.stuck import stuck_thresholds
 from tests.factories import iso, layer_run
 
 HOUR = timedelta(hours=1)

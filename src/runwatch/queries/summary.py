@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy import Row, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
 from runwatch.queries.buckets import Segment, micros, nanos
 from runwatch.queries.durations import (
@@ -43,7 +42,13 @@ from runwatch.queries.segment_cache import (
     plan_window,
     read_head,
 )
-from runwatch.queries.stuck import recent_window, running_params, running_parts
+from runwatch.queries.stuck import (
+    RunningRuns,
+    fold_running,
+    recent_window,
+    running_params,
+    running_parts,
+)
 
 t = layer_runs
 
@@ -53,12 +58,14 @@ SUMS = ("insights", "tokens", "cost_nanousd", "duration_us", "completed_runs")
 Totals = dict[str, list[int]]
 
 
-def _summary_query(layer_name: str | None, settings: Settings | None, now: datetime) -> RawQuery:
+def _summary_query(
+    layer_name: str | None, lowest_threshold: float | None, now: datetime
+) -> RawQuery:
     params: dict[str, Any] = {} if layer_name is None else {"layer_name": layer_name}
-    if settings is not None:
-        params.update(running_params(settings, now))
+    if lowest_threshold is not None:
+        params.update(running_params(lowest_threshold, now))
     return RawQuery(
-        shape=("summary", layer_name is not None, settings is not None),
+        shape=("summary", layer_name is not None, lowest_threshold is not None),
         columns=lambda: (
             t.c.layer_name,
             t.c.status,
@@ -71,7 +78,7 @@ def _summary_query(layer_name: str | None, settings: Settings | None, now: datet
         started_at=lambda: t.c.started_at,
         where=lambda: [] if layer_name is None else [t.c.layer_name == bindparam("layer_name")],
         params=params,
-        more=None if settings is None else running_parts(layer_name),
+        more=None if lowest_threshold is None else running_parts(layer_name),
     )
 
 
@@ -147,7 +154,7 @@ class SummaryTotals:
     # The durations of the window's raw runs, and of the recent window's.
     extra: BinCounts
     recent_extra: BinCounts
-    running: list[Row[Any]]
+    running: RunningRuns
 
 
 async def read_summary_window(
@@ -156,24 +163,24 @@ async def read_summary_window(
     since: datetime,
     layer_name: str | None,
     now: datetime,
-    settings: Settings | None,
+    lowest_threshold: float | None,
     purge_horizon: bool,
 ) -> SummaryWindow:
     """The one statement every summary runs: the window's change counters and raw runs.
 
-    With `settings`, the running runs are read too, and the recent window the
-    stuck thresholds come from is planned; with `purge_horizon`, the horizon in
-    force is read as well.
+    With `lowest_threshold` (seconds no layer's stuck threshold is below), the
+    running runs are read too, and the recent window the stuck thresholds come
+    from is planned; with `purge_horizon`, the horizon in force is read as well.
     """
     totals_plan = plan_window(since, None, now=now)
     bins_plan = plan_window(since, None, now=now, monthly=False)
-    recent = recent_window(now) if settings is not None else None
+    recent = recent_window(now) if lowest_threshold is not None else None
     plans = [totals_plan, bins_plan, *([] if recent is None else [recent])]
     head = await read_head(
         conn,
         stable=[s for p in plans for s in p.stable],
         raw=list(dict.fromkeys(s for p in plans for s in p.raw)),
-        query=_summary_query(layer_name, settings, now),
+        query=_summary_query(layer_name, lowest_threshold, now),
         purge_horizon=purge_horizon,
     )
     return SummaryWindow(layer_name, totals_plan, bins_plan, recent, head)
@@ -211,4 +218,4 @@ async def summary_totals(
     recent_extra: BinCounts = {}
     for segment in window.recent.raw if window.recent is not None else ():
         add_counts(recent_extra, ranges[segment][1])
-    return SummaryTotals(totals, histograms, extra, recent_extra, head.more)
+    return SummaryTotals(totals, histograms, extra, recent_extra, fold_running(head.more))

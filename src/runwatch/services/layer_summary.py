@@ -21,7 +21,7 @@ from runwatch.queries import summary as repo
 from runwatch.queries.buckets import floor_hour
 from runwatch.queries.durations import percentile_fields, window_percentiles
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache
-from runwatch.queries.stuck import count_stuck, recent_layers, stuck_counts, thresholds_from
+from runwatch.services.stuck import count_stuck, lowest_threshold, recent_layers, thresholds_from
 from runwatch.significance import success_rate
 
 NO_PERCENTILES = percentile_fields(dict.fromkeys(PERCENTILES))
@@ -113,7 +113,7 @@ async def summarize_layer_runs(
         since=since,
         layer_name=layer_name,
         now=now,
-        settings=settings,
+        lowest_threshold=None if settings is None else lowest_threshold(settings),
         purge_horizon=learn_horizon is not None,
     )
     if learn_horizon is not None:
@@ -138,9 +138,9 @@ async def summarize_layer_runs(
         recent_extra = found.recent_extra
         layers = recent_layers(histograms[1], recent_extra)
         thresholds = thresholds_from(histograms[1], recent_extra, layers=layers, settings=settings)
-        stuck = count_stuck(found.running, thresholds, settings=settings, now=now)
-        if stuck is None:  # a layer's threshold is longer than the running runs read
-            stuck = await stuck_counts(conn, thresholds=thresholds, now=now, layer_name=layer_name)
+        stuck = await count_stuck(
+            conn, found.running, thresholds, settings=settings, now=now, layer_name=layer_name
+        )
         body["stuck_runs"] = sum(stuck.values())
         for name, entry in body["by_layer"].items():
             entry["stuck"] = stuck.get(name, 0)
