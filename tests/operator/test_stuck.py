@@ -13,8 +13,8 @@ from sqlalchemy import update
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
 from runwatch.db.tables import extraction_runs
-from runwatch.queries.stuck import stuck_thresholds
-from runwatch.queries.summary import summarize_layer_runs
+from runwatch.services.layer_summary import summarize_layer_runs
+from runwatch.services.stuck import stuck_thresholds
 from tests.factories import layer_run
 
 FLOOR = 60.0

@@ -19,8 +19,8 @@ from runwatch.queries.data_state import set_purged_before
 from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 from runwatch.queries.rollups import rollup_totals
 from runwatch.queries.runs import RunFilter, count_runs
-from runwatch.queries.summary import summarize_layer_runs
 from runwatch.services import layer_lifecycle as q
+from runwatch.services.layer_summary import summarize_layer_runs
 from runwatch.services.retention import purge_layer_runs
 
 T0 = datetime(2026, 5, 10, 0, 0, tzinfo=UTC)

@@ -17,15 +17,15 @@ from runwatch.db.engine import Engines
 from runwatch.db.tables import layer_run_bucket_changes, layer_runs
 from runwatch.percentiles import Histogram, percentiles
 from runwatch.queries import error_groups as eg
-from runwatch.queries import versions as vq
 from runwatch.queries.buckets import Segment, ceil_hour, floor_day, floor_hour
 from runwatch.queries.error_filters import ErrorFilter
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
 from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
 from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
-from runwatch.queries.stuck import stuck_thresholds
-from runwatch.queries.summary import summarize_layer_runs
+from runwatch.services import layer_versions
+from runwatch.services.layer_summary import summarize_layer_runs
 from runwatch.services.retention import purge_layer_runs
+from runwatch.services.stuck import stuck_thresholds
 from tests.factories import iso, layer_run
 
 HOUR = timedelta(hours=1)
@@ -135,7 +135,7 @@ async def _answers(conn: Any, cache: RollupCache, settings: Settings, now: datet
         out.append(await eg.list_error_groups(conn, filters=filters, now=now, cache=cache))
     for layer in LAYERS:
         out.append(
-            await vq.list_versions(
+            await layer_versions.list_versions(
                 conn,
                 layer_name=layer,
                 since=now - timedelta(days=30),
@@ -145,7 +145,7 @@ async def _answers(conn: Any, cache: RollupCache, settings: Settings, now: datet
             )
         )
     out.append(
-        await vq.find_regressions(
+        await layer_versions.find_regressions(
             conn, since=now - timedelta(days=30), until=None, min_runs=2, now=now, cache=cache
         )
     )

@@ -15,10 +15,7 @@ from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.kinds import LAYER_RUNS
 from runwatch.metrics import RUNS_RECORDED
-from runwatch.queries.operator_lists import list_runs_matching
 from runwatch.queries.runs import RunFilter
-from runwatch.queries.stuck import stuck_state
-from runwatch.queries.summary import summarize_layer_runs
 from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import problem_responses
 from runwatch.schemas.layer_runs import (
@@ -33,7 +30,10 @@ from runwatch.schemas.layer_runs import (
     Timeseries,
 )
 from runwatch.services import layer_lifecycle
+from runwatch.services.layer_summary import summarize_layer_runs
 from runwatch.services.layer_timeseries import layer_run_timeseries
+from runwatch.services.operator_lists import list_runs_matching
+from runwatch.services.stuck import stuck_state
 
 router = APIRouter(prefix="/runs", tags=["layer runs"], route_class=ConcretePathsFirst)
 

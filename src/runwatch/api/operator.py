@@ -13,7 +13,6 @@ from runwatch.config import Settings
 from runwatch.domain import LAYER_RUN_STATUSES
 from runwatch.errors import InvalidArgument
 from runwatch.queries import error_groups as eg
-from runwatch.queries import versions as vq
 from runwatch.queries.error_filters import ErrorFilter
 from runwatch.routing import ConcretePathsFirst
 from runwatch.schemas.common import NAME_FILTER, problem_responses
@@ -24,6 +23,7 @@ from runwatch.schemas.operator import (
     VersionCompare,
     VersionList,
 )
+from runwatch.services import layer_versions
 
 router = APIRouter(prefix="/runs", tags=["operator"], route_class=ConcretePathsFirst)
 
@@ -149,7 +149,7 @@ async def versions(
 
     async def work(read: ReadContext) -> bytes:
         since, until, now = resolve_window(window, days, settings, read.window_now)
-        rows = await vq.list_versions(
+        rows = await layer_versions.list_versions(
             read.conn, layer_name=layer_name, since=since, until=until, now=now, cache=read.rollups
         )
         body = {"layer_name": layer_name, "since": since, "until": until, "versions": rows}
@@ -186,7 +186,7 @@ async def compare(
 
     async def work(read: ReadContext) -> bytes:
         since, until, now = resolve_window(window, days, settings, read.window_now)
-        answer = await vq.compare_versions(
+        answer = await layer_versions.compare_versions(
             read.conn,
             layer_name=layer_name,
             a=a,
@@ -225,7 +225,7 @@ async def regressions(
 
     async def work(read: ReadContext) -> bytes:
         since, until, now = resolve_window(window, days, settings, read.window_now)
-        found = await vq.find_regressions(
+        found = await layer_versions.find_regressions(
             read.conn,
             since=since,
             until=until,

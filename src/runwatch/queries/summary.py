@@ -1,4 +1,4 @@
-"""`GET /runs/stats/summary`: totals per layer, duration percentiles and stuck runs.
+"""`GET /runs/stats/summary`'s reads: totals per layer, duration counts and running runs.
 
 The window is read as segment_cache plans it: one statement reads the change
 counters of its stable hours, days and months together with its raw runs (the
@@ -7,51 +7,48 @@ the running runs (so that the stuck ones are counted once the thresholds are
 known); the stable segments' totals and duration histograms are reused while
 their counters hold, or read (one statement each) when they do not. So a
 summary after a write to the current hour costs one statement, and is exactly
-what reading every rollup gives.
+what reading every rollup gives. The answer is shaped, and the stuck runs
+counted, in `services/layer_summary.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import Row, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.config import Settings
 from runwatch.db.tables import layer_runs
-from runwatch.metrics import measured
-from runwatch.percentiles import PERCENTILES
-from runwatch.queries.buckets import Segment, floor_hour, micros, nanos
+from runwatch.queries.buckets import Segment, micros, nanos
 from runwatch.queries.durations import (
     BinCounts,
+    Histograms,
     add_counts,
     add_raw_duration,
-    percentile_fields,
     window_histograms,
-    window_percentiles,
 )
 from runwatch.queries.rollups import layer_status_sums
 from runwatch.queries.segment_cache import (
     NO_CACHE,
+    Head,
     RawQuery,
     RollupCache,
+    WindowPlan,
     merged_parts,
     plan_window,
     read_head,
 )
 from runwatch.queries.stuck import (
-    count_stuck,
-    recent_layers,
+    RunningRuns,
+    fold_running,
     recent_window,
     running_params,
     running_parts,
-    stuck_counts,
-    thresholds_from,
 )
-from runwatch.significance import success_rate
 
 t = layer_runs
 
@@ -59,15 +56,16 @@ t = layer_runs
 STATUSES = ("running", "success", "partial", "failed", "dry")
 SUMS = ("insights", "tokens", "cost_nanousd", "duration_us", "completed_runs")
 Totals = dict[str, list[int]]
-NO_PERCENTILES = percentile_fields(dict.fromkeys(PERCENTILES))
 
 
-def _summary_query(layer_name: str | None, settings: Settings | None, now: datetime) -> RawQuery:
+def _summary_query(
+    layer_name: str | None, lowest_threshold: float | None, now: datetime
+) -> RawQuery:
     params: dict[str, Any] = {} if layer_name is None else {"layer_name": layer_name}
-    if settings is not None:
-        params.update(running_params(settings, now))
+    if lowest_threshold is not None:
+        params.update(running_params(lowest_threshold, now))
     return RawQuery(
-        shape=("summary", layer_name is not None, settings is not None),
+        shape=("summary", layer_name is not None, lowest_threshold is not None),
         columns=lambda: (
             t.c.layer_name,
             t.c.status,
@@ -80,7 +78,7 @@ def _summary_query(layer_name: str | None, settings: Settings | None, now: datet
         started_at=lambda: t.c.started_at,
         where=lambda: [] if layer_name is None else [t.c.layer_name == bindparam("layer_name")],
         params=params,
-        more=None if settings is None else running_parts(layer_name),
+        more=None if lowest_threshold is None else running_parts(layer_name),
     )
 
 
@@ -130,127 +128,82 @@ def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Row[Any]]) -> None
         add_raw_duration(extra, (layer, ""), duration)
 
 
-def _body(days: int, since: datetime, totals: Mapping[str, Sequence[int]]) -> dict[str, Any]:
-    by_layer: dict[str, dict[str, Any]] = {}
-    overall = [0] * (len(STATUSES) + len(SUMS))
-    for name in sorted(totals):
-        counts = totals[name]
-        if not sum(counts[: len(STATUSES)]):
-            continue
-        for i, v in enumerate(counts):
-            overall[i] += v
-        running, success, partial_, failed, dry, insights, tokens, cost, duration, completed = (
-            counts
-        )
-        # In the order of the LayerStats schema: the answer is encoded as it is.
-        by_layer[name] = {
-            "runs": running + success + partial_ + failed + dry,
-            "insights": insights,
-            "successful": success,
-            "failed": failed,
-            "partial": partial_,
-            "dry": dry,
-            "running": running,
-            "success_rate": success_rate(success, failed, partial_),
-            "tokens": tokens,
-            "cost_usd": cost / 1e9,
-            "mean_duration_seconds": duration / 1e6 / completed if completed else None,
-            "stuck": 0,
-            **NO_PERCENTILES,
-        }
-    running, success, partial_, failed, dry, insights, tokens, cost, _duration, _done = overall
-    return {
-        "period_days": days,
-        "since": since,
-        "total_runs": running + success + partial_ + failed + dry,
-        "successful_runs": success,
-        "failed_runs": failed,
-        "dry_runs": dry,
-        "partial_runs": partial_,
-        "running_runs": running,
-        "stuck_runs": 0,
-        "success_rate": success_rate(success, failed, partial_),
-        **NO_PERCENTILES,
-        "total_insights": insights,
-        "total_tokens": tokens,
-        "total_cost_usd": cost / 1e9,
-        "by_layer": by_layer,
-    }
+@dataclass(frozen=True)
+class SummaryWindow:
+    """What the first statement of a summary read: the plans, the counters and the raw runs."""
+
+    layer_name: str | None
+    totals_plan: WindowPlan
+    bins_plan: WindowPlan
+    recent: WindowPlan | None
+    head: Head
+
+    @property
+    def purged_before(self) -> datetime | None:
+        """The purge horizon in force, when the read asked for it."""
+        return self.head.purged_before
 
 
-def _window_start(start: datetime, purge_horizon: datetime | None) -> datetime:
-    """Where the window starts: at the start of its first hour if that hour was purged."""
-    if purge_horizon is not None and start < purge_horizon:
-        return floor_hour(start)
-    return start
+@dataclass(frozen=True)
+class SummaryTotals:
+    """A summary window folded: totals per layer, duration counts, and the running runs read."""
+
+    totals: Totals
+    # The window's duration histograms, then (when the running runs were read) the recent ones.
+    histograms: list[Histograms]
+    # The durations of the window's raw runs, and of the recent window's.
+    extra: BinCounts
+    recent_extra: BinCounts
+    running: RunningRuns
 
 
-@measured("summarize_layer_runs")
-async def summarize_layer_runs(
+async def read_summary_window(
     conn: AsyncConnection,
     *,
-    days: int,
-    layer_name: str | None = None,
-    now: datetime | None = None,
-    purge_horizon: datetime | None = None,
-    learn_horizon: Callable[[datetime | None], None] | None = None,
-    settings: Settings | None = None,
-    cache: RollupCache = NO_CACHE,
-) -> dict[str, Any]:
-    """The `GET /runs/stats/summary` body (in its schema's order): the last `days` days.
+    since: datetime,
+    layer_name: str | None,
+    now: datetime,
+    lowest_threshold: float | None,
+    purge_horizon: bool,
+) -> SummaryWindow:
+    """The one statement every summary runs: the window's change counters and raw runs.
 
-    The first, partial hour of the window is read from the raw rows. When a
-    purge has removed them (the window starts before `purge_horizon`), the
-    window starts at the start of that hour instead, answered from the
-    rollups, and `since` says so: a purge never makes the summary undercount.
-    With `learn_horizon`, `purge_horizon` is only the last one known: the
-    horizon in force is read with the raw runs and handed to `learn_horizon`,
-    and should it move the window's start, the window is read again. With
-    `settings`, the stuck runs (whenever they started) are counted too.
+    With `lowest_threshold` (seconds no layer's stuck threshold is below), the
+    running runs are read too, and the recent window the stuck thresholds come
+    from is planned; with `purge_horizon`, the horizon in force is read as well.
     """
-    now = now or datetime.now(UTC)
-    start = now - timedelta(days=days)
-    since = _window_start(start, purge_horizon)
     totals_plan = plan_window(since, None, now=now)
     bins_plan = plan_window(since, None, now=now, monthly=False)
-    recent = recent_window(now) if settings is not None else None
+    recent = recent_window(now) if lowest_threshold is not None else None
     plans = [totals_plan, bins_plan, *([] if recent is None else [recent])]
     head = await read_head(
         conn,
         stable=[s for p in plans for s in p.stable],
         raw=list(dict.fromkeys(s for p in plans for s in p.raw)),
-        query=_summary_query(layer_name, settings, now),
-        purge_horizon=learn_horizon is not None,
+        query=_summary_query(layer_name, lowest_threshold, now),
+        purge_horizon=purge_horizon,
     )
-    if learn_horizon is not None:
-        learn_horizon(head.purged_before)
-        if _window_start(start, head.purged_before) != since:
-            return await summarize_layer_runs(
-                conn,
-                days=days,
-                layer_name=layer_name,
-                now=now,
-                purge_horizon=head.purged_before,
-                settings=settings,
-                cache=cache,
-            )
+    return SummaryWindow(layer_name, totals_plan, bins_plan, recent, head)
+
+
+async def summary_totals(
+    conn: AsyncConnection, window: SummaryWindow, *, cache: RollupCache = NO_CACHE
+) -> SummaryTotals:
+    """The window's totals and duration counts: stable segments reused or read, raw runs added."""
+    layer_name, head = window.layer_name, window.head
     (stable_totals,) = await merged_parts(
         conn,
         cache,
         kind=("layer_totals", layer_name),
-        windows=[totals_plan.stable],
+        windows=[window.totals_plan.stable],
         changes=head.changes,
         part=partial(layer_status_sums, layer_name=layer_name),
         fold=_fold_totals,
         merge=_merge_totals,
     )
+    plans = [window.bins_plan, *([] if window.recent is None else [window.recent])]
     histograms = await window_histograms(
-        conn,
-        cache,
-        windows=plans[1:],
-        changes=head.changes,
-        layer_name=layer_name,
-        by_version=False,
+        conn, cache, windows=plans, changes=head.changes, layer_name=layer_name, by_version=False
     )
     # Each raw range once (the current hour is in both windows), then per window.
     ranges: dict[Segment, tuple[Totals, BinCounts]] = {}
@@ -259,23 +212,10 @@ async def summarize_layer_runs(
         _add_raw(*ranges[segment], rows)
     totals = {name: list(values) for name, values in stable_totals.items()}
     extra: BinCounts = {}
-    for segment in totals_plan.raw:
+    for segment in window.totals_plan.raw:
         _merge_totals_into(totals, ranges[segment][0])
         add_counts(extra, ranges[segment][1])
     recent_extra: BinCounts = {}
-    for segment in recent.raw if recent is not None else ():
+    for segment in window.recent.raw if window.recent is not None else ():
         add_counts(recent_extra, ranges[segment][1])
-    body = _body(days, since, totals)
-    body.update(percentile_fields(window_percentiles(histograms[0], extra, None)))
-    for name, entry in body["by_layer"].items():
-        entry.update(percentile_fields(window_percentiles(histograms[0], extra, (name, ""))))
-    if settings is not None:
-        layers = recent_layers(histograms[1], recent_extra)
-        thresholds = thresholds_from(histograms[1], recent_extra, layers=layers, settings=settings)
-        stuck = count_stuck(head.more, thresholds, settings=settings, now=now)
-        if stuck is None:  # a layer's threshold is longer than the running runs read
-            stuck = await stuck_counts(conn, thresholds=thresholds, now=now, layer_name=layer_name)
-        body["stuck_runs"] = sum(stuck.values())
-        for name, entry in body["by_layer"].items():
-            entry["stuck"] = stuck.get(name, 0)
-    return body
+    return SummaryTotals(totals, histograms, extra, recent_extra, fold_running(head.more))

@@ -1,10 +1,11 @@
-"""Layer versions: one row per `layer_hash`, compares of two, and regressions found unasked.
+"""Layer versions: the totals of each `layer_hash` in a window, read and folded.
 
 Read as segment_cache plans a window: the stable hours and days of
 `layer_run_version_rollups` and `layer_run_duration_bins` (reused while
 unchanged), plus the raw runs of the partial first hour and of the current
 hour on, so every count and sum is exact; sums of squares carry
-floating-point rounding only.
+floating-point rounding only. What the totals mean (rates, means, tests,
+regressions) is decided in `services/layer_versions.py`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_run_version_rollups, layer_runs
 from runwatch.domain import LAYER_RUN_STATUSES
-from runwatch.errors import NotFound
 from runwatch.queries.buckets import Segment
 from runwatch.queries.durations import (
     BinCounts,
     BinKey,
     add_raw_duration,
-    percentile_fields,
     window_histograms,
     window_percentiles,
 )
@@ -40,12 +39,9 @@ from runwatch.queries.segment_cache import (
     read_head,
     segment_bounds,
 )
-from runwatch.significance import Moments, success_rate, two_proportion_p_value, welch_p_value
 
 vr = layer_run_version_rollups
 t = layer_runs
-
-SIGNIFICANCE = 0.05
 
 
 @dataclass
@@ -59,42 +55,6 @@ class VersionTotals:
     by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYER_RUN_STATUSES, 0))
     sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(VERSION_SUMS, 0))
     percentiles: dict[int, float | None] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> int:
-        return self.by_status["success"] + self.by_status["failed"] + self.by_status["partial"]
-
-    @property
-    def success_rate(self) -> float | None:
-        s = self.by_status
-        return success_rate(s["success"], s["failed"], s["partial"])
-
-    @property
-    def duration(self) -> Moments:
-        s = self.sums
-        return Moments(int(s["completed_runs"]), s["duration_us"] / 1e6, s["duration_sq"])
-
-    @property
-    def cost(self) -> Moments:
-        s = self.sums
-        return Moments(int(s["cost_runs"]), s["cost_nanousd"] / 1e9, s["cost_sq"])
-
-    def row(self) -> dict[str, Any]:
-        runs = int(self.sums["runs"])
-        return {
-            "layer_hash": self.layer_hash,
-            "first_seen": self.first_seen,
-            "last_seen": self.last_seen,
-            "runs": runs,
-            "finished_runs": self.finished,
-            "by_status": dict(self.by_status),
-            "success_rate": self.success_rate,
-            "mean_duration_seconds": self.duration.mean,
-            **percentile_fields(self.percentiles),
-            "insights_per_run": self.sums["insights"] / runs if runs else None,
-            "tokens_per_run": self.sums["tokens"] / runs if runs else None,
-            "cost_per_run_usd": self.cost.mean,
-        }
 
 
 def _version_part(segment: Segment, *, layer_name: str | None) -> Select[Any]:
@@ -233,127 +193,3 @@ def _versions_of(
     for key, v in out.items():
         v.percentiles = window_percentiles(histograms, extra, key)
     return sorted(out.values(), key=lambda v: (v.layer_name, v.first_seen, v.layer_hash))
-
-
-async def list_versions(
-    conn: AsyncConnection,
-    *,
-    layer_name: str,
-    since: datetime,
-    until: datetime | None,
-    now: datetime | None = None,
-    cache: RollupCache = NO_CACHE,
-) -> list[dict[str, Any]]:
-    """The rows of `GET /runs/stats/versions`: one per layer_hash, in order of first use."""
-    found = await version_totals(
-        conn, since=since, until=until, layer_name=layer_name, now=now, cache=cache
-    )
-    return [v.row() for v in found]
-
-
-def _difference(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else b - a
-
-
-def compare_totals(a: VersionTotals, b: VersionTotals) -> dict[str, Any]:
-    """Both rows, the differences b - a, and the tests' p-values."""
-    row_a, row_b = a.row(), b.row()
-    p_success = two_proportion_p_value(
-        a.by_status["success"], a.finished, b.by_status["success"], b.finished
-    )
-    p_duration = welch_p_value(a.duration, b.duration)
-    p_cost = welch_p_value(a.cost, b.cost)
-    metrics = (
-        "success_rate",
-        "mean_duration_seconds",
-        "cost_per_run_usd",
-        "tokens_per_run",
-        "insights_per_run",
-        "runs",
-    )
-    return {
-        "a": row_a,
-        "b": row_b,
-        "differences": {m: _difference(row_a[m], row_b[m]) for m in metrics},
-        "tests": {
-            "success_rate": _test("two-proportion z-test", p_success),
-            "mean_duration_seconds": _test("Welch's test", p_duration),
-            "cost_per_run_usd": _test("Welch's test", p_cost),
-        },
-    }
-
-
-def _test(name: str, p_value: float | None) -> dict[str, Any]:
-    return {
-        "test": name,
-        "p_value": p_value,
-        "significant": p_value is not None and p_value < SIGNIFICANCE,
-    }
-
-
-async def compare_versions(
-    conn: AsyncConnection,
-    *,
-    layer_name: str,
-    a: str,
-    b: str,
-    since: datetime,
-    until: datetime | None,
-    now: datetime | None = None,
-    cache: RollupCache = NO_CACHE,
-) -> dict[str, Any]:
-    """`GET /runs/stats/versions/compare`: version `a` against `b` of one layer."""
-    found = {
-        v.layer_hash: v
-        for v in await version_totals(
-            conn, since=since, until=until, layer_name=layer_name, now=now, cache=cache
-        )
-    }
-    for name in (a, b):
-        if name not in found:
-            raise NotFound(f"Layer '{layer_name}' has no runs of version '{name}' in the window.")
-    return {"layer_name": layer_name, **compare_totals(found[a], found[b])}
-
-
-WORSE_WHEN = {"success_rate": -1, "mean_duration_seconds": 1, "cost_per_run_usd": 1}
-
-
-async def find_regressions(
-    conn: AsyncConnection,
-    *,
-    since: datetime,
-    until: datetime | None,
-    min_runs: int,
-    layer_name: str | None = None,
-    now: datetime | None = None,
-    cache: RollupCache = NO_CACHE,
-) -> list[dict[str, Any]]:
-    """Layers whose newest version is significantly worse than the version before it.
-
-    Compared when both versions have at least `min_runs` finished runs in the
-    window; worse means a lower success rate, or a higher mean duration or
-    cost per run, with p < 0.05.
-    """
-    by_layer: dict[str, list[VersionTotals]] = {}
-    found = await version_totals(
-        conn, since=since, until=until, layer_name=layer_name, now=now, cache=cache
-    )
-    for v in found:
-        by_layer.setdefault(v.layer_name, []).append(v)
-    out = []
-    for name, versions in sorted(by_layer.items()):
-        if len(versions) < 2:
-            continue
-        previous, newest = versions[-2], versions[-1]
-        if previous.finished < min_runs or newest.finished < min_runs:
-            continue
-        compared = compare_totals(previous, newest)
-        worse = [
-            metric
-            for metric, direction in WORSE_WHEN.items()
-            if compared["tests"][metric]["significant"]
-            and (compared["differences"][metric] or 0) * direction > 0
-        ]
-        if worse:
-            out.append({"layer_name": name, "worse": worse, **compared})
-    return out
