@@ -51,10 +51,6 @@ class GroupTotals:
     duration_us: int
     completed_runs: int
 
-    @property
-    def cost_usd(self) -> float:
-        return self.cost_nanousd / 1e9
-
 
 def _raw_part(segment: Segment, dims: list[ColumnElement[bool]], dialect: Dialect) -> Any:
     conditions = list(dims)
