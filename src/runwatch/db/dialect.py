@@ -167,6 +167,12 @@ class Dialect:
         """The rows of a read, as mappings. `query` is one of the statements kept by shape."""
         return [row._mapping for row in await conn.execute(query, params)]
 
+    async def fetch_rows(
+        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of a read as they come, by position: for many rows that only pass through."""
+        return list(await conn.execute(query, params))
+
     def lock_rows(self, query: Select[Any]) -> Select[Any]:
         """`SELECT … FOR UPDATE`; SQLite's write transactions are already exclusive."""
         return query
@@ -242,24 +248,39 @@ class PostgresDialect(Dialect):
         errors and invalidates a dead connection (the read is then retried on
         a fresh one, see api/reads.py).
         """
+        records = await self._fetch_records(conn, query, params)
+        if records is None:
+            return await super().fetch_all(conn, query, params)
+        return [dict(record.items()) for record in records]
+
+    async def fetch_rows(
+        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """asyncpg's records, as `fetch_all` runs them: no mapping made per row."""
+        records = await self._fetch_records(conn, query, params)
+        if records is None:
+            return await super().fetch_rows(conn, query, params)
+        return records
+
+    async def _fetch_records(
+        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
+    ) -> list[Any] | None:
+        """The read on asyncpg's connection, or None to run it through SQLAlchemy."""
         plan = self._plans.get(query, conn.dialect)
-        if plan is None:
-            return await super().fetch_all(conn, query, params)
-        args = plan.arguments(params)
         sync = conn.sync_connection
-        if sync is None:
-            return await super().fetch_all(conn, query, params)
+        if plan is None or sync is None:
+            return None
+        args = plan.arguments(params)
         try:
             driver = conn.info.get(DRIVER_INFO_KEY)
             if driver is None:
                 driver = (await conn.get_raw_connection()).driver_connection
                 conn.info[DRIVER_INFO_KEY] = driver
             sync.dispatch.before_cursor_execute(sync, None, plan.sql, args, None, False)
-            records = await driver.fetch(plan.sql, *args)
+            return await driver.fetch(plan.sql, *args)
         except Exception:
             conn.info.pop(DRIVER_INFO_KEY, None)
-            return await super().fetch_all(conn, query, params)
-        return [dict(record.items()) for record in records]
+            return None
 
     def insert(self, table: Table) -> Insert:
         return postgresql.insert(table)
