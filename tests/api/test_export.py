@@ -386,3 +386,77 @@ async def test_csv_reads_the_same_whichever_side_writes_it(
     assert rows["t-5"]["completed_at"] == rows["t-5"]["duration_seconds"] == ""
     assert rows["t-1"]["started_at"] == rows["t-1"]["started_at"].rstrip("0")
     assert rows["t-1"]["started_at"].endswith("Z")
+
+
+async def test_every_kind_of_value_is_written_as_the_detail(client: httpx.AsyncClient) -> None:
+    """Each value as `GET /runs/{id}` writes it, whoever writes the line (PostgreSQL or Python).
+
+    Text with every character JSON must escape and some it must not, floats
+    that only read back exactly when written in full, integers at the top of
+    their range, and every nullable field null.
+    """
+    control = "".join(chr(c) for c in range(1, 32))
+    texts = {
+        "layer_name": 'q"uote \\back\\slash \\u0041 /slash',
+        "layer_hash": control,
+        "model_name": "emoji \U0001f600 non-BMP \U00010348, bidi \u202e, sep \u2028\u2029 del \x7f",
+        "model_profile": "ünïcødé ✓ 'single' <tag> &amp;",
+        "model_provider": " ",
+    }
+    runs = [
+        layer_run(
+            id="v-text",
+            **texts,
+            errors=[
+                {"message": control + '"\\\U0001f600', "big": 2**63 - 1, "small": -(2**63 - 1)},
+                {"floats": [0.1, 1e-7, 1e-300, 5e-324, 123456789.125, 1.5e15]},
+                {"empty": {}, "list": [], "null": None, "bool": [True, False]},
+            ],
+        ),
+        layer_run(
+            id="v-float-a",
+            estimated_cost_usd=0.1,
+            duration=1e-6,
+            tokens_input=2**31 - 2,
+            tokens_output=1,
+            targets_matched=2**31 - 1,
+        ),
+        layer_run(id="v-float-b", estimated_cost_usd=1e-7, duration=0.1 + 0.2),
+        layer_run(id="v-float-c", estimated_cost_usd=123456.789, duration=86400.0),
+        layer_run(
+            id="v-float-d", estimated_cost_usd=0.0, started_at=BASE_TIME.replace(microsecond=100)
+        ),
+        layer_run(
+            id="v-nulls",
+            status="running",
+            model_profile=None,
+            model_provider=None,
+            model_name=None,
+            tokens_input=None,
+            tokens_output=None,
+            tokens_total=None,
+            estimated_cost_usd=None,
+            errors=None,
+        ),
+    ]
+    for body in runs:
+        created = await client.post("/runs", json=body)
+        assert created.status_code == 201, created.text
+
+    for sort in ("-started_at", "estimated_cost_usd"):
+        text = (await _export(client, "/runs/export", sort=sort)).text
+        lines = text.split("\n")
+        assert lines[-1] == ""  # every line ends with a line feed, the last too
+        assert len(lines[:-1]) == len(runs)
+        for line in lines[:-1]:
+            row = json.loads(line)
+            assert row == await _stored(client, f"/runs/{row['id']}"), line
+    exported = {json.loads(line)["id"]: json.loads(line) for line in lines[:-1]}
+    assert {key: exported["v-text"][key] for key in texts} == texts
+    assert exported["v-float-a"]["estimated_cost_usd"] == 0.1
+    assert exported["v-float-a"]["duration_seconds"] == 1e-6
+    assert exported["v-float-a"]["tokens_total"] == 2**31 - 1
+    assert exported["v-float-b"]["estimated_cost_usd"] == 1e-7
+    assert exported["v-float-d"]["started_at"].endswith(":00.0001Z")
+    assert exported["v-nulls"]["completed_at"] is None
+    assert exported["v-nulls"]["errors"] is None

@@ -2,12 +2,11 @@
 
 On PostgreSQL the database writes each row's line: the detail object as JSON
 for NDJSON, or, for a kind whose CSV columns are its fields, the CSV line. A
-chunk then comes back as one value, its lines already joined (UTF-8 bytes),
-with the number of rows and the `(sort key, id)` of the last one for the
-keyset cursor: Python handles no row at all. Elsewhere the detail columns come
-back and Python writes the objects or the CSV. The filters are the lists'
-own, with the same bind parameters, so each statement is built once per shape
-(see `fetch_page`).
+chunk then comes back as its lines (UTF-8 bytes), one value per row, with the
+`(sort key, id)` of the last one for the keyset cursor: Python only joins the
+lines, once per chunk. Elsewhere the detail columns come back and Python
+writes the objects or the CSV. The filters are the lists' own, with the same
+bind parameters, so each statement is built once per shape (see `fetch_page`).
 """
 
 from __future__ import annotations
@@ -31,10 +30,11 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import Dialect, json_object_value
+from runwatch.db.dialect import Dialect, dialect_of, json_object_value
 from runwatch.db.types import UtcDateTime
 from runwatch.queries.pagination import (
     SortSpec,
@@ -94,58 +94,70 @@ class ExportQuery:
 
         def build() -> Select[Any]:
             page = page_query(self.build()[0], self.spec, null_key=null_key)
-            return _joined_lines(page, self.spec)
+            return _numbered_lines(page, self.spec)
 
         shape = ("export_lines", self.shape, self.spec.token, null_key)
         statement = STATEMENTS.get(shape, build)
-        joined, count, last_key, last_id = (await conn.execute(statement, values)).one()
-        if count > limit:
-            return Chunk(limit, encode_cursor(self.spec, last_key, last_id), joined)
-        return Chunk(count, None, joined or b"")
+        rows = await dialect_of(conn).fetch_rows(conn, statement, values)
+        lines = [row[0] for row in rows[:limit]]
+        lines.append(b"")  # the last line's end, in the one join
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(self.spec, last[2], last[1])
+        return Chunk(len(lines) - 1, next_cursor, b"\n".join(lines) if len(lines) > 1 else b"")
 
 
-def _joined_lines(page: Select[Any], spec: SortSpec) -> Select[Any]:
-    """The page's first `chunk_limit` lines, each ending "\\n"; how many it has; the last's keys.
+def _numbered_lines(page: Select[Any], spec: SortSpec) -> Select[Any]:
+    """The page's lines, in its order; the id and sort key only on line `chunk_limit`.
 
     The page has up to `chunk_limit + 1` rows (one more tells whether there is
-    a next chunk). They are numbered in the page's order, which the database
-    already has, and joined in it (an ORDER BY in the aggregate: an ordered
-    subquery alone does not promise the order; PostgreSQL 16 and later see that
-    the rows come sorted and do not sort them again).
+    a next chunk); the keys of its line `chunk_limit` make the next chunk's
+    cursor. Rows numbered in the order the database already has are not
+    sorted again, and neither are they ordered by the same keys after. Only
+    the line of each row comes back: one value to decode per row. Joining the
+    lines in the database instead (`string_agg` in order) sorts every chunk
+    again before PostgreSQL 16, and cost it more than Python spends on them.
     """
     rows = page.subquery("page_rows")
     key, run_id = rows.c[spec.name], rows.c.id
     number = func.row_number().over(order_by=spec.order_on(key, run_id)).label("n")
     numbered = select(rows.c.line, key, run_id, number).subquery("numbered")
-    chunk_limit = bindparam("chunk_limit", type_=Integer)
-    in_chunk, last = numbered.c.n <= chunk_limit, numbered.c.n == chunk_limit
-    newline = cast(literal_column("'\\x0a'"), LargeBinary)
-    in_order = spec.order_on(numbered.c[spec.name], numbered.c.id)
-    joined = func.string_agg(numbered.c.line, newline).aggregate_order_by(*in_order)
+    last = numbered.c.n == bindparam("chunk_limit", type_=Integer)
     return select(
-        # The last line's end added here: a copy of a few MiB less in Python.
-        joined.filter(in_chunk).concat(newline),
-        func.count(),
-        func.max(numbered.c[spec.name]).filter(last),
-        func.max(numbered.c.id).filter(last),
-    )
+        numbered.c.line,
+        case((last, numbered.c.id)),
+        case((last, numbered.c[spec.name])),
+    ).order_by(*spec.order_on(numbered.c[spec.name], numbered.c.id))
 
 
 def rfc3339_text(column: ColumnElement[Any]) -> ColumnElement[str]:
     """PostgreSQL: a timestamptz as the API writes it, `2026-01-23T03:00:00.25Z`; null stays null.
 
-    The JSON form of the UTC timestamp (ISO 8601 whatever the session's
-    DateStyle, fractional seconds without trailing zeros) unquoted, then `Z`:
-    half the work of formatting it with `to_char`, which counts when every row
-    of an export has two. Dialect-specific, kept next to the exports that use it.
+    The UTC timestamp's text (fractional seconds without trailing zeros) with
+    a `T`, then `Z`. That text is ISO 8601 only under the ISO DateStyle (the
+    default), which the statement looks up once (an InitPlan); under another
+    it is the timestamp's JSON form unquoted, ISO 8601 whatever the DateStyle
+    but about twice the work, which counts when every row of an export has
+    two. Dialect-specific, kept next to the exports that use it.
     """
     utc = func.timezone(literal_column("'UTC'", Text), column)
+    iso_style = select(
+        func.current_setting(literal_column("'DateStyle'", Text)).like(
+            literal_column("'ISO%'", Text)
+        )
+    ).scalar_subquery()
+    iso = func.replace(cast(utc, Text), literal_column("' '", Text), literal_column("'T'", Text))
     unquoted = func.btrim(cast(func.to_json(utc), Text), literal_column("'\"'", Text))
-    return unquoted.concat(literal_column("'Z'", Text))
+    return case((iso_style, iso), else_=unquoted).concat(literal_column("'Z'", Text))
 
 
 def _value(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    return rfc3339_text(column) if isinstance(column.type, UtcDateTime) else column
+    """A detail field for `select_json_lines`: a timestamp as its JSON string, written here."""
+    if not isinstance(column.type, UtcDateTime):
+        return column
+    quote = literal_column("'\"'", Text)
+    return type_coerce(quote.concat(rfc3339_text(column)).concat(quote), JSON)
 
 
 # --- CSV lines written by PostgreSQL --------------------------------------------
