@@ -98,8 +98,10 @@ MAX_TOKENS = INT32_MAX
 # db/tables.py, layer_run_rollups); extraction runs' costs are not rolled up.
 MAX_LAYER_RUN_COST_USD = 1_000_000
 MAX_EXTRACTION_COST_USD = 1e9
-# Numbers inside JSON documents must fit a 64-bit integer (PostgreSQL's JSONB
-# keeps them exactly, SQLite's JSON as int64).
+# Numbers inside JSON documents: integers must fit 64 bits (SQLite's JSON keeps
+# them as int64), and no number may be larger in size either: PostgreSQL's JSONB
+# keeps a number exactly, as a decimal, so 1e308 would read back as a 309-digit
+# integer that no reader of 64-bit numbers (orjson among them) takes.
 MAX_JSON_INT = INT64_MAX
 MAX_METRIC_VALUE = 1e15
 # The metrics every extraction run may report, in the order answers list them
@@ -154,11 +156,14 @@ MAX_PROBLEM_ERRORS = 20
 
 
 def check_json(value: Any, *, depth: int = 1) -> None:
-    """A JSON value within bounds: nesting, finite numbers, 64-bit integers, text rules."""
+    """A JSON value within bounds: nesting, finite numbers no larger than 64-bit integers,
+    text rules."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite (no NaN or Infinity)")
+    if isinstance(value, float) and abs(value) > MAX_JSON_INT:
+        raise ValueError(f"numbers must be between -{MAX_JSON_INT} and {MAX_JSON_INT}")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_JSON_INT:
         raise ValueError("integers must fit in 64 bits")
     if isinstance(value, str):

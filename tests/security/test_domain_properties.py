@@ -16,6 +16,8 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.factories import layer_run
+
 JSON = {"content-type": "application/json"}
 _ids = itertools.count(1)
 
@@ -334,3 +336,23 @@ async def test_claim_and_release(
             assert stored["worker_id"] == claim["worker_id"]
     await send(client, "POST", f"/extraction-runs/{run_id}/release", release)
     assert (await client.get(f"/extraction-runs/{run_id}")).status_code == 200
+
+
+async def test_json_numbers_beyond_64_bits_are_refused(client: httpx.AsyncClient) -> None:
+    """PostgreSQL keeps a JSON number exactly, as a decimal: 1e308 would read back as a
+    309-digit integer that no reader of 64-bit numbers takes. Such numbers are refused at
+    the edge, in every JSON document; numbers within the bound read back as sent."""
+    for huge in (1.7976931348623157e308, 1e19, -1e19, 9.3e18):
+        body = {**layer_run(), "errors": [{"message": "x", "value": huge}]}
+        response = await send(client, "POST", "/runs", body)
+        assert response.status_code == 422, (huge, response.text)
+        extraction = {"prompt_id": "p", "config_id": "c", "document_name": "d"}
+        response = await send(
+            client, "POST", "/extraction-runs", {**extraction, "expected": {"v": huge}}
+        )
+        assert response.status_code == 422, (huge, response.text)
+    for fine in (9.2e18, -9.2e18, 1e18, 1e-300, 0.1):
+        body = {**layer_run(), "errors": [{"message": "x", "value": fine}]}
+        assert (await send(client, "POST", "/runs", body)).status_code == 201
+        stored = (await client.get(f"/runs/{body['id']}")).json()
+        assert same_json(fine, stored["errors"][0]["value"]), (fine, stored["errors"])
