@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, literal, select, text, tuple_, update
@@ -53,6 +53,22 @@ t = layer_runs
 
 FLOORS = {"hour": floor_hour, "day": floor_day}
 STEPS = {"hour": HOUR, "day": DAY}
+
+
+def _buckets(
+    started: datetime, known: dict[datetime, tuple[tuple[str, datetime], ...]]
+) -> tuple[tuple[str, datetime], ...]:
+    """The (grain, bucket start) of each of `ERROR_ROLLUP_GRAINS` that `started` falls in.
+
+    `known` keeps them by hour for the call: the runs of a batch share few hours.
+    """
+    hour = floor_hour(started)
+    buckets = known.get(hour)
+    if buckets is None:
+        buckets = known[hour] = tuple((g, FLOORS[g](hour)) for g in ERROR_ROLLUP_GRAINS)
+    return buckets
+
+
 ERROR_KEY = (
     "grain",
     "bucket_start",
@@ -258,33 +274,47 @@ def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
     return _version_values(row, sign)
 
 
-async def _record_versions(
-    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
-) -> None:
+def _version_deltas(
+    added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
+) -> tuple[dict[tuple[Any, ...], list[Any]], dict[tuple[Any, ...], list[datetime]]]:
+    """Per version rollup key, the summed values, and the first and last start added.
+
+    Each key's values are added up run by run in the order given (the float
+    sums of squares depend on it), starting from 0.
+    """
     deltas: dict[tuple[Any, ...], list[Any]] = {}
-    seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    seen: dict[tuple[Any, ...], list[datetime]] = {}
+    zeros = (0,) * len(VERSION_SUMS)
+    known: dict[datetime, tuple[tuple[str, datetime], ...]] = {}
     for rows, sign in ((removed, -1), (added, 1)):
         for row in rows:
             values = _version_values(row, sign)
-            for grain in ERROR_ROLLUP_GRAINS:
-                key = (
-                    grain,
-                    FLOORS[grain](row["started_at"]),
-                    row["layer_name"],
-                    row["layer_hash"],
-                    row["status"],
-                )
-                total = deltas.setdefault(key, [0] * len(VERSION_SUMS))
-                for i, v in enumerate(values):
-                    total[i] += v
+            started = row["started_at"]
+            rest = (row["layer_name"], row["layer_hash"], row["status"])
+            for bucket in _buckets(started, known):
+                key = (*bucket, *rest)
+                deltas[key] = list(map(add, deltas.get(key, zeros), values))
                 if sign > 0:
-                    seen[key].append(row["started_at"])
+                    span = seen.get(key)
+                    if span is None:
+                        seen[key] = [started, started]
+                    elif started < span[0]:
+                        span[0] = started
+                    elif started > span[1]:
+                        span[1] = started
+    return deltas, seen
+
+
+async def _record_versions(
+    conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
+) -> None:
+    deltas, seen = _version_deltas(added, removed)
+    no_span = (None, None)
     params = [
         {
             **dict(zip(VERSION_KEY, key, strict=True)),
             **dict(zip(VERSION_SUMS, values, strict=True)),
-            "first_seen": min(seen[key]) if seen.get(key) else None,
-            "last_seen": max(seen[key]) if seen.get(key) else None,
+            **dict(zip(("first_seen", "last_seen"), seen.get(key, no_span), strict=True)),
         }
         for key, values in sorted(deltas.items(), key=lambda kv: kv[0])
         if any(values)
@@ -338,20 +368,14 @@ async def _record_durations(
     conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
 ) -> None:
     deltas: dict[tuple[Any, ...], int] = defaultdict(int)
+    known: dict[datetime, tuple[tuple[str, datetime], ...]] = {}
     for rows, sign in ((removed, -1), (added, 1)):
         for row in rows:
             if row["duration_seconds"] is None:
                 continue
             index = duration_bin(row["duration_seconds"])
-            for grain in ERROR_ROLLUP_GRAINS:
-                key = (
-                    grain,
-                    FLOORS[grain](row["started_at"]),
-                    row["layer_name"],
-                    row["layer_hash"],
-                    index,
-                )
-                deltas[key] += sign
+            for grain, start in _buckets(row["started_at"], known):
+                deltas[(grain, start, row["layer_name"], row["layer_hash"], index)] += sign
     params = [
         {**dict(zip(DURATION_KEY, key, strict=True)), "runs": n}
         for key, n in sorted(deltas.items(), key=lambda kv: kv[0])
@@ -371,13 +395,8 @@ async def _record_durations(
 async def _record_bucket_changes(
     conn: AsyncConnection, added: list[Mapping[str, Any]], removed: list[Mapping[str, Any]]
 ) -> None:
-    buckets = sorted(
-        {
-            (grain, floor(row["started_at"]))
-            for row in (*removed, *added)
-            for grain, floor, _ceil in GRAINS
-        }
-    )
+    hours = {floor_hour(row["started_at"]) for row in (*removed, *added)}
+    buckets = sorted({(grain, floor(hour)) for hour in hours for grain, floor, _ceil in GRAINS})
     params = [{"grain": grain, "bucket_start": start, "changes": 1} for grain, start in buckets]
     key = ("grain", "bucket_start")
     await dialect_of(conn).upsert_many(
