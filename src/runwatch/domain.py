@@ -160,6 +160,32 @@ def check_json(value: Any, *, depth: int = 1) -> None:
     text rules."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    # What a decoded JSON body holds, by exact type first: the same checks
+    # without an abstract-class test per value (batches carry thousands).
+    kind = type(value)
+    if kind is str:
+        check_text(value)
+    elif kind is dict:
+        for key, item in value.items():
+            check_text(key)
+            check_json(item, depth=depth + 1)
+    elif kind is list:
+        for item in value:
+            check_json(item, depth=depth + 1)
+    elif kind is int:
+        if abs(value) > MAX_JSON_INT:
+            raise ValueError("integers must fit in 64 bits")
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        if abs(value) > MAX_JSON_INT:
+            raise ValueError(f"numbers must be between -{MAX_JSON_INT} and {MAX_JSON_INT}")
+    elif value is not None and kind is not bool:
+        _check_json_any(value, depth)
+
+
+def _check_json_any(value: Any, depth: int) -> None:
+    """`check_json` of any other type: subclasses of the JSON types, other mappings."""
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite (no NaN or Infinity)")
     if isinstance(value, float) and abs(value) > MAX_JSON_INT:

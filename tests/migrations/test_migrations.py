@@ -107,6 +107,19 @@ async def test_migrated_schema_equals_core_tables(fresh_url: str) -> None:
     assert await _inspect(fresh_url, _tables) == set(metadata.tables)
 
 
+def _column_order(conn: Connection) -> dict[str, list[str]]:
+    inspector = inspect(conn)
+    return {table: [c["name"] for c in inspector.get_columns(table)] for table in _tables(conn)}
+
+
+async def test_migrated_columns_are_in_the_tables_order(fresh_url: str) -> None:
+    # Many-row writes on PostgreSQL send each row as the table's row type, its
+    # values in the order of `metadata` (see runwatch.db.asyncpg_support).
+    await upgrade(fresh_url)
+    expected = {name: [c.name for c in table.columns] for name, table in metadata.tables.items()}
+    assert await _inspect(fresh_url, _column_order) == expected
+
+
 def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     """An installed runwatch (a wheel, not a checkout) can migrate on its own."""
     subprocess.run(

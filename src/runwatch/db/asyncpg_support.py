@@ -1,4 +1,4 @@
-"""asyncpg's side of PostgreSQL: reads compiled once for the driver, rows sent as arrays.
+"""asyncpg's side of PostgreSQL: reads compiled once for the driver, rows sent as one array.
 
 Used by `PostgresDialect` (dialect.py); nothing here knows SQLite.
 """
@@ -11,15 +11,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
-    DateTime,
-    Double,
-    Float,
-    Integer,
-    Numeric,
     Select,
     Table,
-    TypeDecorator,
 )
 
 DRIVER_INFO_KEY = "runwatch_driver_connection"
@@ -73,45 +66,39 @@ class DriverPlans:
         return plan
 
 
-# --- rows as one array per column, for many-row statements ----------------------
+# --- rows as one array of table rows, for many-row statements ---------------------
 
 
-def array_type(column: Any) -> str:
-    """The PostgreSQL array type that carries a column's values through `unnest`."""
-    type_ = column.type
-    type_ = getattr(type_, "_variant_mapping", {}).get("postgresql", type_)
-    if isinstance(type_, TypeDecorator):
-        type_ = type_.impl
-    if isinstance(type_, DateTime):
-        return "timestamptz[]"
-    if isinstance(type_, BigInteger):
-        return "int8[]"
-    if isinstance(type_, Integer):
-        return "int4[]"
-    if isinstance(type_, Double | Float):
-        return "float8[]"
-    if isinstance(type_, Numeric):
-        return "numeric[]"
-    return "text[]"  # JSON is encoded here and cast to jsonb in the statement
+def records_insert(table: Table, columns: Sequence[str]) -> str:
+    """`INSERT … SELECT` of the rows in `$1`, an array of the table's own row type.
+
+    The statement text is the same for any number of rows (prepared once per
+    connection), and `unnest` yields the rows in their order. Columns left
+    out of `columns` get their defaults: the values the array carries for
+    them are never read.
+    """
+    names = ", ".join(columns)
+    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest($1::{table.name}[])"
 
 
-def unnest_insert(table: Table, columns: Sequence[str]) -> str:
-    arrays = [f"${i}::{array_type(table.c[name])}" for i, name in enumerate(columns, start=1)]
-    selected = [
-        f"v.{name}::jsonb" if isinstance(table.c[name].type, JSON) else f"v.{name}"
-        for name in columns
-    ]
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({', '.join(columns)})"
-    )
+def table_records(table: Table, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row as a tuple of every column of `table`, in order (None where absent).
 
-
-def column_arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple:
-    out = []
-    for name in columns:
-        if isinstance(table.c[name].type, JSON):
-            out.append([None if r[name] is None else json.dumps(r[name]) for r in rows])
-        else:
-            out.append([r[name] for r in rows])
-    return tuple(out)
+    The driver encodes an array of tuples in C with one type check per row; an
+    array per column costs it a check per value, most of the Python time of a
+    large batch. The tuples follow the table's column order, which must be the
+    database's (tests/migrations checks it); JSON goes as its text.
+    """
+    names = [column.name for column in table.columns]
+    records = [tuple(map(row.get, names)) for row in rows]
+    json_at = [i for i, column in enumerate(table.columns) if isinstance(column.type, JSON)]
+    if not json_at:
+        return records
+    encoded = []
+    for record in records:
+        values = list(record)
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = json.dumps(values[i])
+        encoded.append(tuple(values))
+    return encoded

@@ -37,8 +37,8 @@ from sqlalchemy.sql.schema import SchemaItem
 from runwatch.db.asyncpg_support import (
     DRIVER_INFO_KEY,
     DriverPlans,
-    column_arrays,
-    unnest_insert,
+    records_insert,
+    table_records,
 )
 
 SQLITE = "sqlite"
@@ -294,11 +294,12 @@ class PostgresDialect(Dialect):
     async def _upsert_rows(
         self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], merge: Merge
     ) -> None:
-        """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT …`, whatever the number of rows.
+        """One `INSERT … SELECT FROM unnest(rows) ON CONFLICT …`, whatever the number of rows.
 
-        The driver encodes one array per column in C, the statement text is the
-        same for any batch size (prepared once per connection), and `unnest`
-        keeps the rows' order.
+        The rows go as one array of the table's row type, which the driver
+        encodes in C (see `table_records`); the statement text is the same for
+        any batch size (prepared once per connection), and `unnest` keeps the
+        rows' order.
         """
         name = table.name
         updates = [f"{c} = {name}.{c} + excluded.{c}" for c in merge.summed]
@@ -307,8 +308,8 @@ class PostgresDialect(Dialect):
         updates += [f"{c} = greatest({name}.{c}, excluded.{c})" for c in merge.greatest]
         action = f"DO UPDATE SET {', '.join(updates)}" if updates else "DO NOTHING"
         columns = list(rows[0])
-        sql = f"{unnest_insert(table, columns)} ON CONFLICT ({', '.join(merge.key)}) {action}"
-        await conn.exec_driver_sql(sql, column_arrays(table, columns, rows))
+        sql = f"{records_insert(table, columns)} ON CONFLICT ({', '.join(merge.key)}) {action}"
+        await conn.exec_driver_sql(sql, (table_records(table, rows),))
 
     async def _insert_rows(
         self,
@@ -317,12 +318,12 @@ class PostgresDialect(Dialect):
         rows: Sequence[Mapping[str, Any]],
         returning: str | None,
     ) -> list[Any]:
-        """One `INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING` (see above)."""
+        """One `INSERT … SELECT FROM unnest(rows) ON CONFLICT DO NOTHING` (see above)."""
         columns = list(rows[0])
-        sql = f"{unnest_insert(table, columns)} ON CONFLICT DO NOTHING"
+        sql = f"{records_insert(table, columns)} ON CONFLICT DO NOTHING"
         if returning is not None:
             sql += f" RETURNING {returning}"
-        result = await conn.exec_driver_sql(sql, column_arrays(table, columns, rows))
+        result = await conn.exec_driver_sql(sql, (table_records(table, rows),))
         return [] if returning is None else list(result.scalars())
 
     def lock_rows(self, query: Select[Any]) -> Select[Any]:

@@ -9,10 +9,10 @@ apply them are in `operator_rollups`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 from runwatch.db.tables import ERROR_ROLLUP_GRAINS, NO_MODEL
@@ -163,32 +163,52 @@ def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
     ]
 
 
-def _version_buckets(row: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
-    """Per grain, the (grain, bucket start, layer, version) a run counts in."""
-    for grain in ERROR_ROLLUP_GRAINS:
-        yield grain, FLOORS[grain](row["started_at"]), row["layer_name"], row["layer_hash"]
+def _buckets(
+    started: datetime, known: dict[datetime, tuple[tuple[str, datetime], ...]]
+) -> tuple[tuple[str, datetime], ...]:
+    """The (grain, bucket start) of each of `ERROR_ROLLUP_GRAINS` that `started` falls in.
+
+    `known` keeps them by hour for the call: the runs of a batch share few hours.
+    """
+    hour = floor_hour(started)
+    buckets = known.get(hour)
+    if buckets is None:
+        buckets = known[hour] = tuple((g, FLOORS[g](hour)) for g in ERROR_ROLLUP_GRAINS)
+    return buckets
 
 
 def version_changes(added: Rows, removed: Rows) -> list[dict[str, Any]]:
-    """Per VERSION_KEY in key order: the VERSION_SUMS deltas, first and last seen."""
+    """Per VERSION_KEY in key order: the VERSION_SUMS deltas, first and last seen.
+
+    Each key's values are added up run by run in the order given (the float
+    sums of squares depend on it), starting from 0.
+    """
     deltas: dict[tuple[Any, ...], list[Any]] = {}
-    seen: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    seen: dict[tuple[Any, ...], list[datetime]] = {}
+    zeros = (0,) * len(VERSION_SUMS)
+    known: dict[datetime, tuple[tuple[str, datetime], ...]] = {}
     for rows, sign in ((removed, -1), (added, 1)):
         for row in rows:
             values = version_values(row, sign)
-            for bucket in _version_buckets(row):
-                key = (*bucket, row["status"])
-                total = deltas.setdefault(key, [0] * len(VERSION_SUMS))
-                for i, v in enumerate(values):
-                    total[i] += v
+            started = row["started_at"]
+            rest = (row["layer_name"], row["layer_hash"], row["status"])
+            for bucket in _buckets(started, known):
+                key = (*bucket, *rest)
+                deltas[key] = list(map(add, deltas.get(key, zeros), values))
                 if sign > 0:
-                    seen[key].append(row["started_at"])
+                    span = seen.get(key)
+                    if span is None:
+                        seen[key] = [started, started]
+                    elif started < span[0]:
+                        span[0] = started
+                    elif started > span[1]:
+                        span[1] = started
+    no_span = (None, None)
     return [
         {
             **dict(zip(VERSION_KEY, key, strict=True)),
             **dict(zip(VERSION_SUMS, values, strict=True)),
-            "first_seen": min(seen[key]) if seen.get(key) else None,
-            "last_seen": max(seen[key]) if seen.get(key) else None,
+            **dict(zip(("first_seen", "last_seen"), seen.get(key, no_span), strict=True)),
         }
         for key, values in sorted(deltas.items(), key=lambda kv: kv[0])
         if any(values)
@@ -201,13 +221,14 @@ def version_changes(added: Rows, removed: Rows) -> list[dict[str, Any]]:
 def duration_changes(added: Rows, removed: Rows) -> list[dict[str, Any]]:
     """Per DURATION_KEY in key order: the runs added to (or taken from) the bin."""
     deltas: dict[tuple[Any, ...], int] = defaultdict(int)
+    known: dict[datetime, tuple[tuple[str, datetime], ...]] = {}
     for rows, sign in ((removed, -1), (added, 1)):
         for row in rows:
             if row["duration_seconds"] is None:
                 continue
             index = duration_bin(row["duration_seconds"])
-            for bucket in _version_buckets(row):
-                deltas[(*bucket, index)] += sign
+            for grain, start in _buckets(row["started_at"], known):
+                deltas[(grain, start, row["layer_name"], row["layer_hash"], index)] += sign
     return [
         {**dict(zip(DURATION_KEY, key, strict=True)), "runs": n}
         for key, n in sorted(deltas.items(), key=lambda kv: kv[0])
@@ -220,11 +241,6 @@ def duration_changes(added: Rows, removed: Rows) -> list[dict[str, Any]]:
 
 def changed_buckets(added: Rows, removed: Rows) -> list[dict[str, Any]]:
     """One change for every hour, day and month the write's runs started in, in key order."""
-    buckets = sorted(
-        {
-            (grain, floor(row["started_at"]))
-            for row in (*removed, *added)
-            for grain, floor, _ceil in GRAINS
-        }
-    )
+    hours = {floor_hour(row["started_at"]) for row in (*removed, *added)}
+    buckets = sorted({(grain, floor(hour)) for hour in hours for grain, floor, _ceil in GRAINS})
     return [{"grain": grain, "bucket_start": start, "changes": 1} for grain, start in buckets]

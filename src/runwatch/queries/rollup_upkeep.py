@@ -7,7 +7,6 @@ rebuild recomputes every bucket after a bulk load that bypassed them.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import layer_run_bucket_changes, layer_run_rollups, layer_runs
-from runwatch.queries.buckets import GRAINS, floor_day, floor_month, micros, nanos
+from runwatch.queries.buckets import GRAINS, floor_day, floor_hour, floor_month, micros, nanos
 from runwatch.queries.data_state import bump_data_version, purged_before
 from runwatch.queries.rollups import ROLLUP_KEY, ROLLUP_SUMS
 
@@ -24,20 +23,40 @@ r = layer_run_rollups
 t = layer_runs
 
 
-def _contributions(
-    row: Mapping[str, Any], sign: int
-) -> Iterable[tuple[tuple[Any, ...], list[int]]]:
-    values = [
-        sign,
-        sign * (row["insights_created"] or 0),
-        sign * (row["tokens_total"] or 0),
-        sign * nanos(row["estimated_cost_usd"]),
-        sign * micros(row["duration_seconds"]),
-        sign * (row["completed_at"] is not None),
-    ]
-    started = row["started_at"]
-    for grain, floor, _ceil in GRAINS:
-        yield (grain, floor(started), row["layer_name"], row["status"]), values
+def layer_run_deltas(
+    added: Iterable[Mapping[str, Any]] = (), removed: Iterable[Mapping[str, Any]] = ()
+) -> dict[tuple[Any, ...], list[int]]:
+    """The change of each rollup row (`ROLLUP_KEY` → `ROLLUP_SUMS`) that the runs make.
+
+    Runs are summed per (hour, layer, status) first and the hours then per day
+    and month: a batch costs one small step per run, not one per run and grain.
+    The sums are integers, so the order of the additions does not matter.
+    """
+    hourly: dict[tuple[Any, ...], list[int]] = {}
+    for rows, sign in ((added, 1), (removed, -1)):
+        for row in rows:
+            key = (floor_hour(row["started_at"]), row["layer_name"], row["status"])
+            total = hourly.get(key)
+            if total is None:
+                total = hourly[key] = [0, 0, 0, 0, 0, 0]
+            total[0] += sign
+            total[1] += sign * (row["insights_created"] or 0)
+            total[2] += sign * (row["tokens_total"] or 0)
+            total[3] += sign * nanos(row["estimated_cost_usd"])
+            total[4] += sign * micros(row["duration_seconds"])
+            total[5] += sign * (row["completed_at"] is not None)
+    deltas: dict[tuple[Any, ...], list[int]] = {}
+    for (hour, layer_name, status), values in hourly.items():
+        day = floor_day(hour)
+        for bucket in (("hour", hour), ("day", day), ("month", floor_month(day))):
+            key = (*bucket, layer_name, status)
+            total = deltas.get(key)
+            if total is None:
+                deltas[key] = list(values)
+            else:
+                for i, value in enumerate(values):
+                    total[i] += value
+    return deltas
 
 
 async def record_layer_run_changes(
@@ -52,13 +71,7 @@ async def record_layer_run_changes(
     first and applied in key order, so concurrent writers lock rollup rows in
     the same order and cannot deadlock. Then advances the data version.
     """
-    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0] * len(ROLLUP_SUMS))
-    for rows, sign in ((added, 1), (removed, -1)):
-        for row in rows:
-            for key, values in _contributions(row, sign):
-                total = deltas[key]
-                for i, v in enumerate(values):
-                    total[i] += v
+    deltas = layer_run_deltas(added, removed)
     columns = (*ROLLUP_KEY, *ROLLUP_SUMS)
     params = [
         dict(zip(columns, (*key, *v), strict=True)) for key, v in sorted(deltas.items()) if any(v)
