@@ -20,13 +20,14 @@ MOMENTS = [
     datetime(999, 2, 3, 4, 5, 6, 100, tzinfo=UTC),
 ]
 
+# The database writes the timestamps only on PostgreSQL; SQLite's are Python's.
+pytestmark = pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+
 
 @pytest.mark.parametrize("style", ["ISO, MDY", "ISO, DMY", "German", "SQL, DMY", "Postgres"])
 async def test_rfc3339_text_under_every_datestyle(
     conn: AsyncConnection, dialect: str, style: str
 ) -> None:
-    if dialect != "postgresql":
-        pytest.skip("the database writes the timestamps only on PostgreSQL")
     await conn.execute(text(f"SET LOCAL datestyle = '{style}'"))
     at = bindparam("at", type_=UtcDateTime)
     statement = select(rfc3339_text(at))
