@@ -4,7 +4,7 @@ A `RunKind` says what the shared read path needs to know about one kind of
 run: its table and the column its time window bounds, its exact-match filter
 fields, its list and detail columns, its query and answer models, how its
 exports flatten to CSV, and whether its writes advance the data version.
-`queries/runs.py` runs the SQL from it, `api/run_reads.py` makes the routes.
+`queries/runs.py` runs the SQL from it, `api/run_routes.py` makes the routes.
 
 Adding a kind of run: a table and its migration, one description here, and
 its own routes for what only it does (writes, stats).

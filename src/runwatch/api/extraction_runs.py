@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from runwatch.api.deps import RunIdPath, SettingsDep, StatsDays, WriteConn
 from runwatch.api.reads import ReadContext, serve_read
-from runwatch.api.run_reads import ReadDocs, add_run_reads
+from runwatch.api.run_routes import ReadDocs, add_run_delete, add_run_reads
 from runwatch.errors import InvalidArgument
 from runwatch.kinds import EXTRACTION_RUNS
 from runwatch.routing import ConcretePathsFirst
@@ -263,13 +263,9 @@ async def release_run(
     return ExtractionRunDetail.from_row(row)
 
 
-@router.delete(
-    "/{run_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete an extraction run",
-    responses=problem_responses(404, 422, 503),
+add_run_delete(
+    router,
+    EXTRACTION_RUNS,
+    delete=extraction_lifecycle.delete_extraction_run,
+    description="Delete the run (204); 404 if there is none.",
 )
-async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
-    """Delete the run (204); 404 if there is none."""
-    await extraction_lifecycle.delete_extraction_run(conn, run_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from runwatch.api.deps import Paging, RunIdPath, SettingsDep, StatsDays, WriteConn
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
-from runwatch.api.run_reads import ReadDocs, add_run_reads, page_json
+from runwatch.api.run_routes import ReadDocs, add_run_delete, add_run_reads, page_json
 from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.kinds import LAYER_RUNS
@@ -273,13 +273,9 @@ async def update_run(conn: WriteConn, run_id: RunIdPath, body: LayerRunUpdate) -
     return LayerRunDetail.model_validate(dict(run))
 
 
-@router.delete(
-    "/{run_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    summary="Delete a layer run",
-    responses=problem_responses(404, 422, 503),
+add_run_delete(
+    router,
+    LAYER_RUNS,
+    delete=layer_lifecycle.delete_layer_run,
+    description="Delete the run (204); its contribution to the stats goes with it. 404 if none.",
 )
-async def delete_run(conn: WriteConn, run_id: RunIdPath) -> Response:
-    """Delete the run (204); its contribution to the stats goes with it. 404 if none."""
-    await layer_lifecycle.delete_layer_run(conn, run_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,10 +1,11 @@
-"""The routes every kind of run has, made from its description: list, export, one run by id.
+"""The routes every kind of run has, made from its description: list, export, get, delete.
 
 `add_run_reads(router, kind, …)` adds `GET ""`, `GET /export` and
 `GET /{run_id}` to a kind's router. Each is served through `serve_read`
 (ETags, 304s, encoded answers, replicas) and `queries/runs.py`; what differs
 between kinds is in `runwatch.kinds.RunKind`, and what only one kind does is
-passed in (a narrower list, extra detail fields).
+passed in (a narrower list, extra detail fields). `add_run_delete` adds
+`DELETE /{run_id}` with the kind's own delete (what goes with a run differs).
 
 This module does not use postponed annotations: the routes' parameter types
 are the kind's own query models, which FastAPI reads from the signature.
@@ -14,11 +15,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.api.deps import Paging, RunIdPath, check_paging, check_window, parse_statuses
+from runwatch.api.deps import (
+    Paging,
+    RunIdPath,
+    WriteConn,
+    check_paging,
+    check_window,
+    parse_statuses,
+)
 from runwatch.api.export import EXPORT_RESPONSES, export_kind, export_response
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.kinds import RunKind
@@ -174,3 +183,25 @@ def add_run_reads(
         settings = request.app.state.settings
         window = settings.stats_etag_seconds if detail_moves_with_time else 0
         return await serve_read(request, work, window_seconds=window, versioned=kind.versioned)
+
+
+def add_run_delete(
+    router: APIRouter,
+    kind: RunKind,
+    *,
+    delete: Callable[[AsyncConnection, str], Awaitable[None]],
+    description: str,
+) -> None:
+    """Add `DELETE /{run_id}`: `delete(conn, run_id)` in the request's transaction, then 204."""
+    article = "an" if kind.label[0] in "aeiou" else "a"
+
+    @router.delete(
+        "/{run_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary=f"Delete {article} {kind.label}",
+        description=description,
+        responses=problem_responses(404, 422, 503),
+    )
+    async def delete_kind_run(conn: WriteConn, run_id: RunIdPath) -> Response:
+        await delete(conn, run_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
