@@ -99,8 +99,9 @@ def error_changes(added: Rows, removed: Rows) -> ErrorChanges | None:
         before.update(_occurrences(row))
     for row in added:
         after.update(_occurrences(row))
-    gone = [before[k]["occurrence"] for k in before.keys() - after.keys()]
-    new = [after[k] for k in after.keys() - before.keys()]
+    # In the order the runs came (not a set's order, which the hash seed decides).
+    gone = [value["occurrence"] for key, value in before.items() if key not in after]
+    new = [value for key, value in after.items() if key not in before]
     if not gone and not new:
         return None
     deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0])
@@ -112,7 +113,10 @@ def error_changes(added: Rows, removed: Rows) -> ErrorChanges | None:
             deltas[key][1] += sign
             if sign > 0:
                 seen[key].append(occ["started_at"])
-    names = {n["signature"].fingerprint: n["signature"] for n in new}
+    # A group's sample message is that of its first run in the write.
+    names: dict[str, Any] = {}
+    for n in new:
+        names.setdefault(n["signature"].fingerprint, n["signature"])
     rollups = []
     for key, delta in sorted(deltas.items(), key=lambda kv: kv[0]):
         if delta[0] == 0 and delta[1] == 0:
