@@ -22,6 +22,7 @@ from sqlalchemy import Column, Table
 
 from runwatch.db.tables import extraction_runs, layer_runs
 from runwatch.domain import EXTRACTION_RUN_STATUSES, LAYER_RUN_STATUSES, STANDARD_METRICS
+from runwatch.queries.layer_runs import DETAIL_COLUMNS as LAYER_DETAIL_COLUMNS
 from runwatch.queries.layer_runs import LAYER_RUN_TOTALS
 from runwatch.queries.runs import RollupTotals
 from runwatch.schemas import extraction_runs as extraction_schemas
@@ -113,7 +114,7 @@ LAYER_RUNS = RunKind(
         _layer.c.estimated_cost_usd,
         _layer.c.model_name,
     ),
-    detail_columns=tuple(c for c in _layer.columns if c.name not in ("created_at", "updated_at")),
+    detail_columns=LAYER_DETAIL_COLUMNS,
     list_query=layer_schemas.LayerRunListQuery,
     export_query=layer_schemas.LayerRunExportQuery,
     page_model=layer_schemas.LayerRunPage,

@@ -171,38 +171,6 @@ def check_window(since: datetime | None, until: datetime | None) -> TimeWindow:
     return TimeWindow(since=since, until=until)
 
 
-async def paging(
-    request: Request,
-    offset: Annotated[
-        int,
-        Query(
-            ge=0,
-            description="Rows to skip (at most `RUNWATCH_MAX_OFFSET`, default 100,000). "
-            "Prefer `cursor` for deep pages.",
-        ),
-    ] = 0,
-    limit: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            description="Page size, 1 to `RUNWATCH_MAX_PAGE_SIZE` (default 100); default 20.",
-        ),
-    ] = None,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=1024,
-            description="`next_cursor` from the previous page; continues after it in "
-            "constant time. Cannot be combined with a non-zero `offset`.",
-        ),
-    ] = None,
-) -> Paging:
-    return check_paging(request.app.state.settings, offset=offset, limit=limit, cursor=cursor)
-
-
-PagingDep = Annotated[Paging, Depends(paging)]
-
-
 async def stats_days(
     request: Request,
     days: Annotated[

@@ -26,10 +26,10 @@ import io
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, get_args
 
 import orjson
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,17 +38,8 @@ from runwatch.api.deps import READ_SOURCE_HEADER
 from runwatch.api.reads import on_read_connection
 from runwatch.kinds import RunKind
 from runwatch.queries.export import Chunk, ExportQuery
-from runwatch.schemas.common import rfc3339
+from runwatch.schemas.common import ExportFormat, rfc3339
 
-ExportFormat = Literal["ndjson", "csv"]
-FormatQuery = Annotated[
-    ExportFormat,
-    Query(
-        alias="format",
-        description="`ndjson`: one detail object per line; `csv`: a header line, then one "
-        "flattened line per run.",
-    ),
-]
 MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

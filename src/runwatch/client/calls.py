@@ -12,13 +12,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, ClassVar, Generic, Literal, TypedDict, TypeVar
+from typing import IO, Any, ClassVar, Generic, TypedDict, TypeVar
 
 import httpx
 from pydantic import BaseModel
 from ulid import ULID
 
-ExportFormat = Literal["ndjson", "csv"]
+from runwatch.schemas.common import ExportFormat
 
 M = TypeVar("M")
 R = TypeVar("R")

@@ -153,8 +153,11 @@ class PagingQuery(BaseModel):
     )
 
 
+ExportFormat = Literal["ndjson", "csv"]
+
+
 class ExportFormatQuery(BaseModel):
-    format: Literal["ndjson", "csv"] = Field(
+    format: ExportFormat = Field(
         "ndjson",
         description="`ndjson`: one detail object per line; `csv`: a header line, then one "
         "flattened line per run.",
