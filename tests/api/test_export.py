@@ -460,3 +460,32 @@ async def test_every_kind_of_value_is_written_as_the_detail(client: httpx.AsyncC
     assert exported["v-float-d"]["started_at"].endswith(":00.0001Z")
     assert exported["v-nulls"]["completed_at"] is None
     assert exported["v-nulls"]["errors"] is None
+
+
+async def test_one_character_to_escape_in_any_text_field(client: httpx.AsyncClient) -> None:
+    """A row is written with JSON's escapes when any one of its text values needs one.
+
+    Each run has one such character in one field and plain text everywhere
+    else, so a field or a character the writer overlooks shows up as a line
+    that is not the detail (or not JSON at all).
+    """
+    fields = ("layer_name", "layer_hash", "model_name", "model_profile", "model_provider")
+    characters = ('"', "\\", "\x01", "\n", "\x1f")
+    runs = [
+        layer_run(id=f"esc-{f}-{c}", **{field: f"a{char}b"})
+        for f, field in enumerate(fields)
+        for c, char in enumerate(characters)
+    ]
+    runs.append(layer_run(id="esc-none", layer_name="plain \x7f\u2028 ✓"))
+    assert (await client.post("/runs/batch", json={"runs": runs})).status_code == 200
+
+    text = (await _export(client, "/runs/export", sort="started_at")).text
+    lines = text.split("\n")[:-1]  # not splitlines(), which also splits at U+2028
+    assert len(lines) == len(runs)
+    for line in lines:
+        row = json.loads(line)
+        assert row == await _stored(client, f"/runs/{row['id']}"), line
+    sent = {run["id"]: run for run in runs}
+    for row in map(json.loads, lines):
+        assert {f: row[f] for f in fields} == {f: sent[row["id"]][f] for f in fields}
+

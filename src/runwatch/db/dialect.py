@@ -14,12 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
-    Boolean,
-    Column,
     ColumnElement,
-    Float,
     Integer,
     Select,
     Table,
@@ -40,6 +36,7 @@ from runwatch.db.asyncpg_support import (
     records_insert,
     table_records,
 )
+from runwatch.db.json_lines import json_line
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -358,44 +355,8 @@ class PostgresDialect(Dialect):
         pairs: Sequence[tuple[str, ColumnElement[Any]]],
         keys: Sequence[ColumnElement[Any]],
     ) -> Select[Any] | None:
-        """The object written as text, `{"key":` value `,…}`, each value as its type writes it.
-
-        Less work than `row_to_json` over a lateral row, which looks up how to
-        write each column's type again for every row: here that is decided
-        once, when the statement is built. Text goes through `to_json` (the
-        escapes JSON needs); numbers and booleans are their own text (a double
-        is written in its shortest exact form; the API stores only finite
-        ones); JSON is its text; a JSON-typed value (a nested object, or text
-        the caller has already written as a JSON string) is used as it is.
-        A value may be null, unless it is a NOT NULL column.
-        """
-        pieces: list[ColumnElement[Any]] = []
-        for key, value in pairs:
-            if not key.replace("_", "").isalnum():
-                raise ValueError(f"not a plain key: {key!r}")
-            start = "{" if not pieces else ","
-            pieces += [_text_literal(f'{start}"{key}":'), _json_text(value)]
-        pieces.append(_text_literal("}"))
-        line = pieces[0]
-        for piece in pieces[1:]:
-            line = line.concat(piece)
-        return select(line.label("line"), *keys).select_from(table)
-
-
-def _text_literal(text: str) -> ColumnElement[str]:
-    # Only the caller's constant keys and punctuation, never a value.
-    return literal_column("'" + text.replace("'", "''") + "'", Text)
-
-
-def _json_text(value: ColumnElement[Any]) -> ColumnElement[str]:
-    """PostgreSQL: `value` as JSON text, `null` when it is null (see `select_json_lines`)."""
-    if isinstance(value.type, (Integer, Float, Boolean, JSON)):
-        text = cast(value, Text)
-    else:
-        text = cast(func.to_json(value), Text)
-    if isinstance(value, Column) and not value.nullable:
-        return text
-    return func.coalesce(text, _text_literal("null"), type_=Text)
+        """Each row as one line of compact JSON, written by the database (see `json_lines.py`)."""
+        return select(json_line(pairs).label("line"), *keys).select_from(table)
 
 
 DIALECTS: dict[str, Dialect] = {SQLITE: Dialect(), POSTGRESQL: PostgresDialect()}
