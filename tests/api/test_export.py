@@ -489,3 +489,22 @@ async def test_one_character_to_escape_in_any_text_field(client: httpx.AsyncClie
     for row in map(json.loads, lines):
         assert {f: row[f] for f in fields} == {f: sent[row["id"]][f] for f in fields}
 
+
+@pytest.mark.parametrize("format", ["ndjson", "csv"])
+async def test_chunks_follow_on_to_the_microsecond(client: httpx.AsyncClient, format: str) -> None:
+    """Start times a microsecond apart, in both directions across many chunks: each run once."""
+    runs = [
+        layer_run(id=f"us-{i:02d}", started_at=BASE_TIME.replace(microsecond=(i * 7) % 30 + 1))
+        for i in range(30)
+    ]
+    runs += [
+        layer_run(id=f"us-tie-{i}", started_at=BASE_TIME.replace(microsecond=5)) for i in range(4)
+    ]
+    assert (await client.post("/runs/batch", json={"runs": runs})).status_code == 200
+    for sort in ("started_at", "-started_at"):
+        text = (await _export(client, "/runs/export", format=format, sort=sort)).text
+        if format == "csv":
+            ids = [row[0] for row in list(csv.reader(io.StringIO(text)))[1:]]
+        else:
+            ids = [json.loads(line)["id"] for line in text.splitlines()]
+        assert ids == _expected_order(runs, "started_at", sort.startswith("-"))

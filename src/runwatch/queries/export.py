@@ -2,19 +2,23 @@
 
 On PostgreSQL the database writes each row's line: the detail object as JSON
 for NDJSON, or, for a kind whose CSV columns are its fields, the CSV line. A
-chunk then comes back as its lines (UTF-8 bytes), one value per row, with the
-`(sort key, id)` of the last one for the keyset cursor: Python only joins the
-lines, once per chunk. Elsewhere the detail columns come back and Python
+chunk then comes back as its lines (UTF-8 bytes), one value per row: Python
+joins the lines, once per chunk, and reads the keyset cursor's `(sort key,
+id)` from the last one. Elsewhere the detail columns come back and Python
 writes the objects or the CSV. The filters are the lists' own, with the same
 bind parameters, so each statement is built once per shape (see `fetch_page`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -24,7 +28,6 @@ from sqlalchemy import (
     Select,
     String,
     Text,
-    bindparam,
     case,
     cast,
     func,
@@ -66,8 +69,9 @@ class Chunk:
 class ExportQuery:
     """An export's statement (built once per shape), its parameters and its order.
 
-    `lines`: the database writes the lines (`build` selects `line`, then the
-    id and the sort key); otherwise `build` selects the detail columns.
+    `lines`: the database writes the lines (`build` selects only `line`, in
+    `format` with the values of `fields`); otherwise `build` selects the
+    detail columns.
     """
 
     shape: Hashable
@@ -75,6 +79,8 @@ class ExportQuery:
     params: dict[str, Any]
     spec: SortSpec
     lines: bool = False
+    format: LineFormat = "ndjson"
+    fields: tuple[str, ...] = ()
 
     async def chunk(self, conn: AsyncConnection, *, limit: int, cursor: str | None) -> Chunk:
         """The next `limit` rows after `cursor` (the keyset cursor of the previous chunk)."""
@@ -90,45 +96,35 @@ class ExportQuery:
             )
             return Chunk(count=len(page.rows), next_cursor=page.next_cursor, rows=page.rows)
         values, null_key = page_values(self.params, self.spec, limit=limit, cursor=cursor)
-        values["chunk_limit"] = limit
-
-        def build() -> Select[Any]:
-            page = page_query(self.build()[0], self.spec, null_key=null_key)
-            return _numbered_lines(page, self.spec)
-
         shape = ("export_lines", self.shape, self.spec.token, null_key)
-        statement = STATEMENTS.get(shape, build)
+        statement = STATEMENTS.get(
+            shape, lambda: page_query(self.build()[0], self.spec, null_key=null_key)
+        )
         rows = await dialect_of(conn).fetch_rows(conn, statement, values)
         lines = [row[0] for row in rows[:limit]]
+        next_cursor = self._cursor_after(lines[-1]) if len(rows) > limit else None
         lines.append(b"")  # the last line's end, in the one join
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = encode_cursor(self.spec, last[2], last[1])
         return Chunk(len(lines) - 1, next_cursor, b"\n".join(lines) if len(lines) > 1 else b"")
 
+    def _cursor_after(self, line: bytes) -> str:
+        """The keyset cursor after the run whose line this is, from its own id and sort key.
 
-def _numbered_lines(page: Select[Any], spec: SortSpec) -> Select[Any]:
-    """The page's lines, in its order; the id and sort key only on line `chunk_limit`.
-
-    The page has up to `chunk_limit + 1` rows (one more tells whether there is
-    a next chunk); the keys of its line `chunk_limit` make the next chunk's
-    cursor. Rows numbered in the order the database already has are not
-    sorted again, and neither are they ordered by the same keys after. Only
-    the line of each row comes back: one value to decode per row. Joining the
-    lines in the database instead (`string_agg` in order) sorts every chunk
-    again before PostgreSQL 16, and cost it more than Python spends on them.
-    """
-    rows = page.subquery("page_rows")
-    key, run_id = rows.c[spec.name], rows.c.id
-    number = func.row_number().over(order_by=spec.order_on(key, run_id)).label("n")
-    numbered = select(rows.c.line, key, run_id, number).subquery("numbered")
-    last = numbered.c.n == bindparam("chunk_limit", type_=Integer)
-    return select(
-        numbered.c.line,
-        case((last, numbered.c.id)),
-        case((last, numbered.c[spec.name])),
-    ).order_by(*spec.order_on(numbered.c[spec.name], numbered.c.id))
+        The line holds both (`export_query` checks that `fields` has them), a
+        double in its shortest exact form and a timestamp to the microsecond,
+        so they read back as the values stored. Only one line per chunk is
+        read, instead of the database sending the keys of every row.
+        """
+        if self.format == "ndjson":
+            values = orjson.loads(line)
+        else:
+            cells = next(csv.reader(io.StringIO(line.decode())))
+            values = {name: cell or None for name, cell in zip(self.fields, cells, strict=True)}
+        value = values[self.spec.name]
+        if value is not None and self.spec.is_time:
+            value = datetime.fromisoformat(value)
+        elif isinstance(value, str):  # a CSV cell
+            value = float(value) if isinstance(self.spec.column.type, Float) else int(value)
+        return encode_cursor(self.spec, value, values["id"])
 
 
 def rfc3339_text(column: ColumnElement[Any]) -> ColumnElement[str]:
@@ -255,15 +251,14 @@ def _select(
     lines: LineFormat | None,
     dialect: Dialect,
 ) -> Select[Any]:
-    keys = (spec.id_column, spec.column)
     if lines == "ndjson":
-        json_lines = dialect.select_json_lines(table, pairs, keys)
+        json_lines = dialect.select_json_lines(table, pairs, ())
         if json_lines is None:
             raise AssertionError("a dialect that writes text lines writes JSON lines")
         line = _utf8(json_lines.selected_columns[0])
-        query = json_lines.with_only_columns(line, *keys, maintain_column_froms=False)
+        query = json_lines.with_only_columns(line, maintain_column_froms=False)
     elif lines == "csv":
-        query = select(_utf8(csv_line(columns)), *keys).select_from(table)
+        query = select(_utf8(csv_line(columns))).select_from(table)
     else:
         query = select(*columns)
     return query.where(*conditions)
@@ -288,6 +283,8 @@ def export_query(
     t = kind.table
     shape = filter_shape(filters)
     lines = writes_lines(dialect, format, csv_lines=csv_lines)
+    if lines and not {"id", spec.name} <= set(fields):
+        raise ValueError(f"an export's lines hold the id and its sort key: {spec.name!r}")
 
     def value(name: str) -> ColumnElement[Any]:
         nested = kind.nested.get(name)
@@ -308,4 +305,6 @@ def export_query(
         params=filter_params(filters),
         spec=spec,
         lines=lines,
+        format=format,
+        fields=tuple(fields),
     )
