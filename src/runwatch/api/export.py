@@ -8,7 +8,7 @@ first chunk is read before the answer starts, so that a bad cursor or an
 unavailable database is still a problem+json answer; a failure later breaks
 the stream off (the client sees an incomplete chunked body, never a truncated
 file that looks whole). While one chunk is encoded and sent, the next is
-being read.
+being read, up to READ_AHEAD chunks ahead.
 
 NDJSON: one detail object per line, the same JSON as `GET /…/{id}`.
 CSV: one header line, then one line per run; see `docs/client.md` for the
@@ -53,7 +53,8 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 # Rows per chunk: start small (a row may carry up to a few MiB of JSON), then
 # size each chunk from the bytes per row seen so far, for about CHUNK_BYTES of
-# output. Two chunks are in memory at once (one sent, the next read). Rows that
+# output. Up to READ_AHEAD + 2 chunks are in memory at once (one sent, those
+# read and waiting, one being read). Rows that
 # Python writes hold several times their output in objects while it does:
 # their chunks are smaller.
 FIRST_CHUNK = 200
@@ -61,6 +62,7 @@ MAX_CHUNK = 10_000
 CHUNK_BYTES = 2 * 1024 * 1024
 CHUNK_BYTES_OF_ROWS = 512 * 1024
 SEND_BYTES = 256 * 1024
+READ_AHEAD = 2
 
 
 def _same(row: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -217,6 +219,38 @@ def _chunk_size(rows_seen: int, bytes_seen: int, *, lines: bool) -> int:
     return max(1, min(MAX_CHUNK, target // per_row))
 
 
+@dataclass
+class _Seen:
+    """Rows and bytes sent so far, which size the chunks still to be read."""
+
+    rows: int
+    bytes: int
+
+
+async def _read_ahead(
+    request: Request,
+    query: ExportQuery,
+    cursor: str | None,
+    seen: _Seen,
+    ahead: asyncio.Queue[Chunk | BaseException | None],
+) -> None:
+    """Read chunk after chunk into `ahead` (at most READ_AHEAD waiting); None at the end.
+
+    The database reads on while the chunks before are sent, so that neither
+    waits for the other; a failure is handed over in place of a chunk.
+    """
+    try:
+        while cursor is not None:
+            size = _chunk_size(seen.rows, seen.bytes, lines=query.lines)
+            _, chunk = await _read_chunk(request, query, limit=size, cursor=cursor)
+            await ahead.put(chunk)
+            cursor = chunk.next_cursor
+    except Exception as exc:
+        await ahead.put(exc)
+        return
+    await ahead.put(None)
+
+
 async def export_response(
     request: Request,
     *,
@@ -225,39 +259,31 @@ async def export_response(
     format: ExportFormat,
     filename: str,
 ) -> StreamingResponse:
-    """Read the first chunk now, then stream the rest, reading each chunk while the last is sent."""
+    """Read the first chunk now, then stream the rest, reading ahead while chunks are sent."""
     encoder = _Encoder(kind, format)
     source, first = await _read_chunk(request, query, limit=FIRST_CHUNK, cursor=None)
     head = encoder.header() + encoder.encode(first)
 
-    def read_after(chunk: Chunk, rows_seen: int, bytes_seen: int) -> asyncio.Task[Any] | None:
-        if chunk.next_cursor is None:
-            return None
-        size = _chunk_size(rows_seen, bytes_seen, lines=query.lines)
-        return asyncio.ensure_future(
-            _read_chunk(request, query, limit=size, cursor=chunk.next_cursor)
-        )
+    seen = _Seen(first.count, len(head))
 
     async def body() -> AsyncIterator[bytes]:
-        rows_seen, bytes_seen = first.count, len(head)
-        reading = read_after(first, rows_seen, bytes_seen)
+        ahead: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue(READ_AHEAD)
+        reader = asyncio.ensure_future(_read_ahead(request, query, first.next_cursor, seen, ahead))
         try:
             yield head
-            while reading is not None:
-                _, chunk = await reading
-                reading = read_after(chunk, rows_seen, bytes_seen)
+            while (chunk := await ahead.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
                 data = encoder.encode(chunk)
-                rows_seen += chunk.count
-                bytes_seen += len(data)
+                seen.rows += chunk.count
+                seen.bytes += len(data)
                 # In pieces: the server copies what it is given to frame and buffer it.
                 for start in range(0, len(data), SEND_BYTES):
                     yield data[start : start + SEND_BYTES]
         finally:
-            if reading is not None:  # broken off: the chunk being read is not wanted
-                reading.cancel()
-                await asyncio.wait([reading])  # until it has given its connection back
-                if not reading.cancelled():
-                    reading.exception()  # seen, so not logged as never retrieved
+            # Broken off, or done: a chunk still being read is not wanted.
+            reader.cancel()
+            await asyncio.wait([reader])  # until it has given its connection back
 
     extension = "ndjson" if format == "ndjson" else "csv"
     return StreamingResponse(
