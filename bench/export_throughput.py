@@ -101,7 +101,9 @@ def run_one(dialect: str, url: str, args: argparse.Namespace, workdir: Path) -> 
         log(f"{dialect}: loading {args.runs:,} runs")
         if dialect == "postgresql":
             dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-            report = asyncio.run(datagen.load_postgres(dsn, args.runs, seed=args.seed))
+            report = asyncio.run(
+                datagen.load_postgres(dsn, args.runs, seed=args.seed, heap_order=args.heap_order)
+            )
         else:
             report = datagen.load_sqlite(url.split("///", 1)[1], args.runs, seed=args.seed)
         log(f"{dialect}: loaded {report.rows:,} runs in {report.seconds:.1f} s")
@@ -143,6 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--heap-order",
+        choices=("started", "generated"),
+        default="started",
+        help="PostgreSQL: store the runs in the order they started (as recorded live) or "
+        "in the order generated (scattered: every read by time touches a page per row)",
+    )
     parser.add_argument("--dialect", choices=("postgresql", "sqlite", "both"), default="both")
     parser.add_argument(
         "--postgres-url",

@@ -113,6 +113,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="leave the private cluster running with its data, to rerun with --postgres-url",
     )
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--heap-order",
+        choices=("started", "generated"),
+        default="started",
+        help="PostgreSQL: store the runs in the order they started (as recorded live) or "
+        "in the order generated (scattered: every read by time touches a page per row)",
+    )
     p.add_argument("--days", type=float, default=365.0, help="span of generated start times")
     p.add_argument("--depth", type=int, default=100_000, help="row depth of the deep page")
     p.add_argument("--batch-size", type=int, default=1000, help="runs per POST /runs/batch")
@@ -255,6 +262,7 @@ async def prepare_postgres(ds: Dataset, args: argparse.Namespace) -> None:
             days=args.days,
             workers=args.workers,
             progress=lambda m: log(f"postgresql: {m}"),
+            heap_order=args.heap_order,
         )
         ds.loaded = ds.load.rows
     await ensure_rollups(ds, force=existing == 0)
