@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Response
@@ -27,6 +28,7 @@ from prometheus_client import (
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -69,12 +71,26 @@ EXTRACTION_WORKER_EVENTS = Counter(
 )
 
 
+@functools.cache
+def child(metric: M, *labels: str) -> M:
+    """`metric.labels(*labels)`, looked up once per label values (a lock and a dict each time).
+
+    Only for labels from a small fixed set (routes, statuses, query and engine names).
+    """
+    return metric.labels(*labels)
+
+
+@dataclass(frozen=True)
 class PoolGauge:
     """Counts connections in use and requests waiting for one, per engine."""
 
-    def __init__(self, engine: str) -> None:
-        self.in_use = POOL_IN_USE.labels(engine)
-        self.waiting = POOL_WAITING.labels(engine)
+    in_use: Gauge
+    waiting: Gauge
+
+    @staticmethod
+    @functools.cache
+    def of(engine: str) -> PoolGauge:
+        return PoolGauge(POOL_IN_USE.labels(engine), POOL_WAITING.labels(engine))
 
 
 def _registry() -> CollectorRegistry:
@@ -110,7 +126,7 @@ def query_timer(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        QUERY_SECONDS.labels(name).observe(time.perf_counter() - started)
+        child(QUERY_SECONDS, name).observe(time.perf_counter() - started)
 
 
 def measured(name: str) -> Callable[[F], F]:

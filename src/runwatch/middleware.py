@@ -12,7 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runwatch.metrics import REQUEST_SECONDS, REQUESTS
+from runwatch.metrics import REQUEST_SECONDS, REQUESTS, child
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only if it is short and printable, so that it can go
@@ -32,6 +32,9 @@ SECURITY_HEADERS = {
 def current_request_id() -> str | None:
     """The id of the request being handled in this context, if any."""
     return request_id_var.get()
+
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class RequestContext:
@@ -74,9 +77,15 @@ class RequestContext:
             duration_ms = round(seconds * 1000, 2)
             route = getattr(scope.get("route"), "path", None)
             method = scope.get("method", "")
-            labels = (method, route or "unmatched", str(status or 500))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_SECONDS.labels(*labels).observe(seconds)
+            # A method is any token a client sends: outside the standard ones,
+            # one label, so that no client can add series (and memory) at will.
+            labels = (
+                method if method in _METHODS else "other",
+                route or "unmatched",
+                str(status or 500),
+            )
+            child(REQUESTS, *labels).inc()
+            child(REQUEST_SECONDS, *labels).observe(seconds)
             state = scope.get("state", {})
             access_logger.info(
                 "%s %s %s %.1fms request_id=%s",

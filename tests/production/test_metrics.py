@@ -96,3 +96,20 @@ async def test_metrics_count_extraction_worker_events(client: httpx.AsyncClient)
     assert delta(events, event="released") == 1
     assert delta("runwatch_runs_recorded_total", kind="extraction", status="pending") == 2
     assert delta("runwatch_runs_recorded_total", kind="extraction", status="completed") == 1
+
+
+async def test_methods_outside_the_standard_ones_share_one_label(client: httpx.AsyncClient) -> None:
+    """A client cannot add metric series by inventing methods: they count as `other`."""
+    before = samples((await client.get("/metrics")).text)
+    for method in ("FOOBAR", "BREW", "X-ANYTHING"):
+        assert (await client.request(method, "/runs")).status_code == 405
+    after = samples((await client.get("/metrics")).text)
+    methods = {
+        dict(labels)["method"] for name, labels in after if name == "runwatch_http_requests_total"
+    }
+    assert not methods & {"FOOBAR", "BREW", "X-ANYTHING"}
+    key = (
+        "runwatch_http_requests_total",
+        (("method", "other"), ("route", "/runs"), ("status", "405")),
+    )
+    assert after.get(key, 0) - before.get(key, 0) == 3

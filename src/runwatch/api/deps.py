@@ -69,7 +69,7 @@ async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
 
 
 async def _checkout(engine: AsyncEngine, name: str) -> AsyncConnection:
-    gauge = PoolGauge(name)
+    gauge = PoolGauge.of(name)
     gauge.waiting.inc()
     try:
         conn = await engine.connect()
@@ -83,7 +83,7 @@ async def release_connection(conn: AsyncConnection, name: str) -> None:
     try:
         await conn.close()
     finally:
-        PoolGauge(name).in_use.dec()
+        PoolGauge.of(name).in_use.dec()
 
 
 async def _write_connection(request: Request) -> AsyncIterator[AsyncConnection]:
