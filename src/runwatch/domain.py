@@ -62,6 +62,19 @@ def to_utc_checked(value: datetime) -> datetime:
         raise ValueError("timestamp out of range") from exc
 
 
+# The last segments of the concrete paths beside `/runs/{run_id}` and
+# `/extraction-runs/{run_id}`: a run with one of these ids could never be read,
+# updated or deleted by id (the concrete path is matched first), so none may take one.
+RESERVED_RUN_IDS = frozenset(("batch", "claim", "compare", "errors", "export"))
+
+
+def check_run_id(value: str) -> str:
+    """A run id a client chooses: not the name of another resource (`RESERVED_RUN_IDS`)."""
+    if value in RESERVED_RUN_IDS:
+        raise ValueError(f"'{value}' names another resource; choose another id")
+    return value
+
+
 def check_run_timestamp(value: datetime) -> datetime:
     """A stored timestamp: from 2000-01-01T00:00:00Z to now + 1 day."""
     value = to_utc_checked(value)

@@ -245,8 +245,29 @@ def _declare_body_limits(schemas: dict[str, Any], settings: Settings) -> None:
             _set_maximum(lease, settings.extraction_max_lease_seconds)
 
 
+def _declare_shadowed_methods(paths: dict[str, Any]) -> None:
+    """A 405 where a templated path's parameter can spell a concrete path that lacks the method.
+
+    `PATCH /runs/export` is `/runs/export`, which is not a run (see
+    runwatch/routing.py), so `PATCH /runs/{run_id}` can answer 405.
+    """
+    concrete = [path for path in paths if "{" not in path]
+    for path, item in paths.items():
+        if "{" not in path:
+            continue
+        template = re.compile(re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(path)) + "$")
+        shadowed = [other for other in concrete if template.match(other)]
+        for method, operation in item.items():
+            lacking = sorted(other for other in shadowed if method not in paths[other])
+            if lacking:
+                names = ", ".join(f"`{other}`" for other in lacking)
+                about = f"The path named another resource ({names}) without this method."
+                operation.setdefault("responses", {}).setdefault("405", {"description": about})
+
+
 def shape_openapi(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Keys, problem answers, headers, examples and limits on FastAPI's generated document."""
+    _declare_shadowed_methods(schema.get("paths", {}))
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     components["headers"] = copy.deepcopy(_HEADERS)

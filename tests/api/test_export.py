@@ -234,12 +234,13 @@ async def test_extraction_export(client: httpx.AsyncClient) -> None:
 
 
 async def test_export_is_not_taken_for_a_run_id(client: httpx.AsyncClient) -> None:
-    # `/runs/export` is the export, for every method: a run whose id is
-    # "export" is in it, and DELETE there is not a request about that run.
-    created = await client.post("/runs", json=layer_run(id="export"))
+    # `/runs/export` is the export, for every method: DELETE there is not a
+    # request about a run (and no run may have the id "export").
+    assert (await client.post("/runs", json=layer_run(id="export"))).status_code == 422
+    created = await client.post("/runs", json=layer_run(id="exported"))
     assert created.status_code == 201
     response = await _export(client, "/runs/export")
-    assert json.loads(response.text.splitlines()[0])["id"] == "export"
+    assert json.loads(response.text.splitlines()[0])["id"] == "exported"
     refused = await client.delete("/runs/export")
     assert (refused.status_code, refused.headers["allow"]) == (405, "GET")
     assert (await client.get("/runs")).json()["total"] == 1

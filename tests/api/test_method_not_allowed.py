@@ -12,6 +12,10 @@ import re
 import httpx
 import pytest
 
+from runwatch.app import create_app
+from runwatch.config import Settings
+from runwatch.domain import RESERVED_RUN_IDS
+from runwatch.routing import ConcretePathsFirst, leaf_routes
 from tests.factories import layer_run
 
 # What each path serves, from the HTTP contract (DESIGN.md), not from the router.
@@ -58,14 +62,48 @@ async def test_options_allow_is_what_the_schema_declares(client: httpx.AsyncClie
         assert set(response.headers["allow"].split(", ")) == declared, template
 
 
-async def test_a_run_whose_id_is_a_concrete_path_is_not_reached_through_it(
+@pytest.mark.parametrize("run_id", sorted(RESERVED_RUN_IDS))
+async def test_no_run_takes_the_id_of_a_concrete_path(
+    client: httpx.AsyncClient, run_id: str
+) -> None:
+    """Such a run could never be read, updated or deleted by id: refused, alone or in a batch."""
+    refused = await client.post("/runs", json=layer_run(id=run_id, status="running"))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["loc"] == ["body", "id"]
+    assert run_id in refused.json()["errors"][0]["msg"]
+    batch = {"runs": [layer_run(id=f"ok-{run_id}"), layer_run(id=run_id)]}
+    assert (await client.post("/runs/batch", json=batch)).status_code == 422
+    listed = (await client.get("/runs")).json()
+    assert listed["total"] == 0  # nothing of either request was stored
+    # Ids that only contain such a name are ids like any other.
+    assert (await client.post("/runs", json=layer_run(id=f"{run_id}-1"))).status_code == 201
+
+
+def test_reserved_ids_are_the_concrete_paths_beside_run_ids() -> None:
+    """RESERVED_RUN_IDS is every last segment a templated run path would otherwise take."""
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    shadowed = {
+        path.rsplit("/", 1)[1]
+        for route in leaf_routes(app.router.routes)
+        if isinstance(route, ConcretePathsFirst)
+        for path in route.concrete_paths
+    }
+    assert shadowed == RESERVED_RUN_IDS
+
+
+async def test_a_method_a_concrete_path_lacks_is_a_documented_405(
     client: httpx.AsyncClient,
 ) -> None:
-    stored = await client.post("/runs", json=layer_run(id="export", status="running"))
-    assert stored.status_code == 201, stored.text
-    # PATCH /runs/export is about the export resource, which has no PATCH.
     patched = await client.patch("/runs/export", json={"status": "failed"})
     assert patched.status_code == 405
     assert patched.headers["allow"] == "GET"
-    listed = (await client.get("/runs", params={"status": "running"})).json()
-    assert [r["id"] for r in listed["runs"]] == ["export"]  # unchanged
+    schema = (await client.get("/openapi.json")).json()
+    for method in ("patch", "delete"):
+        for path in ("/runs/{run_id}", "/extraction-runs/{run_id}"):
+            assert "405" in schema["paths"][path][method]["responses"], (method, path)
+    # GET /runs/{run_id} can spell /runs/batch (POST only), never /runs/export or /runs/errors.
+    assert (
+        "`/runs/batch`"
+        in schema["paths"]["/runs/{run_id}"]["get"]["responses"]["405"]["description"]
+    )
+    assert "405" not in schema["paths"]["/runs/export"]["get"]["responses"]

@@ -32,6 +32,7 @@ from runwatch.domain import (
     MAX_TOKENS,
     NO_NUL_PATTERN,
     check_filter_timestamp,
+    check_run_id,
     check_run_timestamp,
     check_text,
     to_utc_checked,
@@ -74,8 +75,11 @@ FilterTimestamp = Annotated[
 RunId = Annotated[
     str,
     StringConstraints(pattern=RUN_ID_PATTERN),
+    AfterValidator(check_run_id),
     Field(
-        description="1-64 characters of `A-Za-z0-9_.:-`.", examples=["01HQXYZ3K8V5M2N4P6R8T0W2Y4"]
+        description="1-64 characters of `A-Za-z0-9_.:-`, other than `batch`, `claim`, "
+        "`compare`, `errors` and `export` (paths of their own).",
+        examples=["01HQXYZ3K8V5M2N4P6R8T0W2Y4"],
     ),
 ]
 
