@@ -17,7 +17,8 @@ from runwatch.api.reads import EarlyAnswers, ReadRoutes, ResponseCache, StateMem
 from runwatch.compression import GZipWithETags
 from runwatch.config import Settings
 from runwatch.dashboard import install_dashboard
-from runwatch.db.engine import create_engines
+from runwatch.db.engine import Engines, create_engines
+from runwatch.db.sqlite_version import WalVersionCache, shm_path
 from runwatch.db.version_watch import DataVersionCache
 from runwatch.errors import install_error_handlers, problem_response
 from runwatch.metrics import install_metrics
@@ -92,6 +93,20 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
+VersionCache = DataVersionCache | WalVersionCache
+
+
+def version_cache(settings: Settings, engines: Engines) -> VersionCache | None:
+    """What keeps this process's data version without a query: notifications on PostgreSQL,
+    the WAL-index header on a SQLite file; None where neither can (an in-memory database)."""
+    if engines.dialect.announces_versions:
+        cache = DataVersionCache(settings.database_url, connect_timeout=settings.db_connect_timeout)
+        cache.start()
+        return cache
+    path = shm_path(settings.database_url)
+    return WalVersionCache(path) if path is not None else None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; engines are created in the lifespan, not here."""
     settings = settings or Settings()
@@ -109,13 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.state.key_cache = KeyCache(load_keys, settings.api_key_cache_seconds)
         await check_open_access(settings, app.state.key_cache)
-        app.state.version_cache = None
-        if engines.dialect.announces_versions:
-            cache = DataVersionCache(
-                settings.database_url, connect_timeout=settings.db_connect_timeout
-            )
-            cache.start()
-            app.state.version_cache = cache
+        app.state.version_cache = version_cache(settings, engines)
         try:
             yield
         finally:

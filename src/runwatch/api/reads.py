@@ -212,8 +212,13 @@ async def serve_read(
             standby = str(await dialect_of(conn).serves_from_standby(conn)).lower()
         version = known
         if version is None:
+            # The version cache's mark is taken before the version is read (see
+            # db/sqlite_version.py); it learns the pair from the primary only.
+            mark = version_cache.before_read() if version_cache and source == PRIMARY else None
             memo.state = await read_data_state(conn)
             version = memo.state.version
+            if mark is not None:
+                version_cache.learned(mark, version)
             early = known_answer(version, source)
             if early is not None:
                 return _with_standby(early, standby)

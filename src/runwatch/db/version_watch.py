@@ -59,6 +59,13 @@ class DataVersionCache:
         if self._version is None or version > self._version:
             self._version = version
 
+    def before_read(self) -> None:
+        """Nothing to pair with a version read: versions are heard as they are committed."""
+        return None
+
+    def learned(self, _mark: object, _version: int) -> None:
+        """Versions read by requests teach nothing beyond what is heard."""
+
     def _terminated(self, _conn: Any) -> None:
         # Called by asyncpg as soon as the connection closes: notifications
         # sent from now on would be missed, so stop answering at once.
