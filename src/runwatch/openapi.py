@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from runwatch.config import Settings
+from runwatch.routing import lacking_methods
 from runwatch.security import BEARER_SCHEME, SECURITY_SCHEME, is_guarded
 
 DOCS_URL = "/docs"
@@ -245,29 +247,33 @@ def _declare_body_limits(schemas: dict[str, Any], settings: Settings) -> None:
             _set_maximum(lease, settings.extraction_max_lease_seconds)
 
 
-def _declare_shadowed_methods(paths: dict[str, Any]) -> None:
+def _declare_shadowed_methods(
+    paths: dict[str, Any], lacking: Mapping[tuple[str, str], Sequence[str]]
+) -> None:
     """A 405 where a templated path's parameter can spell a concrete path that lacks the method.
 
     `PATCH /runs/export` is `/runs/export`, which is not a run (see
-    runwatch/routing.py), so `PATCH /runs/{run_id}` can answer 405.
+    runwatch/routing.py: `lacking_methods`), so `PATCH /runs/{run_id}` can answer 405.
     """
-    concrete = [path for path in paths if "{" not in path]
-    for path, item in paths.items():
-        if "{" not in path:
-            continue
-        template = re.compile(re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(path)) + "$")
-        shadowed = [other for other in concrete if template.match(other)]
-        for method, operation in item.items():
-            lacking = sorted(other for other in shadowed if method not in paths[other])
-            if lacking:
-                names = ", ".join(f"`{other}`" for other in lacking)
-                about = f"The path named another resource ({names}) without this method."
-                operation.setdefault("responses", {}).setdefault("405", {"description": about})
+    for (path, method), others in lacking.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            names = ", ".join(f"`{other}`" for other in others)
+            about = f"The path named another resource ({names}) without this method."
+            operation.setdefault("responses", {}).setdefault("405", {"description": about})
 
 
-def shape_openapi(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Keys, problem answers, headers, examples and limits on FastAPI's generated document."""
-    _declare_shadowed_methods(schema.get("paths", {}))
+def shape_openapi(
+    schema: dict[str, Any],
+    settings: Settings,
+    lacking: Mapping[tuple[str, str], Sequence[str]],
+) -> dict[str, Any]:
+    """Keys, problem answers, headers, examples and limits on FastAPI's generated document.
+
+    `lacking`: the methods templated routes leave to concrete paths that lack
+    them (`routing.lacking_methods`).
+    """
+    _declare_shadowed_methods(schema.get("paths", {}), lacking)
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     components["headers"] = copy.deepcopy(_HEADERS)
@@ -337,7 +343,7 @@ def install_api_docs(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = shape_openapi(generate(), settings)
+            app.openapi_schema = shape_openapi(generate(), settings, lacking_methods(app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -55,6 +55,25 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def lacking_methods(app: FastAPI) -> dict[tuple[str, str], list[str]]:
+    """Per templated route and method: the concrete paths it leaves alone that lack the method.
+
+    A request such as `PATCH /runs/export` is answered 405 by the concrete path,
+    so OpenAPI declares that 405 on `PATCH /runs/{run_id}` (see openapi.py).
+    """
+    served: dict[str, set[str]] = {}
+    for route in leaf_routes(app.router.routes):
+        served.setdefault(getattr(route, "path", ""), set()).update(getattr(route, "methods", ()))
+    lacking: dict[tuple[str, str], list[str]] = {}
+    for route in leaf_routes(app.router.routes):
+        if isinstance(route, ConcretePathsFirst):
+            for method in route.methods:
+                paths = sorted(p for p in route.concrete_paths if method not in served[p])
+                if paths:
+                    lacking[(route.path, method.lower())] = paths
+    return lacking
+
+
 def give_concrete_paths_precedence(app: FastAPI) -> None:
     """Tell each templated route which concrete paths of the app it must leave alone."""
     routes = [r for r in leaf_routes(app.router.routes) if isinstance(r, APIRoute)]
