@@ -83,18 +83,28 @@ class Histogram:
         return self.running[position - 1] if position else 0
 
     def _at_rank(self, rank: int, added: list[tuple[int, int]]) -> int | None:
-        """The bin holding the `rank`-th value of these counts plus `added` (bin, running)."""
-        below = 0  # added counts in bins before the stretch searched
-        for index, running in added:
-            # Our bins before `index` carry `below` added ones with them.
-            position = bisect.bisect_left(self.running, rank - below)
-            if position < len(self.bins) and self.bins[position] < index:
-                return self.bins[position]
+        """The bin holding the `rank`-th value of these counts plus `added` (bin, running).
+
+        The count up to and including each added bin grows along `added`, so the
+        first added bin whose count reaches `rank` is found by bisection; the
+        rank then lies in our bins of the stretch before it, or in that bin.
+        """
+        low, high = 0, len(added)
+        while low < high:
+            middle = (low + high) // 2
+            index, running = added[middle]
             if self._up_to(index) + running >= rank:
-                return index
-            below = running
+                high = middle
+            else:
+                low = middle + 1
+        below = added[low - 1][1] if low else 0  # added counts before the stretch
         position = bisect.bisect_left(self.running, rank - below)
-        return self.bins[position] if position < len(self.bins) else None
+        if low == len(added):
+            return self.bins[position] if position < len(self.bins) else None
+        index = added[low][0]
+        if position < len(self.bins) and self.bins[position] < index:
+            return self.bins[position]
+        return index
 
     def percentiles(
         self, extra: Mapping[int, int] | None = None, points: Iterable[int] = PERCENTILES

@@ -76,7 +76,9 @@ def test_histograms_answer_with_added_counts_as_merged_ones() -> None:
     rng = random.Random(2)
     for _ in range(2000):
         base = {rng.randint(-5, 40): rng.randint(0, 4) for _ in range(rng.randint(0, 50))}
-        extra = {rng.randint(-8, 45): rng.randint(0, 3) for _ in range(rng.randint(0, 6))}
+        # Few added bins, and as many as the base has (a summary's raw runs).
+        added = rng.choice((rng.randint(0, 6), rng.randint(0, 60)))
+        extra = {rng.randint(-8, 45): rng.randint(0, 3) for _ in range(added)}
         merged = dict(base)
         for index, n in extra.items():
             merged[index] = merged.get(index, 0) + n
