@@ -72,10 +72,15 @@ class StatementCounter:
 
 
 class InProcessApp:
-    """The app with its lifespan running, called as an ASGI callable."""
+    """The app with its lifespan running, called as an ASGI callable.
+
+    Built as `runwatch serve` builds it (`serving=True`), so that the garbage
+    collector runs in this process as it does in the server's.
+    """
 
     def __init__(self, database_url: str) -> None:
-        self.app = create_app(Settings(database_url=database_url, auto_migrate=False))
+        settings = Settings(database_url=database_url, auto_migrate=False)
+        self.app = create_app(settings, serving=True)
         self._stack = AsyncExitStack()
         self._state: dict[str, Any] = {}
 

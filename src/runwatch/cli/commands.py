@@ -64,7 +64,7 @@ def _serve_in_processes(settings: Settings, workers: int, options: dict[str, Any
         created = tempfile.mkdtemp(prefix="runwatch-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = created
     try:
-        uvicorn.run("runwatch.app:create_app", factory=True, workers=workers, **options)
+        uvicorn.run("runwatch.app:create_served_app", factory=True, workers=workers, **options)
     finally:
         if created is not None:  # made for this run only: leave nothing behind
             shutil.rmtree(created, ignore_errors=True)
@@ -96,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     }
     workers = args.workers or settings.workers
     if workers <= 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(create_app(settings, serving=True), **options)
     else:
         _serve_in_processes(settings, workers, options)
     return 0
