@@ -49,6 +49,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import PURGED_BEFORE_KEY, layer_run_bucket_changes, runwatch_state
 from runwatch.db.types import UtcDateTime
 from runwatch.queries.buckets import (
@@ -108,7 +109,7 @@ class WindowPlan:
     stable: tuple[Segment, ...]
     raw: tuple[Segment, ...]
 
-    def raw_rows(self, rows: Mapping[Segment, list[Row[Any]]]) -> Iterator[Row[Any]]:
+    def raw_rows(self, rows: Mapping[Segment, list[Sequence[Any]]]) -> Iterator[Sequence[Any]]:
         """The rows of this window's raw ranges, from what `read_head` read."""
         for segment in self.raw:
             yield from rows[segment]
@@ -244,12 +245,15 @@ def _head_statement(query: RawQuery, stable: Shape, raw: Shape, horizon: bool) -
 
 @dataclass
 class Head:
-    """What `read_head` read: counter sums, raw rows by range, and the purge horizon if asked."""
+    """What `read_head` read: counter sums, raw rows by range, and the purge horizon if asked.
+
+    Rows are read by position (the driver's own records on PostgreSQL).
+    """
 
     changes: dict[Segment, int]
-    rows: dict[Segment, list[Row[Any]]]
+    rows: dict[Segment, list[Sequence[Any]]]
     purged_before: datetime | None = None
-    more: list[Row[Any]] = field(default_factory=list)  # the rows of `RawQuery.more`
+    more: list[Sequence[Any]] = field(default_factory=list)  # the rows of `RawQuery.more`
 
 
 async def read_head(
@@ -264,7 +268,7 @@ async def read_head(
     one statement; with `purge_horizon`, the layer-run purge horizon as well.
 
     Rows come with three leading columns (`part`, `changes`, `moment`) before
-    `query`'s.
+    `query`'s, and are read by position only.
     """
     stable = list(dict.fromkeys(stable))
     raw = list(dict.fromkeys(raw))
@@ -281,7 +285,7 @@ async def read_head(
     for i, segment in enumerate(raw):
         params.update(_range_values(f"raw{i}", segment))
     head = Head(dict.fromkeys(stable, 0), {segment: [] for segment in raw})
-    for row in await conn.execute(statement, params):
+    for row in await dialect_of(conn).fetch_rows(conn, statement, params):
         part = row[0]
         if part >= 0:
             head.changes[stable[part]] = int(row[1] or 0)

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Row,
     Select,
     and_,
     bindparam,
@@ -92,8 +91,8 @@ async def recent_durations(
         conn, cache, windows=[plan], changes=head.changes, layer_name=layer_name, by_version=False
     )
     extra: BinCounts = {}
-    for row in plan.raw_rows(head.rows):
-        add_raw_duration(extra, (row.layer_name, ""), row.duration_seconds)
+    for _part, _changes, _moment, layer, duration in plan.raw_rows(head.rows):
+        add_raw_duration(extra, (layer, ""), duration)
     return histograms, extra
 
 
@@ -223,7 +222,7 @@ class RunningRuns:
     recent: list[tuple[str, datetime]]
 
 
-def fold_running(rows: Iterable[Row[Any]]) -> RunningRuns:
+def fold_running(rows: Iterable[Sequence[Any]]) -> RunningRuns:
     """The rows of `running_parts`, folded."""
     older: dict[str, int] = {}
     recent: list[tuple[str, datetime]] = []

@@ -13,7 +13,7 @@ counted, in `services/layer_summary.py`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -109,7 +109,7 @@ def _merge_totals(parts: Iterable[Totals]) -> tuple[Totals, int]:
     return out, len(out)
 
 
-def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Row[Any]]) -> None:
+def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Sequence[Any]]) -> None:
     """Add raw runs to the totals per layer and to the duration counts."""
     status_index = {status: i for i, status in enumerate(STATUSES)}
     width = len(STATUSES) + len(SUMS)

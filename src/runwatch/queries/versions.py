@@ -115,20 +115,24 @@ def _merge_versions(parts: Iterable[VersionSums]) -> tuple[VersionSums, int]:
     return out, len(out)
 
 
+# The raw runs' columns, after read_head's three.
+RAW_COLUMNS = (
+    "layer_name",
+    "layer_hash",
+    "status",
+    "started_at",
+    "completed_at",
+    "duration_seconds",
+    "insights_created",
+    "tokens_total",
+    "estimated_cost_usd",
+)
+
+
 def _versions_query(layer_name: str | None) -> RawQuery:
     return RawQuery(
         shape=("versions", layer_name is not None),
-        columns=lambda: (
-            t.c.layer_name,
-            t.c.layer_hash,
-            t.c.status,
-            t.c.started_at,
-            t.c.completed_at,
-            t.c.duration_seconds,
-            t.c.insights_created,
-            t.c.tokens_total,
-            t.c.estimated_cost_usd,
-        ),
+        columns=lambda: tuple(t.c[name] for name in RAW_COLUMNS),
         started_at=lambda: t.c.started_at,
         where=lambda: [] if layer_name is None else [t.c.layer_name == bindparam("layer_name")],
         params={} if layer_name is None else {"layer_name": layer_name},
@@ -165,7 +169,7 @@ async def version_totals(
     sums: VersionSums = {key: list(values) for key, values in stable.items()}
     extra: BinCounts = {}
     for row in plan.raw_rows(head.rows):
-        run = row._mapping
+        run = dict(zip(RAW_COLUMNS, row[3:], strict=True))
         key = (run["layer_name"], run["layer_hash"])
         started = run["started_at"]
         _add_sums(sums, (*key, run["status"]), [*version_values(run, 1), started, started])
