@@ -31,6 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -115,10 +116,15 @@ class WindowPlan:
             yield from rows[segment]
 
 
+@lru_cache(maxsize=256)
 def plan_window(
     since: datetime, until: datetime | None, *, now: datetime, monthly: bool = True
 ) -> WindowPlan:
-    """Cover `[since, until)` (None: unbounded) exactly; `monthly`: the rollups have months."""
+    """Cover `[since, until)` (None: unbounded) exactly; `monthly`: the rollups have months.
+
+    A plan is immutable and depends on its arguments only, and a rolling
+    window's `now` moves in steps: the plans last made are kept.
+    """
     if until is not None and until <= since:
         return WindowPlan((), ())
     start = ceil_hour(since)
