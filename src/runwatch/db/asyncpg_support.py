@@ -1,4 +1,4 @@
-"""asyncpg's side of PostgreSQL: reads compiled once for the driver, rows sent as one array.
+"""asyncpg's side of PostgreSQL: rows sent as one array.
 
 Used by `PostgresDialect` (dialect.py); nothing here knows SQLite.
 """
@@ -9,62 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Select,
-    Table,
-)
-
-DRIVER_INFO_KEY = "runwatch_driver_connection"
-
-
-class DriverPlan:
-    """A statement compiled for asyncpg: its SQL and how to order and convert its parameters."""
-
-    def __init__(self, query: Select[Any], sa_dialect: Any) -> None:
-        compiled = query.compile(dialect=sa_dialect)
-        self.compiled = compiled
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-        self.processors = [
-            compiled.binds[name].type.bind_processor(sa_dialect) if name in compiled.binds else None
-            for name in self.names
-        ]
-
-    @property
-    def usable(self) -> bool:
-        # Expanding parameters (IN lists) are rendered per call: not for this path.
-        return "POSTCOMPILE" not in self.sql
-
-    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        values = self.compiled.construct_params(dict(params))
-        return [
-            value if process is None else process(value)
-            for value, process in zip((values[n] for n in self.names), self.processors, strict=True)
-        ]
-
-
-class DriverPlans:
-    """`DriverPlan`s of the statements kept by shape, by identity; bounded."""
-
-    def __init__(self, maxsize: int = 2048) -> None:
-        self.maxsize = maxsize
-        # id → (the statement, its plan): the statement is kept so that an id
-        # reused by another object is never taken for it.
-        self._by_id: dict[int, tuple[Select[Any], DriverPlan | None]] = {}
-
-    def get(self, query: Select[Any], sa_dialect: Any) -> DriverPlan | None:
-        known = self._by_id.get(id(query))
-        if known is not None and known[0] is query:
-            return known[1]
-        if len(self._by_id) >= self.maxsize:
-            self._by_id.clear()
-        plan: DriverPlan | None = DriverPlan(query, sa_dialect)
-        if not plan.usable:
-            plan = None
-        self._by_id[id(query)] = (query, plan)
-        return plan
-
+from sqlalchemy import JSON, Table
 
 # --- rows as one array of table rows, for many-row statements ---------------------
 

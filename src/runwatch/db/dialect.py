@@ -30,12 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.schema import SchemaItem
 
-from runwatch.db.asyncpg_support import (
-    DRIVER_INFO_KEY,
-    DriverPlans,
-    records_insert,
-    table_records,
-)
+from runwatch.db.asyncpg_support import records_insert, table_records
+from runwatch.db.driver_reads import DriverPlans, Query
 from runwatch.db.json_lines import json_line
 
 SQLITE = "sqlite"
@@ -66,6 +62,11 @@ class Dialect:
     checks_write_connections = False
     # Whether the database writes an export's NDJSON/CSV lines (`select_json_lines`).
     writes_text_lines = False
+    # Whether the driver's values need SQLAlchemy's result conversion (driver_reads.py).
+    converts_driver_rows = True
+
+    def __init__(self) -> None:
+        self._plans = DriverPlans(convert_results=self.converts_driver_rows)
 
     def insert(self, table: Table) -> Insert:
         return sqlite.insert(table)
@@ -159,16 +160,31 @@ class Dialect:
         return list((await conn.execute(stmt, list(rows))).scalars())
 
     async def fetch_all(
-        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
+        self, conn: AsyncConnection, query: Query, params: Mapping[str, Any]
     ) -> list[Mapping[str, Any]]:
-        """The rows of a read, as mappings. `query` is one of the statements kept by shape."""
-        return [row._mapping for row in await conn.execute(query, params)]
+        """The rows of a read, as mappings, run on the driver's own connection (see
+        driver_reads.py). `query` is one of the statements kept by shape."""
+        found = await self._plans.rows(conn, query, params, self._driver_fetch)
+        if found is None:
+            return [row._mapping for row in await conn.execute(query, params)]
+        plan, rows = found
+        keys = plan.keys
+        return [dict(zip(keys, row, strict=True)) for row in plan.convert(rows)]
 
     async def fetch_rows(
-        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
+        self, conn: AsyncConnection, query: Query, params: Mapping[str, Any]
     ) -> Sequence[Sequence[Any]]:
-        """The rows of a read as they come, by position: for many rows that only pass through."""
-        return list(await conn.execute(query, params))
+        """The rows of a read by position, as `fetch_all` runs it: for many rows that only
+        pass through."""
+        found = await self._plans.rows(conn, query, params, self._driver_fetch)
+        if found is None:
+            return list(await conn.execute(query, params))
+        plan, rows = found
+        return plan.convert(rows)
+
+    async def _driver_fetch(self, driver: Any, sql: str, args: list[Any]) -> Sequence[Any]:
+        """aiosqlite: the statement run and its rows fetched in one trip to its thread."""
+        return list(await driver.execute_fetchall(sql, args))
 
     def lock_rows(self, query: Select[Any]) -> Select[Any]:
         """`SELECT … FOR UPDATE`; SQLite's write transactions are already exclusive."""
@@ -229,55 +245,11 @@ class PostgresDialect(Dialect):
     checks_write_connections = True
     writes_text_lines = True
 
-    def __init__(self) -> None:
-        self._plans = DriverPlans()
+    converts_driver_rows = False  # asyncpg's own types are SQLAlchemy's
 
-    async def fetch_all(
-        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
-    ) -> list[Mapping[str, Any]]:
-        """The rows of a read, run on asyncpg's own connection.
-
-        A statement is compiled once; each call then costs asyncpg's prepared
-        statement and no SQLAlchemy execution context (about a quarter of the
-        CPU). The statement is still reported to `before_cursor_execute`
-        listeners, so statement counts stay true. Any failure on that path
-        runs the statement again through SQLAlchemy, which raises its usual
-        errors and invalidates a dead connection (the read is then retried on
-        a fresh one, see api/reads.py).
-        """
-        records = await self._fetch_records(conn, query, params)
-        if records is None:
-            return await super().fetch_all(conn, query, params)
-        return [dict(record.items()) for record in records]
-
-    async def fetch_rows(
-        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
-    ) -> Sequence[Sequence[Any]]:
-        """asyncpg's records, as `fetch_all` runs them: no mapping made per row."""
-        records = await self._fetch_records(conn, query, params)
-        if records is None:
-            return await super().fetch_rows(conn, query, params)
-        return records
-
-    async def _fetch_records(
-        self, conn: AsyncConnection, query: Select[Any], params: Mapping[str, Any]
-    ) -> list[Any] | None:
-        """The read on asyncpg's connection, or None to run it through SQLAlchemy."""
-        plan = self._plans.get(query, conn.dialect)
-        sync = conn.sync_connection
-        if plan is None or sync is None:
-            return None
-        args = plan.arguments(params)
-        try:
-            driver = conn.info.get(DRIVER_INFO_KEY)
-            if driver is None:
-                driver = (await conn.get_raw_connection()).driver_connection
-                conn.info[DRIVER_INFO_KEY] = driver
-            sync.dispatch.before_cursor_execute(sync, None, plan.sql, args, None, False)
-            return await driver.fetch(plan.sql, *args)
-        except Exception:
-            conn.info.pop(DRIVER_INFO_KEY, None)
-            return None
+    async def _driver_fetch(self, driver: Any, sql: str, args: list[Any]) -> Sequence[Any]:
+        """asyncpg: a statement prepared once per connection."""
+        return await driver.fetch(sql, *args)
 
     def insert(self, table: Table) -> Insert:
         return postgresql.insert(table)
