@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 
 from fastapi import Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -113,27 +113,34 @@ def version_cache(settings: Settings, engines: Engines) -> VersionCache | None:
 SERVING_GC_THRESHOLD = 10_000
 
 
-def settle_heap() -> None:
-    """Keep the garbage collector from stalling a serving process.
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Keep the garbage collector from stalling a serving process, until the app stops.
 
     What exists once the app has started (modules, routes, schemas: about
     130,000 objects) lives as long as the process, yet a full collection
     walks all of it: 80 ms every few seconds under load, during which no
     request is answered. `gc.freeze` leaves it out of every collection, and a
     higher first threshold stops young collections from running over the
-    objects a request holds only while it is answered.
+    objects a request holds only while it is answered. Both are undone when
+    the app stops.
     """
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(SERVING_GC_THRESHOLD, older, oldest)
+    threshold = gc.get_threshold()
+    gc.set_threshold(SERVING_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
 
 
 def create_app(settings: Settings | None = None, *, serving: bool = False) -> FastAPI:
     """Build the application; engines are created in the lifespan, not here.
 
-    `serving`: the app is its process's for the process's lifetime (`runwatch
-    serve`), so once started the process's heap is settled (`settle_heap`).
+    `serving`: the app is its process's for as long as it runs (`runwatch
+    serve`), so once started the process's heap is settled (`settled_heap`).
     Tests and embedders, which build many apps in one process, leave it off.
     """
     settings = settings or Settings()
@@ -152,10 +159,9 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         app.state.key_cache = KeyCache(load_keys, settings.api_key_cache_seconds)
         await check_open_access(settings, app.state.key_cache)
         app.state.version_cache = version_cache(settings, engines)
-        if serving:
-            settle_heap()
         try:
-            yield
+            with settled_heap() if serving else nullcontext():
+                yield
         finally:
             if app.state.version_cache is not None:
                 await app.state.version_cache.stop()
@@ -170,6 +176,7 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
         **app_options(),
     )
     app.state.settings = settings
+    app.state.serving = serving
     app.state.response_cache = ResponseCache(
         max_bytes=settings.response_cache_bytes,
         max_entry_bytes=min(settings.response_cache_bytes, 1024 * 1024),
