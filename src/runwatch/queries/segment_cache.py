@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import PURGED_BEFORE_KEY, layer_run_bucket_changes, runwatch_state
-from runwatch.db.types import UtcDateTime
+from runwatch.db.types import UtcDateTime, as_utc
 from runwatch.queries.buckets import (
     DAY,
     HOUR,
@@ -116,15 +116,24 @@ class WindowPlan:
             yield from rows[segment]
 
 
-@lru_cache(maxsize=256)
 def plan_window(
     since: datetime, until: datetime | None, *, now: datetime, monthly: bool = True
 ) -> WindowPlan:
     """Cover `[since, until)` (None: unbounded) exactly; `monthly`: the rollups have months.
 
-    A plan is immutable and depends on its arguments only, and a rolling
-    window's `now` moves in steps: the plans last made are kept.
+    A plan is immutable and depends only on the instants given, once in UTC
+    (hours and days are cut in UTC), and a rolling window's `now` moves in
+    steps: the plans last made are kept.
     """
+    return _plan_window(
+        as_utc(since), None if until is None else as_utc(until), as_utc(now), monthly
+    )
+
+
+@lru_cache(maxsize=256)
+def _plan_window(
+    since: datetime, until: datetime | None, now: datetime, monthly: bool
+) -> WindowPlan:
     if until is not None and until <= since:
         return WindowPlan((), ())
     start = ceil_hour(since)
