@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from runwatch.app import SERVING_GC_THRESHOLD, create_app, create_served_app
-from runwatch.cli.main import main
+from runwatch.cli.parser import build_parser
 from runwatch.config import Settings
 
 
@@ -54,7 +54,9 @@ def test_runwatch_serve_and_its_worker_processes_build_served_apps(
     served: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **_options: served.append(app))
     url = f"sqlite+aiosqlite:///{tmp_path / 'served.db'}"
-    assert main(["--database-url", url, "serve", "--port", "8765"]) == 0
+    # The command itself, without main()'s logging set-up, which outlives the test.
+    args = build_parser().parse_args(["--database-url", url, "serve", "--port", "8765"])
+    assert args.func(args) == 0
     (app,) = served
     assert app.state.serving is True
     # With --workers, each process builds its app from the environment with this factory.

@@ -19,6 +19,9 @@ async def test_request_log_line_as_json(
     body = layer_run()
     assert (await client.post("/runs", json=body)).status_code == 201
     with caplog.at_level(logging.INFO, logger="runwatch.requests"):
+        # Only this request's line: an earlier test may have left the logger at INFO,
+        # and then the POST above was logged too.
+        caplog.clear()
         response = await client.get(f"/runs/{body['id']}", headers={"X-Request-ID": "req-42"})
     assert response.status_code == 200
     records = [r for r in caplog.records if r.name == "runwatch.requests"]
