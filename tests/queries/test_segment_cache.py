@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -70,6 +70,21 @@ def test_a_window_is_stable_rollups_and_raw_edges() -> None:
         if until is None:
             assert plan.raw[-1].end is None
             assert plan.raw[-1].start <= max(live, ceil_hour(since))
+
+
+def test_a_plan_is_cut_in_utc_whatever_zone_its_instants_come_in() -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    now = datetime(2026, 3, 10, 12, 40, tzinfo=UTC)
+    since = datetime(2026, 3, 2, 7, 15, tzinfo=UTC)
+    # The same instants in another zone first: a cached plan cut on their
+    # half hours must not be what the UTC instants get.
+    local = plan_window(since.astimezone(india), None, now=now.astimezone(india))
+    plan = plan_window(since, None, now=now)
+    assert local == plan
+    for segment in (*plan.stable, *plan.raw[1:]):
+        assert segment.start is not None
+        assert segment.start.minute == 0
+        assert segment.start.utcoffset() == timedelta(0)
 
 
 def test_histograms_answer_with_added_counts_as_merged_ones() -> None:
