@@ -17,12 +17,18 @@ A read splits its window (`plan_window`) into:
   asked, the segment and its counter sum;
 - *raw* ranges: the partial hour at the start, and everything from the start
   of the current hour on (the part that changes with nearly every write),
-  read from the raw rows on every request.
+  read from the raw rows.
 
 `read_head` reads the counters of the stable segments and the raw rows in one
 statement, before any rollup is read, so that an aggregate is never filed
 under counters newer than itself. Rollups of the stable segments not cached
 are then read in one statement (`merged_parts`).
+
+A raw range that lies within one hour (the partial first hour) is covered by
+that hour's counter as well. A reader that kept what it made of the range's
+rows can name the counter it was made under (`read_head`'s `known`): the rows
+are then sent only if the counter moved, tested in the same statement that
+reads it.
 """
 
 from __future__ import annotations
@@ -96,6 +102,13 @@ class RollupCache:
             _, (_, old) = self._entries.popitem(last=False)
             self._rows -= old
 
+    def replace(self, key: Hashable, value: Any, rows: int) -> None:
+        """`put`, over what `key` held."""
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._rows -= old[1]
+        self.put(key, value, rows)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -165,6 +178,14 @@ def _plan_window(
     return WindowPlan(tuple(stable), tuple(raw))
 
 
+def hour_of(segment: Segment) -> Segment | None:
+    """The whole hour a bounded range lies within, if it lies within one."""
+    if segment.start is None or segment.end is None:
+        return None
+    hour = floor_hour(segment.start)
+    return Segment("hour", hour, hour + HOUR) if segment.end <= hour + HOUR else None
+
+
 def segment_bounds(column: Any, segment: Segment) -> list[ColumnElement[bool]]:
     """`start <= column < end` for the ends a segment has, their values bound."""
     out = []
@@ -223,7 +244,19 @@ HORIZON_PART = -(2**31)  # the `part` of the row that carries the purge horizon
 MORE_PARTS = -(2**30)  # `part`s at most this are the query's own (`RawQuery.more`)
 
 
-def _head_statement(query: RawQuery, stable: Shape, raw: Shape, horizon: bool) -> Any:
+def _hour_moved(prefix: str) -> ColumnElement[bool]:
+    """The change counter of the hour `:{prefix}_hour` is not `:{prefix}_known`."""
+    counter = (
+        select(bc.c.changes)
+        .where(bc.c.grain == literal("hour"), bc.c.bucket_start == bindparam(f"{prefix}_hour"))
+        .scalar_subquery()
+    )
+    return func.coalesce(counter, 0) != bindparam(f"{prefix}_known", type_=BigInteger)
+
+
+def _head_statement(
+    query: RawQuery, stable: Shape, raw: Shape, checked: tuple[bool, ...], horizon: bool
+) -> Any:
     columns = list(query.columns())
     started = query.started_at()
     moment = UtcDateTime()
@@ -236,7 +269,8 @@ def _head_statement(query: RawQuery, stable: Shape, raw: Shape, horizon: bool) -
         )
         .where(*_range(started, f"raw{i}", has_start, has_end))
         .where(*query.where())
-        for i, (_source, has_start, has_end) in enumerate(raw)
+        .where(*([_hour_moved(f"raw{i}")] if check else []))
+        for i, ((_source, has_start, has_end), check) in enumerate(zip(raw, checked, strict=True))
     ]
     padding = [cast(null(), c.type) for c in columns]
     counters = [
@@ -278,27 +312,49 @@ async def read_head(
     raw: Sequence[Segment],
     query: RawQuery,
     purge_horizon: bool = False,
+    known: Mapping[Segment, int | None] | None = None,
 ) -> Head:
     """The counter sum of each `stable` segment and the raw rows of each `raw` range, in
     one statement; with `purge_horizon`, the layer-run purge horizon as well.
 
+    `known` maps raw ranges within one hour (`hour_of`) to that hour's counter
+    as the caller last saw it (None: never): such a range's rows are read
+    only if the counter is another now, and the counter comes back in
+    `changes` under the hour either way.
+
     Rows come with three leading columns (`part`, `changes`, `moment`) before
     `query`'s, and are read by position only.
     """
-    stable = list(dict.fromkeys(stable))
+    known = known or {}
     raw = list(dict.fromkeys(raw))
+    hours = {segment: hour_of(segment) for segment in raw if segment in known}
+    stable = list(dict.fromkeys([*stable, *(h for h in hours.values() if h is not None)]))
     if not stable and not raw and not purge_horizon:
         return Head({}, {})  # an empty window
     stable_shape, raw_shape = _shape(stable), _shape(raw)
+    checked = tuple(hours.get(segment) is not None for segment in raw)
     statement = STATEMENTS.get(
-        ("segment_head", query.shape, stable_shape, raw_shape, purge_horizon, conn.dialect.name),
-        lambda: _head_statement(query, stable_shape, raw_shape, purge_horizon),
+        (
+            "segment_head",
+            query.shape,
+            stable_shape,
+            raw_shape,
+            checked,
+            purge_horizon,
+            conn.dialect.name,
+        ),
+        lambda: _head_statement(query, stable_shape, raw_shape, checked, purge_horizon),
     )
     params = dict(query.params)
     for i, segment in enumerate(stable):
         params.update(_range_values(f"seg{i}", segment))
     for i, segment in enumerate(raw):
         params.update(_range_values(f"raw{i}", segment))
+        hour = hours.get(segment)
+        if hour is not None:
+            params[f"raw{i}_hour"] = hour.start
+            seen = known[segment]
+            params[f"raw{i}_known"] = -1 if seen is None else seen  # counters are never < 0
     head = Head(dict.fromkeys(stable, 0), {segment: [] for segment in raw})
     for row in await dialect_of(conn).fetch_rows(conn, statement, params):
         part = row[0]

@@ -5,9 +5,12 @@ counters of its stable hours, days and months together with its raw runs (the
 partial first hour, and everything from the start of the current hour on) and
 the running runs (so that the stuck ones are counted once the thresholds are
 known); the stable segments' totals and duration histograms are reused while
-their counters hold, or read (one statement each) when they do not. So a
-summary after a write to the current hour costs one statement, and is exactly
-what reading every rollup gives. The answer is shaped, and the stuck runs
+their counters hold, or read (one statement each) when they do not. What the
+partial first hour's raw runs add up to is kept too, and those runs are read
+again only when that hour's counter moves or the window's start does (every
+10 s). So a summary after a write to the current hour costs one statement,
+reads only the current hour's runs, and is exactly what reading every rollup
+gives. The answer is shaped, and the stuck runs
 counted, in `services/layer_summary.py`.
 """
 
@@ -38,6 +41,7 @@ from runwatch.queries.segment_cache import (
     RawQuery,
     RollupCache,
     WindowPlan,
+    hour_of,
     merged_parts,
     plan_window,
     read_head,
@@ -56,9 +60,11 @@ t = layer_runs
 STATUSES = ("running", "success", "partial", "failed", "dry")
 SUMS = ("insights", "tokens", "cost_nanousd", "duration_us", "completed_runs")
 Totals = dict[str, list[int]]
+# What a raw range's runs add up to: totals per layer and their duration counts.
+RawFold = tuple[Totals, BinCounts]
 
 
-def _summary_query(
+def summary_query(
     layer_name: str | None, lowest_threshold: float | None, now: datetime
 ) -> RawQuery:
     params: dict[str, Any] = {} if layer_name is None else {"layer_name": layer_name}
@@ -137,6 +143,8 @@ class SummaryWindow:
     bins_plan: WindowPlan
     recent: WindowPlan | None
     head: Head
+    # Raw ranges within one hour, each with what was kept of it (counter and fold) if anything.
+    kept: dict[Segment, tuple[int, RawFold] | None]
 
     @property
     def purged_before(self) -> datetime | None:
@@ -165,25 +173,62 @@ async def read_summary_window(
     now: datetime,
     lowest_threshold: float | None,
     purge_horizon: bool,
+    cache: RollupCache = NO_CACHE,
 ) -> SummaryWindow:
     """The one statement every summary runs: the window's change counters and raw runs.
 
     With `lowest_threshold` (seconds no layer's stuck threshold is below), the
     running runs are read too, and the recent window the stuck thresholds come
     from is planned; with `purge_horizon`, the horizon in force is read as well.
+    The runs of a raw range within one hour are not sent if `cache` kept what
+    they add up to under that hour's counter as it still is.
     """
     totals_plan = plan_window(since, None, now=now)
     bins_plan = plan_window(since, None, now=now, monthly=False)
     recent = recent_window(now) if lowest_threshold is not None else None
     plans = [totals_plan, bins_plan, *([] if recent is None else [recent])]
+    raw = list(dict.fromkeys(s for p in plans for s in p.raw))
+    kept: dict[Segment, tuple[int, RawFold] | None] = {}
+    if cache.max_rows:
+        for segment in raw:
+            hour = hour_of(segment)
+            if hour is not None:
+                found = cache.get(_kept_key(layer_name, hour))
+                kept[segment] = found[1:] if found is not None and found[0] == segment else None
     head = await read_head(
         conn,
         stable=[s for p in plans for s in p.stable],
-        raw=list(dict.fromkeys(s for p in plans for s in p.raw)),
-        query=_summary_query(layer_name, lowest_threshold, now),
+        raw=raw,
+        query=summary_query(layer_name, lowest_threshold, now),
         purge_horizon=purge_horizon,
+        known={segment: None if k is None else k[0] for segment, k in kept.items()},
     )
-    return SummaryWindow(layer_name, totals_plan, bins_plan, recent, head)
+    return SummaryWindow(layer_name, totals_plan, bins_plan, recent, head, kept)
+
+
+def _kept_key(layer_name: str | None, hour: Segment) -> tuple[Any, ...]:
+    # One range per hour is kept: as the window moves, the next replaces it.
+    return ("summary_raw", layer_name, hour)
+
+
+def _raw_folds(window: SummaryWindow, cache: RollupCache) -> dict[Segment, RawFold]:
+    """What each raw range's runs add up to: kept, or folded from the rows read (and kept)."""
+    out: dict[Segment, RawFold] = {}
+    for segment, rows in window.head.rows.items():
+        hour = hour_of(segment) if segment in window.kept else None
+        if hour is not None:
+            counter = window.head.changes[hour]
+            kept = window.kept[segment]
+            if kept is not None and kept[0] == counter:
+                out[segment] = kept[1]  # unchanged: the statement sent no rows for it
+                continue
+        fold: RawFold = ({}, {})
+        _add_raw(*fold, rows)
+        out[segment] = fold
+        if hour is not None:
+            key = _kept_key(window.layer_name, hour)
+            cache.replace(key, (segment, counter, fold), len(rows))
+    return out
 
 
 async def summary_totals(
@@ -206,10 +251,7 @@ async def summary_totals(
         conn, cache, windows=plans, changes=head.changes, layer_name=layer_name, by_version=False
     )
     # Each raw range once (the current hour is in both windows), then per window.
-    ranges: dict[Segment, tuple[Totals, BinCounts]] = {}
-    for segment, rows in head.rows.items():
-        ranges[segment] = ({}, {})
-        _add_raw(*ranges[segment], rows)
+    ranges = _raw_folds(window, cache)
     totals = {name: list(values) for name, values in stable_totals.items()}
     extra: BinCounts = {}
     for segment in window.totals_plan.raw:

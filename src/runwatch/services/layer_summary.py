@@ -115,6 +115,7 @@ async def summarize_layer_runs(
         now=now,
         lowest_threshold=None if settings is None else lowest_threshold(settings),
         purge_horizon=learn_horizon is not None,
+        cache=cache,
     )
     if learn_horizon is not None:
         learn_horizon(window.purged_before)
