@@ -21,7 +21,8 @@ from runwatch.queries.buckets import Segment, ceil_hour, floor_day, floor_hour
 from runwatch.queries.error_filters import ErrorFilter
 from runwatch.queries.operator_rollups import rebuild_operator_rollups
 from runwatch.queries.rollup_upkeep import rebuild_layer_run_rollups
-from runwatch.queries.segment_cache import NO_CACHE, RollupCache, plan_window
+from runwatch.queries.segment_cache import NO_CACHE, RollupCache, hour_of, plan_window, read_head
+from runwatch.queries.summary import summary_query
 from runwatch.services import layer_versions
 from runwatch.services.layer_summary import summarize_layer_runs
 from runwatch.services.retention import purge_layer_runs
@@ -113,6 +114,10 @@ def test_the_cache_keeps_its_budget_and_the_most_recent() -> None:
     cache.put("too big", 0, 11)
     assert cache.get("too big") is None
     assert RollupCache(0).get("x") is None
+    cache.replace(("k", 5), "new", 6)
+    assert cache.get(("k", 5)) == "new"
+    assert cache.get(("k", 4)) == 4
+    assert cache.get(("k", 3)) is None  # 6 + 3 rows: the least recent went
 
 
 LAYERS = ("alpha", "beta")
@@ -280,6 +285,24 @@ async def test_reused_aggregates_equal_fresh_reads_after_every_kind_of_write(
     ]
     assert (await client.post("/runs/batch", json={"runs": recent})).status_code == 200
     await check()
+    # Runs in the partial first hours of the 30-day, 7-day and 1-day windows, whose
+    # sums are kept: recorded, then one finishes, then one goes.
+    edges = [
+        layer_run(
+            id=f"edge-{days}",
+            layer_name="alpha",
+            status="running",
+            started_at=now - timedelta(days=days, seconds=-1),
+        )
+        for days in (30, 7, 1)
+    ]
+    assert (await client.post("/runs/batch", json={"runs": edges})).status_code == 200
+    await check()
+    done = {"status": "success", "completed_at": iso(now - timedelta(days=30, seconds=-30))}
+    assert (await client.patch("/runs/edge-30", json=done)).status_code == 200
+    await check()
+    assert (await client.delete("/runs/edge-1")).status_code == 204
+    await check()
     # A purge leaves the rollups, and so every answer, as they were.
     before = None
     async with engines.read.connect() as conn:
@@ -305,6 +328,42 @@ async def test_reused_aggregates_equal_fresh_reads_after_every_kind_of_write(
             for entry in summary["by_layer"].values():
                 entry.pop("stuck")
     assert after == before
+
+
+async def test_a_raw_range_within_an_hour_is_sent_only_when_its_counter_moved(
+    client: httpx.AsyncClient, engines: Engines
+) -> None:
+    now = datetime.now(UTC)
+    hour = floor_hour(now) - timedelta(days=2)
+    runs = [
+        layer_run(id=f"in-hour-{i}", started_at=hour + timedelta(minutes=10 + i)) for i in range(3)
+    ]
+    assert (await client.post("/runs/batch", json={"runs": runs})).status_code == 200
+    segment = Segment("raw", hour + timedelta(minutes=5), hour + HOUR)
+    counted = hour_of(segment)
+    assert counted == Segment("hour", hour, hour + HOUR)
+    query = summary_query(None, None, now)
+
+    async def head(known: int | None) -> Any:
+        async with engines.read.connect() as conn:
+            return await read_head(
+                conn, stable=[], raw=[segment], query=query, known={segment: known}
+            )
+
+    first = await head(None)
+    counter = first.changes[counted]
+    assert counter > 0
+    assert sorted(row[3] for row in first.rows[segment]) == [r["layer_name"] for r in runs]
+    assert len(first.rows[segment]) == 3
+    again = await head(counter)
+    assert again.changes[counted] == counter
+    assert again.rows[segment] == []  # unchanged: not sent
+    assert len((await head(counter - 1)).rows[segment]) == 3  # another counter: sent
+    late = layer_run(id="in-hour-late", started_at=hour + timedelta(minutes=59))
+    assert (await client.post("/runs", json=late)).status_code == 201
+    moved = await head(counter)
+    assert moved.changes[counted] > counter
+    assert len(moved.rows[segment]) == 4
 
 
 async def test_writes_count_against_the_buckets_their_runs_started_in(
