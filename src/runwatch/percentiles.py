@@ -57,21 +57,27 @@ def percentiles(
     return out
 
 
+Answer = dict[int, float | None]
+
+
 class Histogram:
     """Bin counts in bin order with running totals: percentiles with a few more counts added.
 
     Built once from the counts of many buckets, it answers the percentiles of
     those counts plus a small `extra` (the runs read raw for one request) with
     a binary search per stretch between two added bins, never merging the two.
+    The last few answers are kept by `extra`: a window's raw runs of most keys
+    are the same from one request to the next.
     """
 
     __slots__ = ("_known", "bins", "running")
+    KEPT = 8  # answers kept per histogram
 
     def __init__(self, counts: Mapping[int, int]) -> None:
         ordered = sorted((b, n) for b, n in counts.items() if n > 0)
         self.bins = [b for b, _ in ordered]
         self.running = list(itertools.accumulate(n for _, n in ordered))
-        self._known: dict[tuple[int, ...], dict[int, float | None]] = {}
+        self._known: dict[tuple[tuple[int, ...], tuple[tuple[int, int], ...]], Answer] = {}
 
     @property
     def total(self) -> int:
@@ -111,9 +117,10 @@ class Histogram:
     ) -> dict[int, float | None]:
         """Nearest-rank percentiles of these counts plus `extra`, as `percentiles` gives."""
         points = tuple(points)
-        if not extra and points in self._known:
-            return self._known[points]
-        ordered = sorted((b, n) for b, n in (extra or {}).items() if n > 0)
+        ordered = tuple(sorted((b, n) for b, n in (extra or {}).items() if n > 0))
+        known = self._known.get((points, ordered))
+        if known is not None:
+            return known
         running = itertools.accumulate(n for _, n in ordered)
         added = [(b, total) for (b, _), total in zip(ordered, running, strict=True)]
         total = self.total + (added[-1][1] if added else 0)
@@ -123,6 +130,7 @@ class Histogram:
             if total:
                 found = self._at_rank(max(1, (p * total + 99) // 100), added)
             out[p] = None if found is None else bin_value(found)
-        if not added:
-            self._known[points] = out
+        if len(self._known) >= self.KEPT:
+            del self._known[next(iter(self._known))]  # the oldest
+        self._known[(points, ordered)] = out
         return out

@@ -104,6 +104,20 @@ def test_histograms_answer_with_added_counts_as_merged_ones() -> None:
         assert histogram.percentiles(None, points) == percentiles(base, points)
 
 
+def test_a_histogram_keeps_answers_only_for_the_same_added_counts() -> None:
+    rng = random.Random(3)
+    base = {rng.randint(-5, 40): rng.randint(1, 4) for _ in range(40)}
+    histogram = Histogram(base)
+    extras = [{rng.randint(-8, 45): rng.randint(1, 30) for _ in range(5)} for _ in range(20)]
+    for _ in range(3):  # more extras than it keeps answers for, asked again and again
+        for extra in rng.sample(extras, len(extras)):
+            merged = dict(base)
+            for index, n in extra.items():
+                merged[index] = merged.get(index, 0) + n
+            assert histogram.percentiles(extra) == percentiles(merged)
+            assert histogram.percentiles({**extra, 99: 0}) == percentiles(merged)
+
+
 def test_the_cache_keeps_its_budget_and_the_most_recent() -> None:
     cache = RollupCache(10)
     for i in range(6):
