@@ -12,7 +12,8 @@ from sqlalchemy import update
 
 from runwatch.config import Settings
 from runwatch.db.engine import Engines
-from runwatch.db.tables import extraction_runs
+from runwatch.db.tables import extraction_runs, layer_runs
+from runwatch.queries import stuck as stuck_q
 from runwatch.services.layer_summary import summarize_layer_runs
 from runwatch.services.stuck import stuck_thresholds
 from tests.factories import layer_run
@@ -175,3 +176,32 @@ async def test_the_summary_counts_stuck_runs_with_any_threshold(
         got = {name: e["stuck"] for name, e in summary["by_layer"].items() if e["stuck"]}
         assert got == want, overrides
         assert summary["stuck_runs"] == sum(want.values()), overrides
+
+
+@pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
+async def test_running_runs_are_read_through_their_index_on_sqlite(engines: Engines) -> None:
+    # SQLite's planner would take the status index and read every running run's
+    # layer from the table; counts and the summary's running runs use the partial index.
+    now = datetime.now(UTC)
+    count = stuck_q._count_statement(2, True)
+    params = {
+        "before_default": now,
+        "latest": now,
+        "layer0": "a",
+        "before0": now,
+        "layer1": "b",
+        "before1": now,
+        "layer_name": "a",
+    }
+    older, recent = stuck_q.running_parts("a")([layer_runs.c.layer_name])
+    running = {"layer_name": "a", **stuck_q.running_params(60.0, now)}
+    async with engines.read.connect() as conn:
+        for statement, values in ((count, params), (older, running), (recent, running)):
+            compiled = statement.compile(dialect=conn.dialect)
+            plan = await conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}",
+                tuple(compiled.construct_params(values)[name] for name in compiled.positiontup),
+            )
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "ix_layer_runs_running_started_at_layer_name" in details, details
+            assert "ix_layer_runs_status_started_at_id" not in details, details

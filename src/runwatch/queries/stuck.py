@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.tables import layer_runs
+from runwatch.db.tables import layer_runs, running_layer_runs
 from runwatch.db.types import UtcDateTime
 from runwatch.queries.durations import (
     BinCounts,
@@ -51,6 +51,9 @@ t = layer_runs
 RECENT = timedelta(days=7)
 # As a literal, so that both databases see that it implies the running runs' index.
 RUNNING = t.c.status == literal_column("'running'")
+# The running runs, through that index: what counts and lists them by layer reads.
+rt = running_layer_runs
+ONLY_RUNNING = rt.c.status == literal_column("'running'")
 
 
 def recent_window(now: datetime) -> WindowPlan:
@@ -120,7 +123,7 @@ def _count_statement(cases: int, has_layer: bool) -> Select[Any]:
     before = (
         case(
             *(
-                (t.c.layer_name == bindparam(f"layer{i}"), bindparam(f"before{i}", type_=moment))
+                (rt.c.layer_name == bindparam(f"layer{i}"), bindparam(f"before{i}", type_=moment))
                 for i in range(cases)
             ),
             else_=default,
@@ -128,14 +131,14 @@ def _count_statement(cases: int, has_layer: bool) -> Select[Any]:
         if cases
         else default
     )
-    query = select(t.c.layer_name, func.count()).where(
-        RUNNING,
-        t.c.started_at < bindparam("latest", type_=moment),
-        t.c.started_at < before,
+    query = select(rt.c.layer_name, func.count()).where(
+        ONLY_RUNNING,
+        rt.c.started_at < bindparam("latest", type_=moment),
+        rt.c.started_at < before,
     )
     if has_layer:
-        query = query.where(t.c.layer_name == bindparam("layer_name"))
-    return query.group_by(t.c.layer_name)
+        query = query.where(rt.c.layer_name == bindparam("layer_name"))
+    return query.group_by(rt.c.layer_name)
 
 
 async def stuck_counts(
@@ -176,9 +179,9 @@ def running_parts(
     def build(columns: Sequence[ColumnElement[Any]]) -> list[Select[Any]]:
         assert columns[0] is t.c.layer_name
         padding = [cast(null(), c.type) for c in columns[1:]]
-        where = [RUNNING]
+        where = [ONLY_RUNNING]
         if layer_name is not None:
-            where.append(t.c.layer_name == bindparam("layer_name"))
+            where.append(rt.c.layer_name == bindparam("layer_name"))
         before = bindparam("running_before", type_=UtcDateTime())
         until = bindparam("running_until", type_=UtcDateTime())
         older = (
@@ -186,19 +189,19 @@ def running_parts(
                 literal(OLDER_RUNNING),
                 cast(func.count(), BigInteger),
                 cast(null(), UtcDateTime()),
-                t.c.layer_name,
+                rt.c.layer_name,
                 *padding,
             )
-            .where(*where, t.c.started_at < before)
-            .group_by(t.c.layer_name)
+            .where(*where, rt.c.started_at < before)
+            .group_by(rt.c.layer_name)
         )
         recent = select(
             literal(RECENT_RUNNING),
             cast(null(), BigInteger),
-            t.c.started_at,
-            t.c.layer_name,
+            rt.c.started_at,
+            rt.c.layer_name,
             *padding,
-        ).where(*where, t.c.started_at >= before, t.c.started_at < until)
+        ).where(*where, rt.c.started_at >= before, rt.c.started_at < until)
         return [older, recent]
 
     return build
