@@ -71,6 +71,9 @@ SMOKE_POSTGRES_OPTIONS = {"shared_buffers": "256MB", "work_mem": "16MB"}
 SUMMARY_PATH = "/runs/stats/summary?days=30"
 
 
+BATCH_ID_PREFIX = "bench-"  # the ids of the runs the batch measurements record
+
+
 def log(message: str) -> None:
     print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
@@ -422,7 +425,7 @@ def batch_bodies(count: int, size: int, seed: int) -> list[bytes]:
         runs = []
         for row in generate_layer_runs(size, seed=rng_seed + b, days=1.0):
             run = {k: v for k, v in row.items() if k not in dropped}
-            run["id"] = f"bench-{ULID()}"
+            run["id"] = f"{BATCH_ID_PREFIX}{ULID()}"
             for key in ("started_at", "completed_at"):
                 if run[key] is not None:
                     run[key] = run[key].isoformat()
@@ -730,7 +733,42 @@ def run_dataset(
             bare.stop()
         uncached.stop()
         server.stop()
+        if _outlives_run(ds, args):
+            asyncio.run(remove_batch_runs(ds))
     return rows
+
+
+def _outlives_run(ds: Dataset, args: argparse.Namespace) -> bool:
+    """Whether the database is kept after this run (and so may be measured again)."""
+    if ds.dialect == "postgresql":
+        return bool(args.postgres_url or args.keep_postgres)
+    return bool(args.sqlite_path)
+
+
+async def remove_batch_runs(ds: Dataset) -> None:
+    """Delete the runs the batch measurements recorded, and rebuild the rollups without them.
+
+    They started in the last day: left in a kept database, they would change
+    what the next run's summaries and pages measure.
+    """
+    from sqlalchemy import delete
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from runwatch.db.tables import layer_runs
+
+    engine = create_async_engine(ds.url)
+    try:
+        async with engine.begin() as conn:
+            gone = await conn.execute(
+                delete(layer_runs).where(layer_runs.c.id.startswith(BATCH_ID_PREFIX))
+            )
+    finally:
+        await engine.dispose()
+    if gone.rowcount:
+        log(f"{ds.dialect}: removed the {gone.rowcount:,} runs the batches recorded")
+        loaded = ds.extras.get("rollup_seconds")
+        await ensure_rollups(ds, force=True)
+        ds.extras["rollup_seconds"] = loaded  # the report keeps the load's rebuild time
 
 
 def run_constant(args: argparse.Namespace, driver: str, workdir: Path) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,19 @@ CONSTANTS = ("constant 1 KB JSON, pre-encoded bytes", "constant 1 KB JSON, dict 
 @pytest.fixture(scope="module")
 def smoke_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("bench-results")
+    # A SQLite file of its own, which the run keeps (see test_a_kept_database_…).
+    kept = out / "kept.db"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--smoke", "--out-dir", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--smoke",
+            "--out-dir",
+            str(out),
+            "--sqlite-path",
+            str(kept),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -51,6 +63,7 @@ def smoke_result(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
+    assert "runs the batches recorded" in proc.stderr
     (js,) = out.glob("*.json")
     return json.loads(js.read_text()), out
 
@@ -240,3 +253,20 @@ def test_export_throughput_smoke() -> None:
     assert by_query["`format=ndjson`"][3].strip() == "3,000"
     assert by_query["`format=csv`"][3].strip() == "3,000"
     assert 0 < int(by_query["`format=ndjson&status=failed`"][3].strip().replace(",", "")) < 3000
+
+
+def test_a_kept_database_ends_without_the_batch_runs(smoke_result: tuple[dict, Path]) -> None:
+    result, out = smoke_result
+    (sqlite,) = [d for d in result["datasets"] if d["dialect"] == "sqlite"]
+    db = sqlite3.connect(out / "kept.db")
+    try:
+        runs = db.execute("SELECT count(*) FROM layer_runs").fetchone()[0]
+        left = db.execute("SELECT count(*) FROM layer_runs WHERE id LIKE 'bench-%'").fetchone()
+        rolled = db.execute(
+            "SELECT coalesce(sum(runs), 0) FROM layer_run_rollups WHERE grain = 'day'"
+        ).fetchone()[0]
+    finally:
+        db.close()
+    assert left == (0,)
+    assert runs == sqlite["rows"]  # as loaded, before the batches
+    assert rolled == runs  # and the rollups rebuilt without them
