@@ -16,6 +16,7 @@ counted, in `services/layer_summary.py`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,12 +27,12 @@ from sqlalchemy import Row, bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_runs
-from runwatch.queries.buckets import Segment, micros, nanos
+from runwatch.percentiles import duration_bin
+from runwatch.queries.buckets import Segment
 from runwatch.queries.durations import (
     BinCounts,
     Histograms,
     add_counts,
-    add_raw_duration,
     window_histograms,
 )
 from runwatch.queries.rollups import layer_status_sums
@@ -115,23 +116,50 @@ def _merge_totals(parts: Iterable[Totals]) -> tuple[Totals, int]:
     return out, len(out)
 
 
+_STATUS_INDEX = {status: i for i, status in enumerate(STATUSES)}
+_WIDTH = len(STATUSES) + len(SUMS)
+
+
 def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Sequence[Any]]) -> None:
-    """Add raw runs to the totals per layer and to the duration counts."""
-    status_index = {status: i for i, status in enumerate(STATUSES)}
-    width = len(STATUSES) + len(SUMS)
+    """Add raw runs to the totals per layer and to the duration counts.
+
+    The current hour's runs pass through here on every fresh summary (a couple
+    of thousand an hour on a busy service), so the loop keeps each layer's
+    entry and bins at hand and rounds as `nanos` and `micros` do, inline.
+    """
     base = len(STATUSES)
+    status_index = _STATUS_INDEX
+    floor = math.floor
+    layers: dict[str, tuple[list[int], dict[int, int] | None]] = {}
+    overall: dict[int, int] | None = None
     for _part, _changes, _moment, layer, status, duration, insights, tokens, cost, done in rows:
-        entry = totals.get(layer)
-        if entry is None:
-            entry = totals[layer] = [0] * width
+        found = layers.get(layer)
+        if found is None:
+            entry = totals.get(layer)
+            if entry is None:
+                entry = totals[layer] = [0] * _WIDTH
+            found = layers[layer] = (entry, None)
+        entry, bins = found
         entry[status_index[status]] += 1
-        entry[base] += insights or 0
-        entry[base + 1] += tokens or 0
-        entry[base + 2] += nanos(cost)
-        entry[base + 3] += micros(duration)
+        if insights:
+            entry[base] += insights
+        if tokens:
+            entry[base + 1] += tokens
+        if cost is not None:
+            entry[base + 2] += floor(cost * 1e9 + 0.5)  # nanos(cost)
         if done:
             entry[base + 4] += 1
-        add_raw_duration(extra, (layer, ""), duration)
+        if duration is None:
+            continue
+        entry[base + 3] += floor(duration * 1e6 + 0.5)  # micros(duration)
+        if bins is None:
+            bins = extra.setdefault((layer, ""), {})
+            layers[layer] = (entry, bins)
+        if overall is None:
+            overall = extra.setdefault(None, {})
+        index = duration_bin(duration)
+        bins[index] = bins.get(index, 0) + 1
+        overall[index] = overall.get(index, 0) + 1
 
 
 @dataclass(frozen=True)
