@@ -197,6 +197,17 @@ def drive(
 # -- the data -----------------------------------------------------------------------------
 
 
+async def vacuum(dsn: str, table: str) -> None:
+    """`VACUUM (ANALYZE)` one PostgreSQL table."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"VACUUM (ANALYZE) {table}")
+    finally:
+        await conn.close()
+
+
 async def ensure_rollups(ds: Dataset, *, force: bool) -> None:
     """Rebuild the rollups after a bulk load, which bypasses the service that keeps them.
 
@@ -232,13 +243,7 @@ async def ensure_rollups(ds: Dataset, *, force: bool) -> None:
     finally:
         await engine.dispose()
     if ds.dialect == "postgresql" and ds.dsn:
-        import asyncpg
-
-        conn = await asyncpg.connect(ds.dsn)
-        try:
-            await conn.execute("VACUUM (ANALYZE) layer_run_rollups")
-        finally:
-            await conn.close()
+        await vacuum(ds.dsn, "layer_run_rollups")
     else:
         db = sqlite3.connect(ds.sqlite_path or "")
         db.execute("ANALYZE")
@@ -772,13 +777,7 @@ async def remove_batch_runs(ds: Dataset) -> None:
         if ds.dialect == "postgresql" and ds.dsn:
             # The deleted rows' index entries would otherwise slow the next run's
             # reads of the last day until autovacuum came round.
-            import asyncpg
-
-            conn = await asyncpg.connect(ds.dsn)
-            try:
-                await conn.execute("VACUUM (ANALYZE) layer_runs")
-            finally:
-                await conn.close()
+            await vacuum(ds.dsn, "layer_runs")
 
 
 def run_constant(args: argparse.Namespace, driver: str, workdir: Path) -> list[dict[str, Any]]:
