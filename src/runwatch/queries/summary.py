@@ -16,7 +16,6 @@ counted, in `services/layer_summary.py`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from runwatch.db.tables import layer_runs
 from runwatch.percentiles import duration_bin
-from runwatch.queries.buckets import Segment
+from runwatch.queries.buckets import Segment, micros, nanos
 from runwatch.queries.durations import (
     BinCounts,
     Histograms,
@@ -125,11 +124,10 @@ def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Sequence[Any]]) ->
 
     The current hour's runs pass through here on every fresh summary (a couple
     of thousand an hour on a busy service), so the loop keeps each layer's
-    entry and bins at hand and rounds as `nanos` and `micros` do, inline.
+    entry and bins at hand.
     """
     base = len(STATUSES)
     status_index = _STATUS_INDEX
-    floor = math.floor
     layers: dict[str, tuple[list[int], dict[int, int] | None]] = {}
     overall: dict[int, int] | None = None
     for _part, _changes, _moment, layer, status, duration, insights, tokens, cost, done in rows:
@@ -146,12 +144,12 @@ def _add_raw(totals: Totals, extra: BinCounts, rows: Iterable[Sequence[Any]]) ->
         if tokens:
             entry[base + 1] += tokens
         if cost is not None:
-            entry[base + 2] += floor(cost * 1e9 + 0.5)  # nanos(cost)
+            entry[base + 2] += nanos(cost)
         if done:
             entry[base + 4] += 1
         if duration is None:
             continue
-        entry[base + 3] += floor(duration * 1e6 + 0.5)  # micros(duration)
+        entry[base + 3] += micros(duration)
         if bins is None:
             bins = extra.setdefault((layer, ""), {})
             layers[layer] = (entry, bins)
