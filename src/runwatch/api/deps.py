@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
+from runwatch.api.query_models import documented_query_names
 from runwatch.config import Settings
 from runwatch.db.dialect import dialect_of
 from runwatch.db.engine import PRIMARY, Engines
@@ -259,7 +260,8 @@ async def reject_unknown_query_params(request: Request) -> None:
     # Worked out once per route, then a set difference per request.
     allowed = getattr(route, _ALLOWED_ATTRIBUTE, None)
     if allowed is None:
-        allowed = _query_names(dependant)
+        # Those FastAPI reads, and those a route reads itself and declares.
+        allowed = _query_names(dependant) | documented_query_names(route.openapi_extra)
         setattr(route, _ALLOWED_ATTRIBUTE, allowed)
     unknown = sorted(set(request.query_params.keys()) - allowed)
     if unknown:

@@ -29,6 +29,7 @@ from runwatch.api.deps import (
     parse_statuses,
 )
 from runwatch.api.export import EXPORT_RESPONSES, export_kind, export_response
+from runwatch.api.query_models import parse_query, query_parameters
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.kinds import RunKind
 from runwatch.queries.export import export_query
@@ -102,17 +103,17 @@ def add_run_reads(
 
     body_of = detail_body or detail_of
 
+    # The hottest read: its query model is read in one validation (see query_models.py).
     @router.get(
         "",
         response_model=kind.page_model,
         summary=f"List {label}s",
         description=docs.list,
         responses=responses,
+        openapi_extra=query_parameters(kind.list_query),
     )
-    async def list_kind_runs(
-        request: Request,
-        query: Annotated[kind.list_query, Query()],  # type: ignore[name-defined]
-    ) -> Response:
+    async def list_kind_runs(request: Request) -> Response:
+        query: Any = parse_query(kind.list_query, request)
         settings = request.app.state.settings
         paging = check_paging(settings, offset=query.offset, limit=query.limit, cursor=query.cursor)
         filters = run_filter(kind, query)
