@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runwatch.api.reads import encode_json
 from runwatch.schemas.common import rfc3339
 
 
@@ -42,3 +43,11 @@ def test_edges() -> None:
     assert rfc3339(datetime(999, 1, 1, 0, 0, 0, 1)) == "0999-01-01T00:00:00.000001Z"
     east = timezone(timedelta(hours=5, minutes=30))
     assert rfc3339(datetime(2026, 1, 1, 5, 30, tzinfo=east)) == "2026-01-01T00:00:00Z"
+
+
+@given(
+    st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=offsets)
+)
+def test_answers_write_timestamps_as_rfc3339_does(value: datetime) -> None:
+    # encode_json writes UTC values itself (the fast path) and hands others to rfc3339.
+    assert encode_json({"at": [value]}) == b'{"at":["%s"]}' % rfc3339(value).encode()
