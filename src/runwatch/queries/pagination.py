@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, or_, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import UnaryExpression
@@ -74,8 +75,8 @@ class SortSpec:
 def encode_cursor(sort: SortSpec, value: Any, run_id: str) -> str:
     if isinstance(value, datetime):
         value = {"t": as_utc(value).isoformat()}
-    payload = json.dumps({"s": sort.token, "v": value, "i": run_id}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    payload = orjson.dumps({"s": sort.token, "v": value, "i": run_id})
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
