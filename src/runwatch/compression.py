@@ -48,6 +48,16 @@ class GZipWithETags:
         if scope["type"] != "http":
             await self.gzip(scope, receive, send)
             return
+        accepts_gzip = conditional = False
+        for name, value in scope["headers"]:
+            if name == b"accept-encoding" and b"gzip" in value:
+                accepts_gzip = True
+            elif name == b"if-none-match":
+                conditional = True
+        if not accepts_gzip and not conditional:
+            # Nothing to compress and no tag to read back: no tag to rewrite either.
+            await self.gzip(scope, receive, send)
+            return
         asked_for_gzip_copy = False
         headers = []
         for name, value in scope["headers"]:
@@ -56,9 +66,6 @@ class GZipWithETags:
                 asked_for_gzip_copy = asked_for_gzip_copy or stripped
                 value = text.encode("latin-1")
             headers.append((name, value))
-        accepts_gzip = any(
-            name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"]
-        )
 
         async def send_tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
