@@ -28,7 +28,7 @@ from runwatch.migrate import upgrade
 from runwatch.openapi import app_options, install_api_docs
 from runwatch.queries.api_keys import load_key_set
 from runwatch.queries.segment_cache import RollupCache
-from runwatch.routing import give_concrete_paths_precedence
+from runwatch.routing import DirectRoutes, give_concrete_paths_precedence
 from runwatch.schemas.common import problem_responses
 from runwatch.security import (
     KeyCache,
@@ -198,6 +198,8 @@ def create_app(settings: Settings | None = None, *, serving: bool = False) -> Fa
     install_dashboard(app)
     install_api_docs(app, settings)
     install_metrics(app)
+    # Inside the early answers: a request they answer needs no route.
+    app.add_middleware(DirectRoutes, fastapi=app)
     # Inside the key check: only a request with a valid key gets an early answer.
     app.add_middleware(EarlyAnswers, fastapi=app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
