@@ -182,9 +182,13 @@ async def stats_days(
     ] = 7,
 ) -> int:
     """The `days` of a summary, within the configured bound (422 naming it beyond)."""
-    limit = request.app.state.settings.max_stats_days
-    if days > limit:
-        raise InvalidArgument.at(("query", "days"), f"must be at most {limit}")
+    return check_stats_days(request.app.state.settings, days)
+
+
+def check_stats_days(settings: Settings, days: int) -> int:
+    """`days` if within `RUNWATCH_MAX_STATS_DAYS`, else 422 naming it."""
+    if days > settings.max_stats_days:
+        raise InvalidArgument.at(("query", "days"), f"must be at most {settings.max_stats_days}")
     return days
 
 

@@ -8,9 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from runwatch.api.deps import Paging, RunIdPath, SettingsDep, StatsDays, WriteConn
+from runwatch.api.deps import Paging, RunIdPath, SettingsDep, WriteConn, check_stats_days
+from runwatch.api.query_models import parse_query, query_parameters
 from runwatch.api.reads import NOT_MODIFIED_RESPONSE, ReadContext, encode_json, serve_read
 from runwatch.api.run_routes import ReadDocs, add_run_delete, add_run_reads, page_json
+from runwatch.config import Settings
 from runwatch.domain import NO_NUL_PATTERN
 from runwatch.errors import InvalidArgument
 from runwatch.kinds import LAYER_RUNS
@@ -25,6 +27,7 @@ from runwatch.schemas.layer_runs import (
     LayerRunDetail,
     LayerRunDetailNow,
     LayerRunListQuery,
+    LayerRunSummaryQuery,
     LayerRunUpdate,
     StatsSummary,
     Timeseries,
@@ -117,13 +120,10 @@ as time passes, so the tag moves in steps of `RUNWATCH_STATS_ETAG_SECONDS`.""",
     response_model=StatsSummary,
     summary="Summary of recent runs",
     responses={**NOT_MODIFIED_RESPONSE, **problem_responses(422, 503)},
+    # What a dashboard polls: its query is read in one validation (see query_models.py).
+    openapi_extra=query_parameters(LayerRunSummaryQuery),
 )
-async def stats_summary(
-    request: Request,
-    settings: SettingsDep,
-    days: StatsDays,
-    layer_name: LayerNameQuery = None,
-) -> Response:
+async def stats_summary(request: Request) -> Response:
     """Counts and sums over every run that started in the last `days` days.
 
     Sums over no runs are 0. `by_layer` has one entry per layer with runs in the window.
@@ -134,6 +134,9 @@ async def stats_summary(
     current step. Poll with `If-None-Match`: the `ETag` changes on every write and
     at each step.
     """
+    query = parse_query(LayerRunSummaryQuery, request)
+    settings: Settings = request.app.state.settings
+    days, layer_name = check_stats_days(settings, query.days), query.layer_name
 
     async def work(read: ReadContext) -> bytes:
         known, horizon = read.known_purged_before()

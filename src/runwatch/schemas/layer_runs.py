@@ -108,6 +108,16 @@ class LayerRunListQuery(PagingQuery, LayerRunFilters):
     )
 
 
+class LayerRunSummaryQuery(BaseModel):
+    """The query of `GET /runs/stats/summary`; `days` within the configured bound is checked by
+    the route."""
+
+    layer_name: str | None = Field(None, description="Exact layer name.", **NAME_FILTER)
+    days: int = Field(
+        7, ge=1, description="Window in days back from now, 1 to 30 (`RUNWATCH_MAX_STATS_DAYS`)."
+    )
+
+
 class LayerRunExportQuery(ExportFormatQuery, LayerRunFilters):
     """The query of `GET /runs/export`."""
 
