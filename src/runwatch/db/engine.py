@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from runwatch.config import Settings
 from runwatch.db.dialect import Dialect, dialect_of
+from runwatch.db.sqlite_version import shm_path
 
 PRIMARY = "primary"
 
@@ -128,10 +129,16 @@ def create_postgres_engine(url: str, settings: Settings) -> AsyncEngine:
 
 
 def _sqlite_engine(settings: Settings, *, begin: str | None) -> AsyncEngine:
+    # A file's connections are kept as PostgreSQL's are (each is a thread of
+    # aiosqlite's and four PRAGMAs to open); an in-memory database has one.
+    sizes: dict[str, Any] = {}
+    if shm_path(settings.database_url) is not None:
+        sizes = {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow}
     engine = create_async_engine(
         settings.database_url,
         pool_timeout=settings.db_pool_timeout,
         connect_args={"timeout": settings.db_connect_timeout},
+        **sizes,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
