@@ -67,9 +67,13 @@ def run_filter(kind: RunKind, query: Any) -> RunFilter:
 def page_json(kind: RunKind, page: Page, paging: Paging) -> bytes:
     """A page of runs' body, encoded from its rows (its schema is `kind.page_model`)."""
     keys = kind.list_keys
+    # A page of the kind's list columns is already what the answer holds, in its order.
+    runs = page.rows
+    if page.keys != keys:
+        runs = [{key: row[key] for key in keys} for row in page.rows]
     return encode_json(
         {
-            "runs": [{key: row[key] for key in keys} for row in page.rows],
+            "runs": runs,
             "total": page.total,
             "offset": paging.offset,
             "limit": paging.limit,

@@ -118,9 +118,12 @@ def decode_cursor(cursor: str, sort: SortSpec) -> tuple[Any, str]:
 
 @dataclass(frozen=True)
 class Page:
+    """Rows as dicts of the page statement's columns (`keys`, in their order), the total apart."""
+
     rows: Sequence[Mapping[str, Any]]
     next_cursor: str | None
     total: int | None = None
+    keys: tuple[str, ...] = ()
 
 
 TOTAL_LABEL = "_total"
@@ -183,26 +186,27 @@ async def fetch_page(
     """
     values, null_key = page_values(params, spec, limit=limit, offset=offset, cursor=cursor)
 
-    def page_statements() -> tuple[Select[Any], Select[Any] | None]:
+    def page_statements() -> tuple[Select[Any], Select[Any] | None, tuple[str, ...]]:
         query, total = build()
-        if total is not None:
+        keys = tuple(str(column.key) for column in query.selected_columns)
+        if total is not None:  # the last column: the rows' dicts end before it
             query = query.add_columns(total.scalar_subquery().label(TOTAL_LABEL))
-        return page_query(query, spec, null_key=null_key, offset=bool(offset)), total
+        return page_query(query, spec, null_key=null_key, offset=bool(offset)), total, keys
 
     if shape is None:  # values built into the statement: nothing to keep
-        query, total = page_statements()
-        rows = [row._mapping for row in await conn.execute(query, values)]
+        query, total, keys = page_statements()
+        found: Sequence[Sequence[Any]] = list(await conn.execute(query, values))
     else:
-        query, total = STATEMENTS.get(
+        query, total, keys = STATEMENTS.get(
             ("page", shape, spec.token, null_key, bool(offset)), page_statements
         )
-        rows = await dialect_of(conn).fetch_all(conn, query, values)
+        found = await dialect_of(conn).fetch_rows(conn, query, values)
     counted = None
     if total is not None:
-        counted = int(rows[0][TOTAL_LABEL]) if rows else int(await conn.scalar(total, values) or 0)
+        counted = int(found[0][-1]) if found else int(await conn.scalar(total, values) or 0)
+    rows = [dict(zip(keys, row)) for row in found[:limit]]  # noqa: B905 (without the total)
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if len(found) > limit:
         last = rows[-1]
         next_cursor = encode_cursor(spec, last[spec.name], last["id"])
-    return Page(rows=rows, next_cursor=next_cursor, total=counted)
+    return Page(rows=rows, next_cursor=next_cursor, total=counted, keys=keys)
