@@ -8,7 +8,6 @@ import re
 import time
 from contextvars import ContextVar
 
-from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +26,13 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+
+
+_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
+_SECURITY_PAIRS = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in SECURITY_HEADERS.items()
+)
 
 
 def current_request_id() -> str | None:
@@ -63,11 +69,13 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
+                # The raw list, as MutableHeaders would leave it: the id replaces any
+                # the app set, and a security header the app set is kept.
+                raw = [pair for pair in message.get("headers", ()) if pair[0] != _ID_NAME]
+                present = {name for name, _ in raw}
+                raw.append((_ID_NAME, request_id.encode("latin-1")))
+                raw.extend(pair for pair in _SECURITY_PAIRS if pair[0] not in present)
+                message["headers"] = raw
             await send(message)
 
         try:
@@ -86,25 +94,32 @@ class RequestContext:
             )
             child(REQUESTS, *labels).inc()
             child(REQUEST_SECONDS, *labels).observe(seconds)
-            state = scope.get("state", {})
-            access_logger.info(
-                "%s %s %s %.1fms request_id=%s",
-                scope.get("method", ""),
-                scope.get("path", ""),
-                status or "-",
-                duration_ms,
-                request_id,
-                extra={
-                    "request_id": request_id,
-                    "method": scope.get("method", ""),
-                    "path": scope.get("path", ""),
-                    "route": route,
-                    "status": status or None,
-                    "duration_ms": duration_ms,
-                    "key_name": state.get("api_key_name"),
-                },
-            )
+            if access_logger.isEnabledFor(logging.INFO):
+                self._log(scope, status, duration_ms, request_id, route)
             request_id_var.reset(token)
+
+    @staticmethod
+    def _log(
+        scope: Scope, status: int, duration_ms: float, request_id: str, route: str | None
+    ) -> None:
+        method, path = scope.get("method", ""), scope.get("path", "")
+        access_logger.info(
+            "%s %s %s %.1fms request_id=%s",
+            method,
+            path,
+            status or "-",
+            duration_ms,
+            request_id,
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "path": path,
+                "route": route,
+                "status": status or None,
+                "duration_ms": duration_ms,
+                "key_name": scope.get("state", {}).get("api_key_name"),
+            },
+        )
 
 
 def cors_middleware_options(origins: list[str]) -> dict[str, object]:
