@@ -52,7 +52,8 @@ async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
     and its query read the same replica.
     """
     engines: Engines = request.app.state.engines
-    prefer = getattr(request.state, "read_source", None)
+    state = request.scope.setdefault("state", {})  # `request.state`'s own dict
+    prefer = state.get("read_source")
     if request.headers.get(READ_FROM_HEADER, "").lower() == PRIMARY:
         prefer = PRIMARY
     for name, engine in engines.read_candidates(prefer=prefer):
@@ -64,7 +65,7 @@ async def open_read_connection(request: Request) -> tuple[str, AsyncConnection]:
             logger.warning("read replica %s unavailable; skipping it for now", name)
             engines.mark_down(name)
             continue
-        request.state.read_source = name
+        state["read_source"] = name
         return name, conn
     raise AssertionError("the primary is always a candidate")
 
