@@ -8,6 +8,9 @@ the id `export`, and a 405 named the templated route's methods in `Allow`. The
 OpenAPI rule is that a concrete path is matched before a templated one, so
 that path is one resource, with only its own methods; this route class makes
 the router agree.
+
+`DirectRoutes` runs the GET routes that need only their request (the lists and
+the summary) without the router, once the router has chosen them for a path.
 """
 
 from __future__ import annotations
