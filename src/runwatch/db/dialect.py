@@ -18,12 +18,16 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    String,
     Table,
     Text,
+    any_,
+    bindparam,
     cast,
     func,
     literal_column,
     select,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -64,6 +68,9 @@ class Dialect:
     writes_text_lines = False
     # Whether the driver's values need SQLAlchemy's result conversion (driver_reads.py).
     converts_driver_rows = True
+    # Whether a batch of new layer runs is added to the rollups by statements
+    # that sum it in the database (`batch_upsert`), instead of deltas summed in Python.
+    sums_batches = False
 
     def __init__(self) -> None:
         self._plans = DriverPlans(convert_results=self.converts_driver_rows)
@@ -131,6 +138,35 @@ class Dialect:
         self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]], merge: Merge
     ) -> None:
         await conn.execute(self.upsert(table, **vars(merge)), list(rows))
+
+    def batch_upsert(
+        self,
+        table: Table,
+        selects: Sequence[Select[Any]],
+        *,
+        key: Sequence[str],
+        summed: Sequence[str] = (),
+        least: Sequence[str] = (),
+        greatest: Sequence[str] = (),
+    ) -> Insert:
+        """`upsert` of the rows `selects` yield (named as `table`'s columns), in key order.
+
+        The rows go in `key` order, strings by code point: the order in which
+        the callers of `upsert_many` sort theirs in Python, so that a batch
+        and a single write lock the rows of one table in the same order.
+        """
+        rows = (selects[0] if len(selects) == 1 else union_all(*selects)).subquery("batch")
+        ordered = select(*rows.c).order_by(*(self.code_point_order(rows.c[k]) for k in key))
+        upsert = self.upsert(table, key=key, summed=summed, least=least, greatest=greatest)
+        return upsert.from_select([c.name for c in rows.c], ordered)
+
+    def code_point_order(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """`column` to sort strings by code point (SQLite's own BINARY collation does)."""
+        return column
+
+    def among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        """`column` is one of the list given as parameter `name`."""
+        return column.in_(bindparam(name, expanding=True))
 
     async def insert_many_ignoring_conflicts(
         self,
@@ -246,6 +282,7 @@ class PostgresDialect(Dialect):
     writes_text_lines = True
 
     converts_driver_rows = False  # asyncpg's own types are SQLAlchemy's
+    sums_batches = True
 
     async def _driver_fetch(self, driver: Any, sql: str, args: list[Any]) -> Sequence[Any]:
         """asyncpg: a statement prepared once per connection."""
@@ -294,6 +331,14 @@ class PostgresDialect(Dialect):
             sql += f" RETURNING {returning}"
         result = await conn.exec_driver_sql(sql, (table_records(table, rows),))
         return [] if returning is None else list(result.scalars())
+
+    def code_point_order(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        # The database's collation may order words as a language does.
+        return column.collate("C") if isinstance(column.type, String) else column
+
+    def among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        """`column = ANY($n)`: one array parameter, whatever its length."""
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
 
     def lock_rows(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update()

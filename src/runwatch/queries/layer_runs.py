@@ -19,8 +19,11 @@ from runwatch.db.dialect import dialect_of
 from runwatch.db.tables import layer_runs
 from runwatch.metrics import measured
 from runwatch.queries.data_state import bump_data_version
-from runwatch.queries.operator_rollups import record_operator_changes
-from runwatch.queries.rollup_upkeep import record_layer_run_changes
+from runwatch.queries.operator_rollups import (
+    add_batch_to_operator_rollups,
+    record_operator_changes,
+)
+from runwatch.queries.rollup_upkeep import add_batch_to_rollups, record_layer_run_changes
 from runwatch.queries.rollups import rollup_count_shape, rollup_count_statement
 from runwatch.queries.runs import RunFilter
 
@@ -87,12 +90,20 @@ async def insert_layer_run(conn: AsyncConnection, row: Mapping[str, Any]) -> boo
 
 @measured("insert_layer_runs")
 async def insert_layer_runs(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Insert the rows whose id is new, in one statement; the ids inserted."""
-    inserted = set(
-        await dialect_of(conn).insert_many_ignoring_conflicts(conn, t, rows, returning="id")
-    )
+    """Insert the rows whose id is new, in one statement; the ids inserted.
+
+    Where the database sums a batch itself (`Dialect.sums_batches`), the
+    rollups are kept by one statement per rollup table, in `_record`'s order.
+    """
+    dialect = dialect_of(conn)
+    inserted = set(await dialect.insert_many_ignoring_conflicts(conn, t, rows, returning="id"))
     if inserted:
-        await _record(conn, added=[row for row in rows if row["id"] in inserted])
+        added = [row for row in rows if row["id"] in inserted]
+        if dialect.sums_batches:
+            await add_batch_to_rollups(conn, [row["id"] for row in added])
+            await add_batch_to_operator_rollups(conn, added)
+        else:
+            await _record(conn, added=added)
     return inserted
 
 

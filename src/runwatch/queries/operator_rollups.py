@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    FromClause,
+    Integer,
+    Select,
     Table,
+    Text,
     and_,
     bindparam,
     delete,
@@ -28,9 +33,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import dialect_of
+from runwatch.db.dialect import Dialect, dialect_of
 from runwatch.db.tables import (
     ERROR_ROLLUP_GRAINS,
     NO_MODEL,
@@ -59,7 +66,7 @@ from runwatch.queries.operator_deltas import (
     error_changes,
     version_changes,
 )
-from runwatch.queries.rollup_upkeep import count_rebuilt_buckets
+from runwatch.queries.rollup_upkeep import batch_columns, count_rebuilt_buckets, sums_by_bucket
 
 e = layer_run_errors
 er = layer_run_error_rollups
@@ -195,6 +202,85 @@ async def _record_bucket_changes(conn: AsyncConnection, added: Rows, removed: Ro
     )
 
 
+# --- a batch, summed by the database ------------------------------------------------
+
+
+async def add_batch_to_operator_rollups(conn: AsyncConnection, added: Rows) -> None:
+    """`record_operator_changes(added=…)` for runs just inserted, in the same order.
+
+    Error groups are made in Python (their fingerprints are); the versions
+    are summed by the database over the runs read back by id, and the
+    duration bins counted by it from the bins Python gives each run (so that
+    one `duration_bin` decides them). PostgreSQL only (`Dialect.sums_batches`).
+    """
+    dialect = dialect_of(conn)
+    await _record_errors(conn, added, [])
+    await conn.execute(_batch_versions(dialect), {"ids": [row["id"] for row in added]})
+    timed = [(row["id"], row["duration_seconds"]) for row in added]
+    timed = [(run_id, duration_bin(seconds)) for run_id, seconds in timed if seconds is not None]
+    if timed:
+        ids, bins = zip(*timed, strict=True)
+        await conn.execute(_batch_durations(dialect), {"timed": list(ids), "bins": list(bins)})
+    await _record_bucket_changes(conn, added, [])
+
+
+def version_sums(dialect: Dialect, grain: str, runs: FromClause) -> Select[Any]:
+    """One grain's version rollup rows summed in SQL from `runs`, named as the table's columns.
+
+    The sums of `version_values`; the float sums of squares may differ from
+    Python's in the last bits, being added in another order.
+    """
+    duration, cost = runs.c.duration_seconds, runs.c.estimated_cost_usd
+    sums = [
+        func.count().label("runs"),
+        func.count(runs.c.completed_at).label("completed_runs"),
+        func.coalesce(func.sum(dialect.round_half_up_to_int(duration * 1e6)), 0).label(
+            "duration_us"
+        ),
+        func.coalesce(func.sum(duration * duration), 0.0).label("duration_sq"),
+        func.coalesce(func.sum(runs.c.insights_created), 0).label("insights"),
+        func.coalesce(func.sum(runs.c.tokens_total), 0).label("tokens"),
+        func.count(cost).label("cost_runs"),
+        func.coalesce(func.sum(dialect.round_half_up_to_int(cost * 1e9)), 0).label("cost_nanousd"),
+        func.coalesce(func.sum(cost * cost), 0.0).label("cost_sq"),
+        func.min(runs.c.started_at).label("first_seen"),
+        func.max(runs.c.started_at).label("last_seen"),
+    ]
+    return sums_by_bucket(dialect, grain, runs, ("layer_name", "layer_hash", "status"), sums)
+
+
+@cache
+def _batch_versions(dialect: Dialect) -> Any:
+    added = select(*batch_columns()).where(dialect.among(t.c.id, "ids")).cte("added")
+    sums = [version_sums(dialect, grain, added) for grain in ERROR_ROLLUP_GRAINS]
+    seen = {"least": ("first_seen",), "greatest": ("last_seen",)}
+    return dialect.batch_upsert(vr, sums, key=VERSION_KEY, summed=VERSION_SUMS, **seen)
+
+
+@cache
+def _batch_durations(dialect: Dialect) -> Any:
+    """PostgreSQL's: the (id, bin) pairs come as two arrays, read by `unnest` side by side."""
+    binned = (
+        func.unnest(
+            bindparam("timed", type_=postgresql.ARRAY(Text)),
+            bindparam("bins", type_=postgresql.ARRAY(Integer)),
+        )
+        .table_valued(sql_column("id", Text), sql_column("bin", Integer))
+        .render_derived(name="binned")
+    )
+    timed = (
+        select(t.c.started_at, t.c.layer_name, t.c.layer_hash, binned.c.bin)
+        .select_from(t.join(binned, t.c.id == binned.c.id))
+        .cte("timed")
+    )
+    names = ("layer_name", "layer_hash", "bin")
+    counts = [
+        sums_by_bucket(dialect, grain, timed, names, [func.count().label("runs")])
+        for grain in ERROR_ROLLUP_GRAINS
+    ]
+    return dialect.batch_upsert(db, counts, key=DURATION_KEY, summed=("runs",))
+
+
 # --- rebuilding ------------------------------------------------------------------
 
 
@@ -215,30 +301,7 @@ async def rebuild_operator_rollups(conn: AsyncConnection) -> None:
         await conn.execute(delete(table).where(*([] if cut is None else [column >= cut])))
     recent = [] if cut is None else [t.c.started_at >= cut]
     for grain in ERROR_ROLLUP_GRAINS:
-        bucket = dialect.truncate_to(grain, t.c.started_at)
-        duration, cost = t.c.duration_seconds, t.c.estimated_cost_usd
-        rows = (
-            select(
-                literal(grain),
-                bucket,
-                t.c.layer_name,
-                t.c.layer_hash,
-                t.c.status,
-                func.count(),
-                func.count(t.c.completed_at),
-                func.coalesce(func.sum(dialect.round_half_up_to_int(duration * 1e6)), 0),
-                func.coalesce(func.sum(duration * duration), 0.0),
-                func.coalesce(func.sum(t.c.insights_created), 0),
-                func.coalesce(func.sum(t.c.tokens_total), 0),
-                func.count(cost),
-                func.coalesce(func.sum(dialect.round_half_up_to_int(cost * 1e9)), 0),
-                func.coalesce(func.sum(cost * cost), 0.0),
-                func.min(t.c.started_at),
-                func.max(t.c.started_at),
-            )
-            .where(*recent)
-            .group_by(bucket, t.c.layer_name, t.c.layer_hash, t.c.status)
-        )
+        rows = version_sums(dialect, grain, t).where(*recent)
         columns = [*VERSION_KEY, *VERSION_SUMS, "first_seen", "last_seen"]
         await conn.execute(vr.insert().from_select(columns, rows))
     query = select(t).where(t.c.errors.is_not(None), *recent).order_by(t.c.started_at, t.c.id)

@@ -7,14 +7,20 @@ rebuild recomputes every bucket after a bulk load that bypassed them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, literal, select, text, update
+from sqlalchemy import ColumnElement, FromClause, Select, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from runwatch.db.dialect import dialect_of
-from runwatch.db.tables import layer_run_bucket_changes, layer_run_rollups, layer_runs
+from runwatch.db.dialect import Dialect, dialect_of
+from runwatch.db.tables import (
+    ROLLUP_GRAINS,
+    layer_run_bucket_changes,
+    layer_run_rollups,
+    layer_runs,
+)
 from runwatch.queries.buckets import GRAINS, floor_day, floor_hour, floor_month, micros, nanos
 from runwatch.queries.data_state import bump_data_version, purged_before
 from runwatch.queries.rollups import ROLLUP_KEY, ROLLUP_SUMS
@@ -59,6 +65,40 @@ def layer_run_deltas(
     return deltas
 
 
+def rollup_sums(dialect: Dialect, grain: str, runs: FromClause) -> Select[Any]:
+    """One grain's rollup rows summed in SQL from `runs`: `ROLLUP_KEY`, then `ROLLUP_SUMS`.
+
+    The same sums as `layer_run_deltas` (integers, so in any order); used by
+    the rebuild over every run and by `add_batch_to_rollups` over a batch.
+    """
+    cost, duration = runs.c.estimated_cost_usd, runs.c.duration_seconds
+    sums = [
+        func.count().label("runs"),
+        func.coalesce(func.sum(runs.c.insights_created), 0).label("insights"),
+        func.coalesce(func.sum(runs.c.tokens_total), 0).label("tokens"),
+        func.coalesce(func.sum(dialect.round_half_up_to_int(cost * 1e9)), 0).label("cost_nanousd"),
+        func.coalesce(func.sum(dialect.round_half_up_to_int(duration * 1e6)), 0).label(
+            "duration_us"
+        ),
+        func.count(runs.c.completed_at).label("completed_runs"),
+    ]
+    return sums_by_bucket(dialect, grain, runs, ("layer_name", "status"), sums)
+
+
+def sums_by_bucket(
+    dialect: Dialect,
+    grain: str,
+    runs: FromClause,
+    names: Sequence[str],
+    sums: Sequence[ColumnElement[Any]],
+) -> Select[Any]:
+    """`sums` over `runs` per `grain` bucket of their start and per `names`, in that order."""
+    bucket = dialect.truncate_to(grain, runs.c.started_at)
+    keys = [runs.c[name] for name in names]
+    columns = [literal(grain).label("grain"), bucket.label("bucket_start"), *keys, *sums]
+    return select(*columns).group_by(bucket, *keys)
+
+
 async def record_layer_run_changes(
     conn: AsyncConnection,
     *,
@@ -78,6 +118,31 @@ async def record_layer_run_changes(
     ]
     await dialect_of(conn).upsert_many(conn, r, params, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
     await bump_data_version(conn)
+
+
+async def add_batch_to_rollups(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """`record_layer_run_changes` for runs just inserted, summed by the database.
+
+    One `INSERT … SELECT … ON CONFLICT` over the runs read back by id, its
+    rows in key order as a single write locks them (see `batch_upsert`).
+    PostgreSQL only (`Dialect.sums_batches`).
+    """
+    await conn.execute(_batch_statement(dialect_of(conn)), {"ids": list(ids)})
+    await bump_data_version(conn)
+
+
+def batch_columns() -> list[Any]:
+    """What the sums read of a run, for the batch statements that read runs back by id."""
+    names = ("started_at", "layer_name", "layer_hash", "status", "completed_at")
+    names += ("duration_seconds", "insights_created", "tokens_total", "estimated_cost_usd")
+    return [t.c[name] for name in names]
+
+
+@cache
+def _batch_statement(dialect: Dialect) -> Any:
+    added = select(*batch_columns()).where(dialect.among(t.c.id, "ids")).cte("added")
+    sums = [rollup_sums(dialect, grain, added) for grain in ROLLUP_GRAINS]
+    return dialect.batch_upsert(r, sums, key=ROLLUP_KEY, summed=ROLLUP_SUMS)
 
 
 async def rebuild_layer_run_rollups(
@@ -116,27 +181,8 @@ async def rebuild_layer_run_rollups(
             if progress is not None:
                 progress(1)
             continue
-        bucket = dialect.truncate_to(grain, t.c.started_at)
-        rows = (
-            select(
-                literal(grain),
-                bucket,
-                t.c.layer_name,
-                t.c.status,
-                func.count(),
-                func.coalesce(func.sum(t.c.insights_created), 0),
-                func.coalesce(func.sum(t.c.tokens_total), 0),
-                func.coalesce(
-                    func.sum(dialect.round_half_up_to_int(t.c.estimated_cost_usd * 1e9)), 0
-                ),
-                func.coalesce(
-                    func.sum(dialect.round_half_up_to_int(t.c.duration_seconds * 1e6)), 0
-                ),
-                func.count(t.c.completed_at),
-            )
-            .where(*([] if horizon is None else [t.c.started_at >= floor_day(horizon)]))
-            .group_by(bucket, t.c.layer_name, t.c.status)
-        )
+        where = [] if horizon is None else [t.c.started_at >= floor_day(horizon)]
+        rows = rollup_sums(dialect, grain, t).where(*where)
         await conn.execute(r.insert().from_select([*ROLLUP_KEY, *ROLLUP_SUMS], rows))
         if progress is not None:
             progress(1)
