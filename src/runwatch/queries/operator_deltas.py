@@ -113,10 +113,6 @@ def error_changes(added: Rows, removed: Rows) -> ErrorChanges | None:
             deltas[key][1] += sign
             if sign > 0:
                 seen[key].append(occ["started_at"])
-    # A group's sample message is that of its first run in the write.
-    names: dict[str, Any] = {}
-    for n in new:
-        names.setdefault(n["signature"].fingerprint, n["signature"])
     rollups = []
     for key, delta in sorted(deltas.items(), key=lambda kv: kv[0]):
         if delta[0] == 0 and delta[1] == 0:
@@ -131,20 +127,38 @@ def error_changes(added: Rows, removed: Rows) -> ErrorChanges | None:
                 "last_seen": max(moments) if moments else None,
             }
         )
+    fingerprints, occurrences = _new_occurrences(new)
     return ErrorChanges(
         gone=sorted((o["run_id"], o["fingerprint"]) for o in gone),
-        fingerprints=[
-            {
-                "fingerprint": fp,
-                "type": s.type,
-                "template": s.template,
-                "sample_message": s.message,
-            }
-            for fp, s in sorted(names.items())
-        ],
-        occurrences=sorted((n["occurrence"] for n in new), key=itemgetter("run_id", "fingerprint")),
+        fingerprints=fingerprints,
+        occurrences=occurrences,
         rollups=rollups,
     )
+
+
+def added_errors(added: Rows) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fingerprints and occurrences of runs just added (`error_changes` without rollups)."""
+    new: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in added:
+        new.update(_occurrences(row))
+    return _new_occurrences(list(new.values()))
+
+
+def _new_occurrences(
+    new: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fingerprints to name (sorted) and the occurrences to store, in (run id, fingerprint)
+    order."""
+    # A group's sample message is that of its first run in the write.
+    names: dict[str, Any] = {}
+    for n in new:
+        names.setdefault(n["signature"].fingerprint, n["signature"])
+    fingerprints = [
+        {"fingerprint": fp, "type": s.type, "template": s.template, "sample_message": s.message}
+        for fp, s in sorted(names.items())
+    ]
+    occurrences = sorted((n["occurrence"] for n in new), key=itemgetter("run_id", "fingerprint"))
+    return fingerprints, occurrences
 
 
 # --- layer versions -------------------------------------------------------------

@@ -61,6 +61,7 @@ from runwatch.queries.operator_deltas import (
     VERSION_KEY,
     VERSION_SUMS,
     Rows,
+    added_errors,
     changed_buckets,
     duration_changes,
     error_changes,
@@ -144,18 +145,9 @@ async def _record_errors(conn: AsyncConnection, added: Rows, removed: Rows) -> N
     changes = error_changes(added, removed)
     if changes is None:
         return
-    dialect = dialect_of(conn)
     if changes.gone:
         await conn.execute(delete(e).where(tuple_(e.c.run_id, e.c.fingerprint).in_(changes.gone)))
-    if changes.occurrences:
-        await dialect.insert_many_ignoring_conflicts(conn, error_fingerprints, changes.fingerprints)
-        await dialect.upsert_many(
-            conn,
-            e,
-            changes.occurrences,
-            key=("run_id", "fingerprint"),
-            replaced=("started_at", "layer_name", "layer_hash", "status", "model_name", "errors"),
-        )
+    await _store_occurrences(conn, changes.fingerprints, changes.occurrences)
     await _upsert_seen(conn, er, changes.rollups, ERROR_KEY, ERROR_SUMS)
     match = and_(
         e.c.fingerprint == bindparam("k_fingerprint"),
@@ -167,6 +159,23 @@ async def _record_errors(conn: AsyncConnection, added: Rows, removed: Rows) -> N
         func.coalesce(e.c.model_name, literal(NO_MODEL)) == bindparam("k_model_name"),
     )
     await _settle_seen(conn, er, ERROR_KEY, changes.rollups, e.c.started_at, match)
+
+
+async def _store_occurrences(
+    conn: AsyncConnection, fingerprints: list[dict[str, Any]], occurrences: list[dict[str, Any]]
+) -> None:
+    """Name the new fingerprints and write the occurrences (both in key order)."""
+    if not occurrences:
+        return
+    dialect = dialect_of(conn)
+    await dialect.insert_many_ignoring_conflicts(conn, error_fingerprints, fingerprints)
+    await dialect.upsert_many(
+        conn,
+        e,
+        occurrences,
+        key=("run_id", "fingerprint"),
+        replaced=("started_at", "layer_name", "layer_hash", "status", "model_name", "errors"),
+    )
 
 
 async def _record_versions(conn: AsyncConnection, added: Rows, removed: Rows) -> None:
@@ -208,14 +217,19 @@ async def _record_bucket_changes(conn: AsyncConnection, added: Rows, removed: Ro
 async def add_batch_to_operator_rollups(conn: AsyncConnection, added: Rows) -> None:
     """`record_operator_changes(added=…)` for runs just inserted, in the same order.
 
-    Error groups are made in Python (their fingerprints are); the versions
-    are summed by the database over the runs read back by id, and the
-    duration bins counted by it from the bins Python gives each run (so that
-    one `duration_bin` decides them). PostgreSQL only (`Dialect.sums_batches`).
+    The error occurrences are made in Python (their fingerprints are) and
+    their rollups summed by the database; the versions are summed by it over
+    the runs read back by id, and the duration bins counted by it from the
+    bins Python gives each run (so that one `duration_bin` decides them).
+    PostgreSQL only (`Dialect.sums_batches`).
     """
     dialect = dialect_of(conn)
-    await _record_errors(conn, added, [])
-    await conn.execute(_batch_versions(dialect), {"ids": [row["id"] for row in added]})
+    ids = [row["id"] for row in added]
+    fingerprints, occurrences = added_errors(added)
+    if occurrences:
+        await _store_occurrences(conn, fingerprints, occurrences)
+        await conn.execute(_batch_errors(dialect), {"ids": ids})
+    await conn.execute(_batch_versions(dialect), {"ids": ids})
     timed = [(row["id"], row["duration_seconds"]) for row in added]
     timed = [(run_id, duration_bin(seconds)) for run_id, seconds in timed if seconds is not None]
     if timed:
@@ -247,6 +261,28 @@ def version_sums(dialect: Dialect, grain: str, runs: FromClause) -> Select[Any]:
         func.max(runs.c.started_at).label("last_seen"),
     ]
     return sums_by_bucket(dialect, grain, runs, ("layer_name", "layer_hash", "status"), sums)
+
+
+@cache
+def _batch_errors(dialect: Dialect) -> Any:
+    """The error rollups of the occurrences of runs just added, read back by run id."""
+    model = func.coalesce(e.c.model_name, literal(NO_MODEL)).label("model_name")
+    added = (
+        select(e.c.started_at, e.c.fingerprint, e.c.layer_name, e.c.layer_hash, e.c.status)
+        .add_columns(model, e.c.errors)
+        .where(dialect.among(e.c.run_id, "ids"))
+        .cte("added")
+    )
+    names = ("fingerprint", "layer_name", "layer_hash", "status", "model_name")
+    sums = [
+        func.sum(added.c.errors).label("errors"),
+        func.count().label("runs"),
+        func.min(added.c.started_at).label("first_seen"),
+        func.max(added.c.started_at).label("last_seen"),
+    ]
+    counts = [sums_by_bucket(dialect, grain, added, names, sums) for grain in ERROR_ROLLUP_GRAINS]
+    seen = {"least": ("first_seen",), "greatest": ("last_seen",)}
+    return dialect.batch_upsert(er, counts, key=ERROR_KEY, summed=ERROR_SUMS, **seen)
 
 
 @cache
