@@ -137,6 +137,8 @@ MAX_ERROR_CHARS = 10_000
 
 def check_text(value: str) -> str:
     """Refuse U+0000 and lone surrogates (both unstorable or unencodable)."""
+    if value.isascii() and "\x00" not in value:
+        return value  # no surrogate is ASCII; `isascii` is a flag of the string
     found = _FORBIDDEN_CHARS.search(value)
     if found is not None:
         char = found.group()
