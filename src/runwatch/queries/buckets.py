@@ -27,6 +27,19 @@ def micros(seconds: float | None) -> int:
     return 0 if seconds is None else math.floor(seconds * 1e6 + 0.5)
 
 
+# Below this a value's square counts as 0: PostgreSQL refuses a product that
+# underflows to 0 (Python gives 0.0), so the sums of squares made in SQL
+# (operator_rollups.square_sql) and in Python (`square`) follow this one rule.
+SQUARED_AS_ZERO_BELOW = 1e-150
+
+
+def square(value: float | None) -> float:
+    """`value` squared for the sums of squares: 0 for None and below `SQUARED_AS_ZERO_BELOW`."""
+    if value is None or abs(value) < SQUARED_AS_ZERO_BELOW:
+        return 0.0
+    return value * value
+
+
 def floor_hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 

@@ -18,7 +18,16 @@ from typing import Any
 from runwatch.db.tables import ERROR_ROLLUP_GRAINS, NO_MODEL
 from runwatch.fingerprints import run_signatures
 from runwatch.percentiles import duration_bin
-from runwatch.queries.buckets import DAY, GRAINS, HOUR, floor_day, floor_hour, micros, nanos
+from runwatch.queries.buckets import (
+    DAY,
+    GRAINS,
+    HOUR,
+    floor_day,
+    floor_hour,
+    micros,
+    nanos,
+    square,
+)
 
 FLOORS = {"hour": floor_hour, "day": floor_day}
 STEPS = {"hour": HOUR, "day": DAY}
@@ -172,12 +181,12 @@ def version_values(row: Mapping[str, Any], sign: int) -> list[Any]:
         sign,
         sign * (row["completed_at"] is not None),
         sign * micros(duration),
-        sign * (duration or 0.0) ** 2,
+        sign * square(duration),
         sign * (row["insights_created"] or 0),
         sign * (row["tokens_total"] or 0),
         sign * (cost is not None),
         sign * nanos(cost),
-        sign * (cost or 0.0) ** 2,
+        sign * square(cost),
     ]
 
 

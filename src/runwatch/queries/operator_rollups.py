@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     delete,
     func,
     literal,
@@ -50,7 +51,7 @@ from runwatch.db.tables import (
     layer_runs,
 )
 from runwatch.percentiles import duration_bin
-from runwatch.queries.buckets import floor_day
+from runwatch.queries.buckets import SQUARED_AS_ZERO_BELOW, floor_day
 from runwatch.queries.data_state import purged_before
 from runwatch.queries.operator_deltas import (
     DURATION_KEY,
@@ -238,6 +239,11 @@ async def add_batch_to_operator_rollups(conn: AsyncConnection, added: Rows) -> N
     await _record_bucket_changes(conn, added, [])
 
 
+def square_sql(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`buckets.square` in SQL (null stays null, which sums skip)."""
+    return case((func.abs(value) < SQUARED_AS_ZERO_BELOW, 0.0), else_=value * value)
+
+
 def version_sums(dialect: Dialect, grain: str, runs: FromClause) -> Select[Any]:
     """One grain's version rollup rows summed in SQL from `runs`, named as the table's columns.
 
@@ -251,12 +257,12 @@ def version_sums(dialect: Dialect, grain: str, runs: FromClause) -> Select[Any]:
         func.coalesce(func.sum(dialect.round_half_up_to_int(duration * 1e6)), 0).label(
             "duration_us"
         ),
-        func.coalesce(func.sum(duration * duration), 0.0).label("duration_sq"),
+        func.coalesce(func.sum(square_sql(duration)), 0.0).label("duration_sq"),
         func.coalesce(func.sum(runs.c.insights_created), 0).label("insights"),
         func.coalesce(func.sum(runs.c.tokens_total), 0).label("tokens"),
         func.count(cost).label("cost_runs"),
         func.coalesce(func.sum(dialect.round_half_up_to_int(cost * 1e9)), 0).label("cost_nanousd"),
-        func.coalesce(func.sum(cost * cost), 0.0).label("cost_sq"),
+        func.coalesce(func.sum(square_sql(cost)), 0.0).label("cost_sq"),
         func.min(runs.c.started_at).label("first_seen"),
         func.max(runs.c.started_at).label("last_seen"),
     ]
