@@ -21,6 +21,7 @@ from runwatch.metrics import measured
 from runwatch.queries.data_state import bump_data_version
 from runwatch.queries.operator_rollups import (
     add_batch_to_operator_rollups,
+    batch_changes,
     record_operator_changes,
 )
 from runwatch.queries.rollup_upkeep import add_batch_to_rollups, record_layer_run_changes
@@ -100,8 +101,9 @@ async def insert_layer_runs(conn: AsyncConnection, rows: Sequence[Mapping[str, A
     if inserted:
         added = [row for row in rows if row["id"] in inserted]
         if dialect.sums_batches:
-            await add_batch_to_rollups(conn, [row["id"] for row in added])
-            await add_batch_to_operator_rollups(conn, added)
+            changes = batch_changes(added)
+            await add_batch_to_rollups(conn, changes.ids)
+            await add_batch_to_operator_rollups(conn, changes)
         else:
             await _record(conn, added=added)
     return inserted

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -205,7 +206,10 @@ async def _record_durations(conn: AsyncConnection, added: Rows, removed: Rows) -
 
 
 async def _record_bucket_changes(conn: AsyncConnection, added: Rows, removed: Rows) -> None:
-    params = changed_buckets(added, removed)
+    await _count_bucket_changes(conn, changed_buckets(added, removed))
+
+
+async def _count_bucket_changes(conn: AsyncConnection, params: list[dict[str, Any]]) -> None:
     key = ("grain", "bucket_start")
     await dialect_of(conn).upsert_many(
         conn, layer_run_bucket_changes, params, key=key, summed=("changes",)
@@ -215,7 +219,34 @@ async def _record_bucket_changes(conn: AsyncConnection, added: Rows, removed: Ro
 # --- a batch, summed by the database ------------------------------------------------
 
 
-async def add_batch_to_operator_rollups(conn: AsyncConnection, added: Rows) -> None:
+@dataclass(frozen=True)
+class BatchChanges:
+    """What Python makes of a batch's new runs, before any rollup row is locked."""
+
+    ids: list[str]
+    fingerprints: list[dict[str, Any]]  # as `ErrorChanges`
+    occurrences: list[dict[str, Any]]
+    timed: list[str]  # the runs with a duration, and the bin of each
+    bins: list[int]
+    buckets: list[dict[str, Any]]  # `changed_buckets`
+
+
+def batch_changes(added: Rows) -> BatchChanges:
+    """Made before the batch's first rollup upsert: from there to its commit, concurrent
+    batches wait for it, and Python's time between statements would count twice."""
+    fingerprints, occurrences = added_errors(added)
+    timed = [row for row in added if row["duration_seconds"] is not None]
+    return BatchChanges(
+        ids=[row["id"] for row in added],
+        fingerprints=fingerprints,
+        occurrences=occurrences,
+        timed=[row["id"] for row in timed],
+        bins=[duration_bin(row["duration_seconds"]) for row in timed],
+        buckets=changed_buckets(added, []),
+    )
+
+
+async def add_batch_to_operator_rollups(conn: AsyncConnection, changes: BatchChanges) -> None:
     """`record_operator_changes(added=…)` for runs just inserted, in the same order.
 
     The error occurrences are made in Python (their fingerprints are) and
@@ -225,18 +256,14 @@ async def add_batch_to_operator_rollups(conn: AsyncConnection, added: Rows) -> N
     PostgreSQL only (`Dialect.sums_batches`).
     """
     dialect = dialect_of(conn)
-    ids = [row["id"] for row in added]
-    fingerprints, occurrences = added_errors(added)
-    if occurrences:
-        await _store_occurrences(conn, fingerprints, occurrences)
-        await conn.execute(_batch_errors(dialect), {"ids": ids})
-    await conn.execute(_batch_versions(dialect), {"ids": ids})
-    timed = [(row["id"], row["duration_seconds"]) for row in added]
-    timed = [(run_id, duration_bin(seconds)) for run_id, seconds in timed if seconds is not None]
-    if timed:
-        ids, bins = zip(*timed, strict=True)
-        await conn.execute(_batch_durations(dialect), {"timed": list(ids), "bins": list(bins)})
-    await _record_bucket_changes(conn, added, [])
+    if changes.occurrences:
+        await _store_occurrences(conn, changes.fingerprints, changes.occurrences)
+        await conn.execute(_batch_errors(dialect), {"ids": changes.ids})
+    await conn.execute(_batch_versions(dialect), {"ids": changes.ids})
+    if changes.timed:
+        binned = {"timed": changes.timed, "bins": changes.bins}
+        await conn.execute(_batch_durations(dialect), binned)
+    await _count_bucket_changes(conn, changes.buckets)
 
 
 def square_sql(value: ColumnElement[Any]) -> ColumnElement[Any]:
